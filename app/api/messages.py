@@ -1,0 +1,66 @@
+"""Message routes: send-text and the stored history."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.auth import current_key, require
+from app.errors import BadRequest
+from app.models import Session
+from app.schemas.messages import (HistoryArgs, MessageListSchema, MessageSchema, SendPendingSchema,
+                                  SendResultSchema, SendTextSchema)
+from app.services import messages
+
+blp = Blueprint("messages", __name__, description="Messages")
+
+
+def idempotency_key() -> str | None:
+    value = request.headers.get("Idempotency-Key")
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > 200 or "\x00" in value:
+        raise BadRequest(["Idempotency-Key: must be 1-200 characters"])
+    return value
+
+
+@blp.route("/<sid>/messages/send-text")
+class SendText(MethodView):
+    @require("operator")
+    @blp.arguments(SendTextSchema)
+    @blp.response(201, SendResultSchema)
+    @blp.alt_response(202, schema=SendPendingSchema,
+                      description="Not confirmed within SEND_WAIT_TIMEOUT; still sent later")
+    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
+                          "schema": {"type": "string", "maxLength": 200}}])
+    def post(self, data: dict[str, Any], session: Session) -> Any:
+        """Send a text message"""
+        body, status = messages.send(session, current_key(), "text", data, idempotency_key())
+        if status == 202:
+            response = jsonify(body)
+            response.status_code = 202
+            return response
+        return body
+
+
+@blp.route("/<sid>/messages")
+class History(MethodView):
+    @require("viewer")
+    @blp.arguments(HistoryArgs, location="query")
+    @blp.response(200, MessageListSchema)
+    def get(self, args: dict[str, Any], session: Session) -> Any:
+        """Stored message history, newest first"""
+        found, total = messages.history(session, args)
+        return {"messages": found, "total": total}
+
+
+@blp.route("/<sid>/messages/<message_id>")
+class MessageById(MethodView):
+    @require("viewer")
+    @blp.response(200, MessageSchema)
+    def get(self, session: Session, message_id: str) -> Any:
+        """One stored message with its status"""
+        return messages.get_message(session, message_id)

@@ -1,0 +1,49 @@
+"""Messages sent and received, one row each, unique per session and WhatsApp id."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, JSONType, UTCDateTime, utcnow
+
+MESSAGE_STATUSES = ("pending", "sending", "sent", "delivered", "read", "failed")
+ACK_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("session_id", "wa_message_id"),
+        Index("ix_messages_session_time", "session_id", "timestamp", "seq"),
+        Index("ix_messages_session_chat_time", "session_id", "chat_id", "timestamp", "seq"),
+    )
+
+    # An integer key keeps history paging a cheap keyset scan; `id` is the public id.
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    wa_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    chat_id: Mapped[str] = mapped_column(String(100))
+    sender: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    recipient: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    from_me: Mapped[bool] = mapped_column(Boolean)
+    type: Mapped[str] = mapped_column(String(20), default="text")
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    caption: Mapped[str | None] = mapped_column(Text, nullable=True)
+    media: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    quoted_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    mentions: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def direction(self) -> str:
+        return "outgoing" if self.from_me else "incoming"

@@ -1,0 +1,94 @@
+"""Sending work to Celery by task name: the API never imports ``tasks``.
+
+Broker trouble becomes a 503, a reply that does not come in time a 504; a task that
+reports an engine error is mapped to its HTTP status.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.exceptions import TimeoutError as CeleryTimeout
+from celery.result import AsyncResult
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
+
+from app.errors import (ApiError, BadGateway, EngineUnsupportedError, GatewayTimeout, NotFound,
+                        ServiceUnavailable, SessionNotReady)
+from app.extensions import celery_app
+
+log = logging.getLogger(__name__)
+
+BROKER_ERRORS = (OperationalError, RedisError, ConnectionError, OSError)
+
+# Error codes a task may answer with, and the API error each becomes.
+_TASK_ERRORS: dict[str, type[ApiError]] = {
+    "SESSION_NOT_READY": SessionNotReady,
+    "ENGINE_UNSUPPORTED": EngineUnsupportedError,
+    "ENGINE_ERROR": BadGateway,
+    "NOT_FOUND": NotFound,
+}
+
+
+def host_queue(host_name: str) -> str:
+    return f"host.{host_name}"
+
+
+def send(name: str, args: list[Any], queue: str, task_id: str | None = None) -> AsyncResult:
+    """Enqueue task ``name``; 503 if the broker cannot take it."""
+    try:
+        return celery_app.send_task(name, args=args, queue=queue, task_id=task_id,
+                                    retry=True, retry_policy={"max_retries": 2,
+                                                              "interval_start": 0.2,
+                                                              "interval_step": 0.5})
+    except BROKER_ERRORS as error:
+        log.warning("broker unavailable while sending %s: %s", name, type(error).__name__)
+        raise ServiceUnavailable("Message broker is unavailable", code="BROKER_UNAVAILABLE") from None
+
+
+def result_of(task_id: str) -> AsyncResult:
+    return AsyncResult(task_id, app=celery_app)
+
+
+def wait(result: AsyncResult, timeout: float) -> Any | None:
+    """The task's return value, or None if it did not finish within ``timeout``."""
+    try:
+        return result.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
+    except CeleryTimeout:
+        return None
+    except BROKER_ERRORS:
+        raise ServiceUnavailable("Result backend is unavailable", code="BROKER_UNAVAILABLE") from None
+
+
+def unwrap(reply: Any) -> Any:
+    """Tasks answer ``{"ok": True, "result": ...}`` or ``{"ok": False, "code", "error"}``."""
+    if not isinstance(reply, dict) or "ok" not in reply:
+        raise BadGateway("Malformed reply from the session host")
+    if reply["ok"]:
+        return reply.get("result")
+    error_class = _TASK_ERRORS.get(reply.get("code") or "", BadGateway)
+    raise error_class(reply.get("error") or "Engine error")
+
+
+def call(name: str, args: list[Any], queue: str, timeout: float) -> Any:
+    """Send and wait for the reply; 504 when none comes in time."""
+    result = send(name, args, queue)
+    reply = wait(result, timeout)
+    if reply is None:
+        raise GatewayTimeout(f"The session host did not answer within {timeout:g} s")
+    return unwrap(reply)
+
+
+def purge_queue(queue: str) -> None:
+    """Drop a queue and what is left in it (a deleted session's commands)."""
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.default_channel.queue_delete(queue)
+    except BROKER_ERRORS as error:
+        log.warning("could not delete queue %s: %s", queue, type(error).__name__)
+
+
+def ping_broker(timeout: float = 2.0) -> None:
+    with celery_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=timeout)
+        conn.default_channel.client.ping()

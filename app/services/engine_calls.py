@@ -1,0 +1,21 @@
+"""Asking the engine of a session something, through its own queue, and waiting."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from app.errors import Conflict, SessionNotReady
+from app.models import RUNNING, Session
+from app.services import dispatch
+
+QUERY_TASK = "tasks.sessions.engine_query"
+
+
+def call(session: Session, method: str, args: list[Any], *, require_ready: bool = True) -> Any:
+    if require_ready and session.status != "ready":
+        raise SessionNotReady(f"Session '{session.name}' is not ready (status {session.status})")
+    if not require_ready and session.desired_state != RUNNING:
+        raise Conflict(f"Session '{session.name}' is not started", code="SESSION_NOT_STARTED")
+    timeout = current_app.config["OPENWA"].engine_call_timeout
+    return dispatch.call(QUERY_TASK, [session.id, method, args], session.queue, timeout)

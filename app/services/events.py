@@ -1,0 +1,122 @@
+"""Applying what an engine reports to the database: statuses, QR codes, messages, acks.
+
+Called by the session host between tasks. Each event is applied in its own transaction
+and is idempotent: an incoming message seen twice is stored once.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.models import Message, Session, utcnow
+from app.models.message import ACK_RANK
+from engines.base import EngineEvent, EngineState, EventKind
+
+log = logging.getLogger(__name__)
+
+STATE_STATUS = {
+    EngineState.STARTING: "initializing",
+    EngineState.QR: "qr_ready",
+    EngineState.AUTHENTICATING: "authenticating",
+    EngineState.READY: "ready",
+    EngineState.DISCONNECTED: "disconnected",
+    EngineState.LOGGED_OUT: "disconnected",
+    EngineState.FAILED: "failed",
+}
+
+
+def set_status(session_id: str, status: str, **values: Any) -> None:
+    db.session.execute(update(Session).where(Session.id == session_id)
+                       .values(status=status, updated_at=utcnow(), **values)
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+def apply(session_id: str, event: EngineEvent) -> None:
+    handler = _HANDLERS.get(event.kind)
+    if handler is None:
+        log.debug("ignoring %s event of %s", event.kind, session_id)
+        return
+    try:
+        handler(session_id, event.data)
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def _state(session_id: str, data: dict[str, Any]) -> None:
+    state = EngineState(data["state"])
+    status = STATE_STATUS.get(state)
+    if status is None:
+        return
+    values: dict[str, Any] = {}
+    if state is not EngineState.QR:
+        values["qr_code"] = None
+    if state is EngineState.LOGGED_OUT:
+        values.update(phone=None, push_name=None, connected_at=None)
+    if state in (EngineState.DISCONNECTED, EngineState.FAILED) and data.get("reason"):
+        values["last_error"] = str(data["reason"])[:2000]
+    set_status(session_id, status, **values)
+
+
+def _qr(session_id: str, data: dict[str, Any]) -> None:
+    set_status(session_id, "qr_ready", qr_code=data["qr"], qr_updated_at=utcnow())
+
+
+def _authenticated(session_id: str, data: dict[str, Any]) -> None:
+    set_status(session_id, "authenticating", qr_code=None)
+
+
+def _ready(session_id: str, data: dict[str, Any]) -> None:
+    now = utcnow()
+    set_status(session_id, "ready", qr_code=None, phone=data.get("phone"),
+               push_name=data.get("pushName"), connected_at=now, last_active=now,
+               last_error=None, reconnect_attempts=0)
+
+
+def _message(session_id: str, data: dict[str, Any]) -> None:
+    wa_id = data["id"]
+    exists = db.session.scalar(select(Message.seq).where(Message.session_id == session_id,
+                                                         Message.wa_message_id == wa_id))
+    if exists is not None:
+        return
+    from_me = bool(data.get("fromMe"))
+    db.session.add(Message(
+        id="IN" + secrets.token_hex(11).upper(), session_id=session_id, wa_message_id=wa_id,
+        chat_id=data["chatId"], sender=data.get("from"), recipient=data.get("to"),
+        from_me=from_me, type=data.get("type") or "text", body=data.get("body"),
+        caption=data.get("caption"), media=data.get("media"),
+        quoted_message_id=data.get("quotedMessageId"),
+        status="sent" if from_me else "delivered", timestamp=int(data.get("timestamp") or 0),
+    ))
+    db.session.execute(update(Session).where(Session.id == session_id)
+                       .values(last_active=utcnow()).execution_options(synchronize_session=False))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # stored by an earlier drain of the same event
+
+
+def _ack(session_id: str, data: dict[str, Any]) -> None:
+    ack = data["ack"]
+    message = db.session.scalar(select(Message).where(Message.session_id == session_id,
+                                                      Message.wa_message_id == data["messageId"]))
+    if message is None or ACK_RANK.get(ack, -1) <= ACK_RANK.get(message.status, -1):
+        return  # acks only move forward
+    message.status = ack
+    db.session.commit()
+
+
+_HANDLERS = {
+    EventKind.STATE: _state,
+    EventKind.QR: _qr,
+    EventKind.AUTHENTICATED: _authenticated,
+    EventKind.READY: _ready,
+    EventKind.MESSAGE: _message,
+    EventKind.ACK: _ack,
+}

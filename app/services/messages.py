@@ -1,0 +1,146 @@
+"""Sending and reading messages.
+
+A send is committed as ``pending`` before it is enqueued on the session's own queue, so
+nothing the API accepted is lost with the broker; the API then waits up to
+SEND_WAIT_TIMEOUT for the host's answer.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from app.config import Config
+from app.errors import ApiError, Conflict, NotFound, SessionNotReady
+from app.extensions import db
+from app.models import ApiKey, IdempotencyKey, Message, Session
+from app.services import dispatch
+
+SEND_TEXT_TASK = "tasks.sessions.send_message"
+HISTORY_MAX = 100
+FINAL_SENT = ("sent", "delivered", "read")
+
+
+def new_message_id() -> str:
+    """Our own id, WhatsApp-Web-like, handed to the engine so a resend can be detected."""
+    return "3EB0" + secrets.token_hex(10).upper()
+
+
+def send_task_id(message_id: str) -> str:
+    return f"send-{message_id}"
+
+
+def _request_hash(session: Session, payload: dict[str, Any]) -> str:
+    canonical = json.dumps({"session": session.id, **payload}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _sent_reply(message: Message) -> tuple[dict[str, Any], int]:
+    return {"messageId": message.wa_message_id, "timestamp": message.timestamp}, 201
+
+
+def _pending_reply(message: Message) -> tuple[dict[str, Any], int]:
+    return {"id": message.id, "status": "pending"}, 202
+
+
+def _reply_for(message: Message, cfg: Config) -> tuple[dict[str, Any], int]:
+    """Wait for the send's outcome and answer 201, 202 or the engine's error."""
+    if message.status in FINAL_SENT:
+        return _sent_reply(message)
+    if message.status == "failed":
+        raise ApiError(message.error or "Send failed", status=502, code="SEND_FAILED")
+    reply = dispatch.wait(dispatch.result_of(send_task_id(message.id)), cfg.send_wait_timeout)
+    if reply is None:
+        return _pending_reply(message)
+    result = dispatch.unwrap(reply)
+    return {"messageId": result["messageId"], "timestamp": result["timestamp"]}, 201
+
+
+def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
+         idempotency_key: str | None) -> tuple[dict[str, Any], int]:
+    cfg: Config = current_app.config["OPENWA"]
+    if idempotency_key:
+        existing = _find_idempotent(key, idempotency_key)
+        if existing is not None:
+            return _replay(existing, session, payload, cfg)
+    if session.status != "ready":
+        raise SessionNotReady(f"Session '{session.name}' is not ready (status {session.status})")
+    message = Message(
+        id=new_message_id(), session_id=session.id, chat_id=payload["chat_id"],
+        recipient=payload["chat_id"], sender=f"{session.phone}@c.us" if session.phone else None,
+        from_me=True, type=kind, body=payload.get("text"),
+        quoted_message_id=payload.get("quoted_message_id"), mentions=payload.get("mentions"),
+        status="pending", timestamp=int(time.time()),
+    )
+    db.session.add(message)
+    if idempotency_key:
+        db.session.add(IdempotencyKey(api_key_id=key.id, key=idempotency_key,
+                                      request_hash=_request_hash(session, payload),
+                                      session_id=session.id, message_id=message.id))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # A concurrent retry with the same key won the insert: answer as it will.
+        db.session.rollback()
+        existing = _find_idempotent(key, idempotency_key or "")
+        if existing is None:
+            raise
+        return _replay(existing, session, payload, cfg)
+    dispatch.send(SEND_TEXT_TASK, [message.id], session.queue, task_id=send_task_id(message.id))
+    return _reply_for(message, cfg)
+
+
+def _find_idempotent(key: ApiKey, idempotency_key: str) -> IdempotencyKey | None:
+    return db.session.scalar(select(IdempotencyKey).where(
+        IdempotencyKey.api_key_id == key.id, IdempotencyKey.key == idempotency_key))
+
+
+def _replay(existing: IdempotencyKey, session: Session, payload: dict[str, Any],
+            cfg: Config) -> tuple[dict[str, Any], int]:
+    if existing.request_hash != _request_hash(session, payload):
+        raise Conflict("Idempotency-Key was already used for a different request",
+                       code="IDEMPOTENCY_KEY_REUSED")
+    message = db.session.scalar(select(Message).where(Message.id == existing.message_id))
+    if message is None:
+        raise NotFound("The message of this Idempotency-Key no longer exists")
+    return _reply_for(message, cfg)
+
+
+def get_message(session: Session, message_id: str) -> Message:
+    message = db.session.scalar(select(Message).where(
+        Message.session_id == session.id,
+        or_(Message.id == message_id, Message.wa_message_id == message_id)))
+    if message is None:
+        raise NotFound(f"Message '{message_id}' not found")
+    return message
+
+
+def history(session: Session, args: dict[str, Any]) -> tuple[list[Message], int]:
+    """Newest first; filters, limit/offset, and a keyset cursor ``after``."""
+    conditions = [Message.session_id == session.id]
+    if args.get("chat_id"):
+        conditions.append(Message.chat_id == args["chat_id"])
+    if args.get("direction"):
+        conditions.append(Message.from_me.is_(args["direction"] == "outgoing"))
+    if args.get("type"):
+        conditions.append(Message.type == args["type"])
+    if args.get("since") is not None:
+        conditions.append(Message.timestamp >= args["since"] // 1000)
+    if args.get("until") is not None:
+        conditions.append(Message.timestamp <= args["until"] // 1000)
+    total = db.session.scalar(select(func.count()).select_from(Message).where(*conditions)) or 0
+    query = select(Message).where(*conditions)
+    if args.get("after"):
+        anchor = get_message(session, args["after"])
+        query = query.where(or_(Message.timestamp < anchor.timestamp,
+                                and_(Message.timestamp == anchor.timestamp,
+                                     Message.seq < anchor.seq)))
+    query = (query.order_by(Message.timestamp.desc(), Message.seq.desc())
+             .limit(min(args.get("limit") or 50, HISTORY_MAX)).offset(args.get("offset") or 0))
+    return list(db.session.scalars(query)), total

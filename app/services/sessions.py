@@ -1,0 +1,202 @@
+"""Session life cycle as the API sees it: records intent, then asks a host to act.
+
+The API never drives an engine. It persists the desired state (so any restart brings
+back exactly the sessions that should run) and sends commands by task name to the
+session host that holds the session, or to one with room for it.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.config import Config
+from app.errors import BadRequest, Conflict, NotFound, ApiError
+from app.extensions import db
+from app.models import RUNNING, STOPPED, IdempotencyKey, Message, Session, utcnow
+from app.services import dispatch, hosts
+
+log = logging.getLogger(__name__)
+
+START_TASK = "tasks.sessions.start_session"
+STOP_TASK = "tasks.sessions.stop_session"
+LOGOUT_TASK = "tasks.sessions.logout_session"
+
+
+def config() -> Config:
+    return current_app.config["OPENWA"]  # type: ignore[no-any-return]
+
+
+def find(sid: str) -> Session | None:
+    return db.session.scalar(select(Session).where(or_(Session.id == sid, Session.name == sid)))
+
+
+def get(sid: str) -> Session:
+    session = find(sid)
+    if session is None:
+        raise NotFound(f"Session '{sid}' not found")
+    return session
+
+
+def list_sessions(allowed: list[str] | None, status: str | None) -> list[Session]:
+    query = select(Session).order_by(Session.created_at)
+    if allowed:
+        query = query.where(or_(Session.id.in_(allowed), Session.name.in_(allowed)))
+    if status:
+        query = query.where(Session.status == status)
+    return list(db.session.scalars(query))
+
+
+def create(name: str) -> Session:
+    if find(name) is not None:
+        raise Conflict(f"Session '{name}' already exists")
+    session = Session(name=name)
+    db.session.add(session)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(f"Session '{name}' already exists") from None
+    return session
+
+
+def profile_dir(session: Session) -> Path:
+    return config().session_data_path / session.id
+
+
+def _dispatch_start(session: Session) -> None:
+    host = hosts.pick_host(config())
+    if host is None:
+        # No host has room now: the health probe assigns it as soon as one has.
+        log.info("no session host with free capacity for %s; the probe will assign it", session.id)
+        return
+    dispatch.send(START_TASK, [session.id], dispatch.host_queue(host.name))
+
+
+def start(session: Session) -> Session:
+    """Mark the session as wanted running and hand it to a host.
+
+    The conditional update makes a double start a 400, never two engines.
+    """
+    cfg = config()
+    running = db.session.scalar(select(func.count()).select_from(Session)
+                                .where(Session.desired_state == RUNNING)) or 0
+    if running >= cfg.max_sessions and session.desired_state != RUNNING:
+        raise ApiError(f"MAX_SESSIONS ({cfg.max_sessions}) sessions are already running",
+                       status=429, code="MAX_SESSIONS_REACHED")
+    result = db.session.execute(
+        update(Session).where(Session.id == session.id, Session.desired_state == STOPPED)
+        .values(desired_state=RUNNING, status="initializing", last_error=None,
+                reconnect_attempts=0, updated_at=utcnow())
+        .execution_options(synchronize_session=False))
+    db.session.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise BadRequest(f"Session '{session.name}' is already running", code="SESSION_RUNNING")
+    # Two starts racing for the last slot both passed the count: the later one yields.
+    running = db.session.scalar(select(func.count()).select_from(Session)
+                                .where(Session.desired_state == RUNNING)) or 0
+    if running > cfg.max_sessions:
+        _set_stopped(session.id, status="created" if session.status == "created" else session.status)
+        raise ApiError(f"MAX_SESSIONS ({cfg.max_sessions}) sessions are already running",
+                       status=429, code="MAX_SESSIONS_REACHED")
+    db.session.refresh(session)
+    _dispatch_start(session)
+    return session
+
+
+def _set_stopped(session_id: str, status: str = "disconnected") -> None:
+    db.session.execute(update(Session).where(Session.id == session_id)
+                       .values(desired_state=STOPPED, status=status, qr_code=None,
+                               updated_at=utcnow())
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+def _command_holder(session: Session, task: str, timeout: float) -> bool:
+    """Run ``task`` on the host holding the session and wait; False if none holds it."""
+    if not session.lease_holder or not hosts.holder_alive(session, config()):
+        return False
+    dispatch.call(task, [session.id], dispatch.host_queue(session.lease_holder), timeout)
+    return True
+
+
+def stop(session: Session) -> Session:
+    """Stop the engine and keep its credentials; it stays stopped until started."""
+    was_running = session.desired_state == RUNNING
+    db.session.execute(update(Session).where(Session.id == session.id)
+                       .values(desired_state=STOPPED).execution_options(synchronize_session=False))
+    db.session.commit()
+    db.session.refresh(session)
+    if was_running and not _command_holder(session, STOP_TASK, config().engine_call_timeout):
+        _set_stopped(session.id)
+    elif not was_running and session.status not in ("created", "disconnected", "failed"):
+        _set_stopped(session.id)
+    db.session.refresh(session)
+    return session
+
+
+def restart(session: Session) -> Session:
+    stop(session)
+    return start(session)
+
+
+def _wipe_profile(session: Session) -> None:
+    shutil.rmtree(profile_dir(session), ignore_errors=True)
+
+
+def logout(session: Session) -> Session:
+    """Unlink the device and wipe the profile: the next start needs a QR."""
+    db.session.execute(update(Session).where(Session.id == session.id)
+                       .values(desired_state=STOPPED).execution_options(synchronize_session=False))
+    db.session.commit()
+    db.session.refresh(session)
+    if not _command_holder(session, LOGOUT_TASK, config().engine_call_timeout):
+        _wipe_profile(session)
+    db.session.execute(update(Session).where(Session.id == session.id)
+                       .values(status="disconnected", phone=None, push_name=None, qr_code=None,
+                               connected_at=None, updated_at=utcnow())
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+    db.session.refresh(session)
+    return session
+
+
+def delete(session: Session) -> None:
+    """Stop the engine first, then remove rows, profile and queued commands."""
+    if session.desired_state == RUNNING or session.lease_holder:
+        stop(session)
+    session_id, queue = session.id, session.queue
+    _wipe_profile(session)
+    db.session.execute(sql_delete(IdempotencyKey).where(IdempotencyKey.session_id == session_id))
+    db.session.execute(sql_delete(Message).where(Message.session_id == session_id))
+    db.session.execute(sql_delete(Session).where(Session.id == session_id))
+    db.session.commit()
+    dispatch.purge_queue(queue)
+
+
+def pending_qr(session: Session) -> str:
+    if session.status != "qr_ready" or not session.qr_code:
+        raise Conflict(f"Session '{session.name}' has no QR code pending (status {session.status})",
+                       code="QR_NOT_AVAILABLE")
+    return session.qr_code
+
+
+def assign_orphans(cfg: Config) -> int:
+    """Send a start for each session that should run but that no live lease covers."""
+    free = {h.name: h.free for h in hosts.live_hosts(cfg) if h.free > 0}
+    assigned = 0
+    for session in hosts.orphaned_sessions():
+        if not free:
+            break
+        name = max(free, key=lambda n: (free[n], n))
+        dispatch.send(START_TASK, [session.id], dispatch.host_queue(name))
+        free[name] -= 1
+        if free[name] <= 0:
+            del free[name]
+        assigned += 1
+    return assigned

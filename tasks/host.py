@@ -1,0 +1,258 @@
+"""The session host: a Celery worker (solo pool, concurrency 1) that owns engines.
+
+A worker bootstep creates the runtime and closes every engine at shutdown; a consumer
+bootstep binds the runtime to the consumer (to add and cancel ``session.<id>`` queues)
+and runs a timer that, between tasks and in the same thread, drains engine events,
+renews leases and reports the host's heartbeat.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import bootsteps
+from click import Option
+
+from app.config import Config
+from app.extensions import celery_app
+from app.services import events as event_service
+from app.services import hosts
+from app.services.events import set_status
+from app.version import VERSION
+from engines import Engine, EngineError, EngineOptions, EngineState, create_engine
+from tasks.base import flask_app
+
+log = logging.getLogger(__name__)
+
+RECONNECT_CAP_SECONDS = 300.0
+
+
+@dataclass
+class Held:
+    """An engine this host drives, under lease token ``token``."""
+
+    engine: Engine
+    token: int
+    reconnect_attempts: int = 0
+    next_reconnect: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class HostRuntime:
+    """Everything a session host holds. One per process; used from one thread."""
+
+    def __init__(self, name: str, config: Config) -> None:
+        self.name = name
+        self.config = config
+        self.capacity = config.sessions_per_host
+        self.held: dict[str, Held] = {}
+        self.consumer: Any = None
+        self.next_heartbeat = 0.0
+        self.booted = False
+
+    # -- binding to the consumer -----------------------------------------------
+    def attach(self, consumer: Any) -> None:
+        """(Re)bind to the consumer: after a broker reconnect the queues are added again."""
+        self.consumer = consumer
+        with flask_app().app_context():
+            self.heartbeat()
+            if not self.booted:
+                self.booted = True
+                # Sessions this node held before a restart come back at once, from their
+                # profiles; anything else that should run is handed out by the probe.
+                for session_id in hosts.sessions_held_by(self.name)[: self.capacity]:
+                    self.start_session(session_id)
+            for session_id in self.held:
+                self._consume(session_id)
+
+    def _consume(self, session_id: str) -> None:
+        if self.consumer is not None:
+            self.consumer.add_task_queue(f"session.{session_id}")
+
+    def _stop_consuming(self, session_id: str) -> None:
+        if self.consumer is not None:
+            self.consumer.cancel_task_queue(f"session.{session_id}")
+
+    # -- sessions ------------------------------------------------------------
+    def engine_options(self) -> EngineOptions:
+        cfg = self.config
+        return EngineOptions(
+            qr_rotate_seconds=cfg.mock_qr_rotate_seconds,
+            auto_scan_seconds=cfg.mock_auto_scan_seconds,
+            ack_interval_seconds=cfg.mock_ack_interval_seconds,
+            executable_path=cfg.chromium_executable_path,
+            driver_path=cfg.chromium_driver_path,
+            headless=cfg.chromium_headless,
+            extra_args=list(cfg.chromium_args),
+            whatsapp_web_url=cfg.whatsapp_web_url,
+        )
+
+    def start_session(self, session_id: str) -> str:
+        """Claim the lease and start the engine; answers what happened."""
+        if session_id in self.held:
+            return "already-held"
+        if len(self.held) >= self.capacity:
+            return "full"
+        token = hosts.claim(session_id, self.name, self.config.session_lease_ttl)
+        if token is None:
+            return "not-claimed"
+        profile = self.config.session_data_path / session_id
+        profile.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(self.config.engine_type, session_id, profile, self.engine_options())
+        self.held[session_id] = Held(engine, token)
+        set_status(session_id, "initializing", last_error=None)
+        try:
+            engine.start()
+        except EngineError as error:
+            log.warning("engine of %s failed to start: %s", session_id, error)
+            self._schedule_reconnect(session_id, str(error))
+        self._consume(session_id)
+        self.drain(session_id)
+        log.info("session %s started on %s (token %s)", session_id, self.name, token)
+        return "started"
+
+    def stop_session(self, session_id: str, *, logout: bool = False, status: str = "disconnected") -> None:
+        held = self.held.pop(session_id, None)
+        if held is None:
+            return
+        self._stop_consuming(session_id)
+        try:
+            held.engine.logout() if logout else held.engine.close()
+        except EngineError as error:
+            log.warning("engine of %s did not close cleanly: %s", session_id, error)
+        hosts.release(session_id, self.name, held.token)
+        set_status(session_id, status, qr_code=None)
+
+    def drop(self, session_id: str) -> None:
+        """Our lease is gone: stop driving at once, touch no rows."""
+        held = self.held.pop(session_id, None)
+        if held is None:
+            return
+        self._stop_consuming(session_id)
+        try:
+            held.engine.close()
+        except EngineError:
+            pass
+        log.warning("lost the lease of %s; stopped driving it", session_id)
+
+    # -- the timer -----------------------------------------------------------------
+    def tick(self) -> None:
+        with flask_app().app_context():
+            for session_id in list(self.held):
+                self.drain(session_id)
+                self._maybe_reconnect(session_id)
+            if time.monotonic() >= self.next_heartbeat:
+                self.heartbeat()
+
+    def drain(self, session_id: str) -> None:
+        held = self.held.get(session_id)
+        if held is None:
+            return
+        for event in held.engine.poll():
+            event_service.apply(session_id, event)
+
+    def heartbeat(self) -> None:
+        lost = hosts.renew({sid: h.token for sid, h in self.held.items()}, self.name,
+                           self.config.session_lease_ttl)
+        for session_id in lost:
+            self.drop(session_id)
+        hosts.heartbeat(self.name, self.capacity, len(self.held), VERSION)
+        self.next_heartbeat = time.monotonic() + max(self.config.session_lease_ttl / 3.0, 1.0)
+
+    def _schedule_reconnect(self, session_id: str, reason: str) -> None:
+        held = self.held[session_id]
+        held.reconnect_attempts += 1
+        delay = min(RECONNECT_CAP_SECONDS, 2.0 ** held.reconnect_attempts)
+        held.next_reconnect = time.monotonic() + delay * random.uniform(0.5, 1.0)
+        log.info("session %s reconnects in %.1f s (attempt %d): %s", session_id,
+                 held.next_reconnect - time.monotonic(), held.reconnect_attempts, reason)
+
+    def _maybe_reconnect(self, session_id: str) -> None:
+        held = self.held.get(session_id)
+        if held is None or held.engine.state is not EngineState.DISCONNECTED:
+            return
+        if held.next_reconnect == 0.0:
+            self._schedule_reconnect(session_id, "connection dropped")
+            return
+        if time.monotonic() < held.next_reconnect:
+            return
+        try:
+            held.engine.start()
+            held.next_reconnect = 0.0
+            held.reconnect_attempts = 0
+        except EngineError as error:
+            self._schedule_reconnect(session_id, str(error))
+        self.drain(session_id)
+
+    def shutdown(self) -> None:
+        """Close every engine and hand the sessions over at once (lease released)."""
+        with flask_app().app_context():
+            for session_id in list(self.held):
+                held = self.held.pop(session_id)
+                try:
+                    held.engine.close()
+                except EngineError:
+                    pass
+                hosts.release(session_id, self.name, held.token)
+            hosts.forget_host(self.name)
+
+
+_runtime: HostRuntime | None = None
+
+
+def runtime() -> HostRuntime:
+    if _runtime is None:
+        raise RuntimeError("this worker is not a session host")
+    return _runtime
+
+
+def ensure_runtime(name: str) -> HostRuntime:
+    global _runtime
+    if _runtime is None:
+        _runtime = HostRuntime(name, flask_app().config["OPENWA"])
+    return _runtime
+
+
+class HostStep(bootsteps.StartStopStep):
+    """Worker-level: engines close, and leases are handed over, when the worker stops."""
+
+    def __init__(self, worker: Any, session_host: bool = False, **kwargs: Any) -> None:
+        self.enabled = session_host
+        super().__init__(worker, **kwargs)
+
+    def stop(self, worker: Any) -> None:
+        if _runtime is not None:
+            _runtime.shutdown()
+
+
+class HostConsumerStep(bootsteps.StartStopStep):
+    """Consumer-level: bind the runtime to the consumer and run the poll timer."""
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def __init__(self, consumer: Any, session_host: bool = False, **kwargs: Any) -> None:
+        self.enabled = session_host
+        self.timer_ref: Any = None
+        super().__init__(consumer, **kwargs)
+
+    def start(self, consumer: Any) -> None:
+        host = ensure_runtime(consumer.hostname)
+        host.attach(consumer)
+        self.timer_ref = consumer.timer.call_repeatedly(host.config.host_poll_interval, host.tick)
+
+    def stop(self, consumer: Any) -> None:
+        if self.timer_ref is not None:
+            self.timer_ref.cancel()
+            self.timer_ref = None
+
+
+def install() -> None:
+    """Teach the Celery worker the ``--session-host`` flag and our bootsteps."""
+    celery_app.user_options["worker"].add(
+        Option(["--session-host"], is_flag=True, default=False,
+               help="Run as an OpenWA session host (solo pool, owns engines)."))
+    celery_app.steps["worker"].add(HostStep)
+    celery_app.steps["consumer"].add(HostConsumerStep)

@@ -1,0 +1,33 @@
+"""Periodic work run by beat on the default queue."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import delete
+
+from app.extensions import db
+from app.models import Host, IdempotencyKey, utcnow
+from app.services import sessions
+from tasks.base import openwa_task
+
+log = logging.getLogger(__name__)
+
+
+@openwa_task("tasks.maintenance.probe_sessions")
+def probe_sessions() -> dict[str, Any]:
+    """Hand every session that should run but has no live lease to a host with room."""
+    assigned = sessions.assign_orphans(current_app.config["OPENWA"])
+    return {"assigned": assigned}
+
+
+@openwa_task("tasks.maintenance.prune")
+def prune() -> dict[str, int]:
+    """Forget idempotency keys after a day and hosts silent for a day."""
+    cutoff = utcnow() - timedelta(days=1)
+    keys = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
+    gone = db.session.execute(delete(Host).where(Host.last_heartbeat < cutoff))
+    db.session.commit()
+    return {"idempotencyKeys": keys.rowcount, "hosts": gone.rowcount}  # type: ignore[attr-defined]
