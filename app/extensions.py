@@ -1,7 +1,10 @@
 """Extensions, created bare and bound to an app in ``create_app``."""
 from __future__ import annotations
 
+import hashlib
+
 from celery import Celery
+from flask import request
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_smorest import Api
@@ -19,10 +22,11 @@ celery_app.config_from_object("celeryconfig")
 
 
 def _rate_limit_key() -> str:
-    from flask import g, request
-
-    key = getattr(g, "api_key", None)
-    return f"key:{key.id}" if key is not None else f"ip:{request.remote_addr}"
+    """Limit per presented credential (hashed, never stored), else per client address."""
+    presented = request.headers.get("X-API-Key") or request.headers.get("Authorization")
+    if presented:
+        return "key:" + hashlib.sha256(presented.encode()).hexdigest()[:32]
+    return f"ip:{request.remote_addr}"
 
 
 limiter = Limiter(key_func=_rate_limit_key, default_limits=[], headers_enabled=True)

@@ -197,6 +197,7 @@ class HostRuntime:
                 except EngineError:
                     pass
                 hosts.release(session_id, self.name, held.token)
+                set_status(session_id, "disconnected", last_error="session host shut down")
             hosts.forget_host(self.name)
 
 

@@ -128,11 +128,13 @@ def renew(leases: dict[str, int], holder: str, ttl: int) -> set[str]:
 
 
 def release(session_id: str, holder: str, token: int) -> None:
+    """Expire our lease now. The holder's name stays, so the same node restarting
+    takes the session straight back, while any other host may claim it at once."""
     db.session.execute(
         update(Session)
         .where(Session.id == session_id, Session.lease_holder == holder,
                Session.lease_token == token)
-        .values(lease_holder=None, lease_expires_at=None)
+        .values(lease_expires_at=utcnow())
         .execution_options(synchronize_session=False))
     db.session.commit()
 

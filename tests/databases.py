@@ -1,0 +1,51 @@
+"""Throwaway databases on the real servers: a SQLite file, or a fresh PostgreSQL database."""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from tests.tooling import missing
+
+# The server the tests create their databases on (trust auth on this machine and in CI).
+ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+
+def _admin_conninfo() -> str:
+    url = make_url(ADMIN_URL)
+    parts = [f"host={url.host or '127.0.0.1'}", f"port={url.port or 5432}",
+             f"dbname={url.database or 'postgres'}", f"user={url.username or 'postgres'}"]
+    if url.password:
+        parts.append(f"password={url.password}")
+    return " ".join(parts)
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """Create ``openwa_test_<random>``, yield its URL, drop it afterwards."""
+    name = f"openwa_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        missing(f"PostgreSQL at {ADMIN_URL} is not reachable: {error}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def env_for(backend: str, url_or_path: str) -> dict[str, str]:
+    """Environment variables that point a process at a test database."""
+    if backend == "postgres":
+        return {"DATABASE_TYPE": "postgres", "DATABASE_URL": url_or_path}
+    return {"DATABASE_TYPE": "sqlite", "DATABASE_SQLITE_PATH": str(Path(url_or_path))}
