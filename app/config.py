@@ -125,7 +125,6 @@ class Config:
     cache_ttl: int = 300
     cache_max: int = 1000
     redis_url: str | None = None
-    celery_result_expires: int = 3600
     # engine and sessions
     engine_type: str = "mock"
     session_data_path: Path = Path("./data/sessions")

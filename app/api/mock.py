@@ -17,8 +17,9 @@ blp = Blueprint("mock", __name__, description="Mock engine controls (ENGINE_TYPE
 class MockScan(MethodView):
     @require("operator")
     def post(self, session: Session) -> Any:
-        """Scan the pending QR code as if with a phone"""
-        engine_calls.call(session, "simulate_scan", [], require_ready=False)
+        """Scan the pending QR code as if with a phone (a no-op once the session is ready)"""
+        if session.status != "ready":
+            engine_calls.call(session, "simulate_scan", [], require_ready=False)
         return {"success": True, "status": sessions.get(session.id).status}
 
 

@@ -1,0 +1,49 @@
+# OpenWA: `make run` starts the whole platform, `make test` runs the whole suite.
+# Both create the virtual environment and install what they need first.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+PYTEST_ARGS ?=
+
+.PHONY: run test install install-test lint bench bench-quick clean help
+
+help:
+	@echo "make run     install, migrate and start API, session host, worker, beat and Flower"
+	@echo "make test    install and run the whole test suite (CI=true: nothing may skip)"
+	@echo "make lint    flake8, isort and mypy"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.base: $(PY) requirements/base.txt setup.cfg pyproject.toml
+	$(PIP) -r requirements/base.txt
+	$(PIP) --no-deps -e .
+	@touch $@
+
+$(VENV)/.test: $(VENV)/.base requirements/test.txt
+	$(PIP) -r requirements/test.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.test requirements/dev.txt
+	$(PIP) -r requirements/dev.txt
+	@touch $@
+
+install: $(VENV)/.base
+install-test: $(VENV)/.test
+
+run: install
+	$(BIN)/openwa run
+
+test: install-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev
+	$(BIN)/flake8 app tasks engines tests celeryconfig.py wsgi.py
+	$(BIN)/isort --check-only app tasks engines tests celeryconfig.py wsgi.py
+	$(BIN)/mypy engines
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

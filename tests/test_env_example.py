@@ -1,0 +1,42 @@
+"""`.env.example` lists every variable the code reads, and nothing else."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def variables_read_by_the_code() -> set[str]:
+    names: set[str] = set()
+    config = (ROOT / "app" / "config.py").read_text()
+    for call in re.finditer(r"env\.(?:str|opt|int|float|bool|choice|csv)\(([^)]*)\)", config):
+        names.update(re.findall(r'"([A-Z][A-Z0-9_]+)"', call.group(1)))
+    celery = (ROOT / "celeryconfig.py").read_text()
+    names.update(re.findall(r'(?:_int|os\.environ\.get)\("([A-Z][A-Z0-9_]+)"', celery))
+    return names
+
+
+def variables_in_env_example() -> set[str]:
+    text = (ROOT / ".env.example").read_text()
+    return set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+
+
+def test_env_example_lists_every_variable_the_code_reads():
+    missing = variables_read_by_the_code() - variables_in_env_example()
+    assert not missing, f"add to .env.example: {sorted(missing)}"
+
+
+def test_env_example_lists_nothing_the_code_does_not_read():
+    extra = variables_in_env_example() - variables_read_by_the_code()
+    assert not extra, f"not read by the code: {sorted(extra)}"
+
+
+def test_no_other_module_reads_the_environment_directly():
+    offenders = []
+    for path in [*ROOT.glob("app/**/*.py"), *ROOT.glob("tasks/**/*.py"), *ROOT.glob("engines/**/*.py")]:
+        if path.name == "config.py":
+            continue
+        if re.search(r"os\.environ(\.get|\[)|os\.getenv", path.read_text()):
+            offenders.append(str(path.relative_to(ROOT)))
+    assert not offenders, f"read configuration through app.config.Config: {offenders}"
