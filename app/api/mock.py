@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -20,7 +21,7 @@ class MockScan(MethodView):
         """Scan the pending QR code as if with a phone (a no-op once the session is ready)"""
         if session.status != "ready":
             engine_calls.call(session, "simulate_scan", [], require_ready=False)
-        return {"success": True, "status": sessions.get(session.id).status}
+        return jsonify({"success": True, "status": sessions.get(session.id).status})
 
 
 @blp.route("/<sid>/mock/disconnect")
@@ -29,4 +30,4 @@ class MockDisconnect(MethodView):
     def post(self, session: Session) -> Any:
         """Drop the engine's connection as if the network went away"""
         engine_calls.call(session, "simulate_disconnect", [], require_ready=False)
-        return {"success": True}
+        return jsonify({"success": True})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -97,7 +97,7 @@ class SessionQr(MethodView):
         """The pending QR code: data URL (default), raw string, or PNG"""
         raw = sessions.pending_qr(session)
         if args["format"] == "raw":
-            return Response(current_app.json.dumps({"qr": raw}), mimetype="application/json")
+            return jsonify({"qr": raw})
         png = render_png(raw)
         if args["format"] == "image":
             return Response(png, mimetype="image/png", headers={"Cache-Control": "no-store"})

@@ -80,6 +80,7 @@ def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
     )
     db.session.add(message)
     if idempotency_key:
+        db.session.flush()  # the key row refers to the message: insert the message first
         db.session.add(IdempotencyKey(api_key_id=key.id, key=idempotency_key,
                                       request_hash=_request_hash(session, payload),
                                       session_id=session.id, message_id=message.id))
