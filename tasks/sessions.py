@@ -12,6 +12,7 @@ from typing import Any
 
 from celery.exceptions import Reject
 
+from app import metrics
 from app.extensions import db
 from app.models import RUNNING, Message, Session
 from app.services.messages import FINAL_SENT
@@ -102,9 +103,13 @@ def send_message(message_id: str) -> dict[str, Any]:
     except EngineError as error:
         message.status, message.error = "failed", str(error) or type(error).__name__
         db.session.commit()
+        metrics.messages_sent_total.labels(message.session_id, message.type, "failed").inc()
         log.warning("send of %s failed after %.3f s: %s", message_id,
                     time.perf_counter() - started, message.error)
         return _engine_error(error)
+    metrics.message_send_duration_seconds.labels(message.session_id, message.type).observe(
+        time.perf_counter() - started)
+    metrics.messages_sent_total.labels(message.session_id, message.type, "sent").inc()
     return _mark_sent(message, sent.message_id, sent.timestamp)
 
 
