@@ -137,6 +137,9 @@ class Config:
     mock_qr_rotate_seconds: float = 20.0
     mock_ack_interval_seconds: float = 0.5
     host_poll_interval: float = 0.2
+    max_reconnect_attempts: int = 10
+    send_sweep_after: float = 60.0
+    api_drain_seconds: float = 5.0
     # browser
     chromium_executable_path: str | None = None
     chromium_driver_path: str | None = None
@@ -215,6 +218,9 @@ class Config:
             mock_qr_rotate_seconds=env.float("MOCK_QR_ROTATE_SECONDS", 20.0, minimum=0.1),
             mock_ack_interval_seconds=env.float("MOCK_ACK_INTERVAL_SECONDS", 0.5),
             host_poll_interval=env.float("HOST_POLL_INTERVAL", 0.2, minimum=0.01),
+            max_reconnect_attempts=env.int("MAX_RECONNECT_ATTEMPTS", 10, minimum=1),
+            send_sweep_after=env.float("SEND_SWEEP_AFTER", 60.0, minimum=1.0),
+            api_drain_seconds=env.float("API_DRAIN_SECONDS", 5.0),
             chromium_executable_path=env.opt("CHROMIUM_EXECUTABLE_PATH", "PUPPETEER_EXECUTABLE_PATH"),
             chromium_driver_path=env.opt("CHROMIUM_DRIVER_PATH"),
             chromium_headless=env.bool("CHROMIUM_HEADLESS", True, "PUPPETEER_HEADLESS"),

@@ -15,6 +15,7 @@ import requests
 from flask import Flask
 
 from app.config import Config
+from app.resilience import drain_flag
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,32 @@ def host_node_name(config: Config) -> str:
 def run_api(flask_app: Flask) -> None:
     """gunicorn with threaded workers: a send waits up to SEND_WAIT_TIMEOUT in a thread."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.arbiter import Arbiter
 
     config: Config = flask_app.config["OPENWA"]
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+
+    class DrainingArbiter(Arbiter):  # type: ignore[misc]
+        """SIGTERM: readiness answers 503 for API_DRAIN_SECONDS (so load balancers stop
+        sending), then gunicorn's graceful stop finishes the requests in flight."""
+
+        drain_until: float | None = None
+
+        def handle_term(self) -> None:
+            if self.drain_until is not None or config.api_drain_seconds <= 0:
+                raise StopIteration
+            drain_flag(config.data_dir, os.getpid()).touch()
+            self.drain_until = time.monotonic() + config.api_drain_seconds
+            self.log.info("draining for %.1f s before stopping", config.api_drain_seconds)
+
+        def manage_workers(self) -> None:
+            if self.drain_until is not None and time.monotonic() >= self.drain_until:
+                raise StopIteration
+            super().manage_workers()
+
+        def halt(self, reason: str | None = None, exit_status: int = 0) -> None:
+            drain_flag(config.data_dir, os.getpid()).unlink(missing_ok=True)
+            super().halt(reason=reason, exit_status=exit_status)
 
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -44,12 +69,16 @@ def run_api(flask_app: Flask) -> None:
                 "graceful_timeout": 30,
                 "accesslog": None,
                 "proc_name": "openwa-api",
+                "control_socket_disable": True,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
 
         def load(self) -> Flask:
             return flask_app
+
+        def run(self) -> None:
+            DrainingArbiter(self).run()
 
     _Gunicorn().run()
 
