@@ -24,6 +24,8 @@ def create_app(config: Config | None = None) -> Flask:
 
     config = config or Config.from_env()
     logs.configure(config)
+    if config.database_type == "sqlite":
+        config.database_sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__)
     app.config.update(
         OPENWA=config,

@@ -136,3 +136,11 @@ def make_key(app: Flask):  # type: ignore[no-untyped-def]
 
 def auth(key: str) -> dict[str, str]:
     return {"X-API-Key": key}
+
+
+# Lets fixtures see whether the test failed (to print the logs of the processes it ran).
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

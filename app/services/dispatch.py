@@ -34,6 +34,18 @@ def host_queue(host_name: str) -> str:
     return f"host.{host_name}"
 
 
+def _result_store_gave_up(error: RuntimeError) -> bool:
+    """Celery's Redis result backend raises RuntimeError once its reconnects are spent and
+    stays broken; it is per thread, so dropping it lets the next call build a fresh one."""
+    if "result store backend" not in " ".join(str(error).split()):
+        return False
+    try:
+        del celery_app._local.backend
+    except AttributeError:
+        pass
+    return True
+
+
 def send(name: str, args: list[Any], queue: str, task_id: str | None = None) -> AsyncResult:
     """Enqueue task ``name``; 503 if the broker cannot take it."""
     try:
@@ -41,7 +53,9 @@ def send(name: str, args: list[Any], queue: str, task_id: str | None = None) -> 
                                     retry=True, retry_policy={"max_retries": 2,
                                                               "interval_start": 0.2,
                                                               "interval_step": 0.5})
-    except BROKER_ERRORS as error:
+    except (*BROKER_ERRORS, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and not _result_store_gave_up(error):
+            raise
         log.warning("broker unavailable while sending %s: %s", name, type(error).__name__)
         raise ServiceUnavailable("Message broker is unavailable", code="BROKER_UNAVAILABLE") from None
 
@@ -51,13 +65,23 @@ def result_of(task_id: str) -> AsyncResult:
 
 
 def wait(result: AsyncResult, timeout: float) -> Any | None:
-    """The task's return value, or None if it did not finish within ``timeout``."""
+    """The task's return value, or None if it did not finish within ``timeout`` or the
+    result store cannot be read (the task is queued either way: the caller answers pending)."""
     try:
-        return result.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
+        reply = result.get(timeout=timeout, propagate=False, disable_sync_subtasks=False)
     except CeleryTimeout:
         return None
-    except BROKER_ERRORS:
-        raise ServiceUnavailable("Result backend is unavailable", code="BROKER_UNAVAILABLE") from None
+    except (*BROKER_ERRORS, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and not _result_store_gave_up(error):
+            raise
+        log.warning("result store unavailable while waiting: %s", type(error).__name__)
+        return None
+    if result.failed():
+        # The task raised (its database was down, say): what it was doing is still recorded
+        # as not done, and the sweeps finish it; the caller answers "pending".
+        log.warning("task %s raised %s", result.id, type(reply).__name__)
+        return None
+    return reply
 
 
 def unwrap(reply: Any) -> Any:
