@@ -18,7 +18,7 @@ def _engine_options(config: Config) -> dict[str, Any]:
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the API app. Blueprints are imported here, so importing ``app`` costs nothing."""
-    from app import db_setup, logs, resilience
+    from app import db_setup, logs, resilience, telemetry
     from app.errors import register_error_handlers
     from app.extensions import api, celery_app, db, limiter, migrate
 
@@ -63,6 +63,9 @@ def create_app(config: Config | None = None) -> Flask:
     api.init_app(app)
     register_error_handlers(app)
     _register_blueprints(app, config)
+    telemetry.install(app)
+    logs.install_request_ids(app)
+    limiter.exempt(app.view_functions["metrics"])
     resilience.install(app)
     app.extensions["celery"] = celery_app
     return app

@@ -6,13 +6,11 @@ from datetime import datetime
 
 import click
 from flask import current_app
-from flask.cli import FlaskGroup, load_dotenv, routes_command, shell_command
+from flask.cli import FlaskGroup, routes_command, shell_command
 
-from app import create_app
-from app.config import Config, ConfigError
-from app.extensions import db
+from app import create_app, runner
+from app.config import Config
 from app.models import ROLES
-from app import runner
 from app.services import api_keys
 
 
@@ -102,14 +100,3 @@ def keys_revoke(key_id: str) -> None:
     """Revoke a key (not the last active admin key)."""
     api_keys.revoke(api_keys.get(key_id))
     click.echo(f"revoked {key_id}")
-
-
-def main() -> None:
-    """Validate the configuration first, so a bad variable is one clear line."""
-    load_dotenv()
-    try:
-        Config.from_env()
-    except ConfigError as error:
-        click.echo(f"openwa: configuration error: {error}", err=True)
-        sys.exit(2)
-    cli.main(prog_name="openwa")

@@ -160,6 +160,11 @@ class Config:
     rate_limit_enabled: bool = True
     # metrics
     metrics_token: str | None = None
+    metrics_port: int | None = None  # Celery processes' exporter; None: 9810 host, 9811 worker
+    metrics_address: str = "127.0.0.1"
+    loki_url: str | None = None
+    prometheus_multiproc_dir: str | None = None
+    flower_basic_auth: str | None = None
     # processes
     api_workers: int = 2
     api_threads: int = 8
@@ -236,6 +241,12 @@ class Config:
             rate_limit_max=env.int("RATE_LIMIT_MAX", 100, minimum=1),
             rate_limit_enabled=env.bool("RATE_LIMIT_ENABLED", True),
             metrics_token=env.opt("METRICS_TOKEN"),
+            metrics_port=(env.int("METRICS_PORT", 0, minimum=0, maximum=65535)
+                          if env.opt("METRICS_PORT") else None),
+            metrics_address=env.str("METRICS_ADDRESS", "127.0.0.1"),
+            loki_url=env.opt("LOKI_URL"),
+            prometheus_multiproc_dir=env.opt("PROMETHEUS_MULTIPROC_DIR"),
+            flower_basic_auth=env.opt("FLOWER_BASIC_AUTH"),
             api_workers=env.int("API_WORKERS", 2, minimum=1),
             api_threads=env.int("API_THREADS", 8, minimum=1),
             worker_concurrency=env.int("WORKER_CONCURRENCY", 8, minimum=1),

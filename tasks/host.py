@@ -18,7 +18,7 @@ from click import Option
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import metrics
+from app import logs
 from app.config import Config
 from app.extensions import celery_app, db
 from app.models import STOPPED
@@ -123,7 +123,6 @@ class HostRuntime:
             self._schedule_reconnect(session_id, str(error))
         self._consume(session_id)
         self.drain(session_id)
-        metrics.host_sessions_held.set(len(self.held))
         log.info("session %s started on %s (token %s)", session_id, self.name, token)
         return "started"
 
@@ -142,7 +141,6 @@ class HostRuntime:
             log.warning("engine of %s did not close cleanly: %s", session_id, error)
         hosts.release(session_id, self.name, held.token)
         set_status(session_id, status, qr_code=None)
-        metrics.host_sessions_held.set(len(self.held))
 
     def drop(self, session_id: str, why: str) -> None:
         """Our lease is gone: stop driving at once, touch no rows."""
@@ -154,7 +152,6 @@ class HostRuntime:
             held.engine.close()
         except EngineError:
             pass
-        metrics.host_sessions_held.set(len(self.held))
         log.warning("stopped driving %s: %s", session_id, why)
 
     # -- the timer -----------------------------------------------------------------
@@ -168,8 +165,10 @@ class HostRuntime:
         with flask_app().app_context():
             try:
                 for session_id in list(self.held):
+                    logs.session_id.set(session_id)
                     self.drain(session_id)
                     self._maybe_reconnect(session_id)
+                logs.session_id.set(None)
                 if time.monotonic() >= self.next_heartbeat:
                     self.heartbeat()
             except (SQLAlchemyError, OSError) as error:
@@ -233,7 +232,6 @@ class HostRuntime:
         hosts.release(session_id, self.name, held.token)
         set_status(session_id, "failed", desired_state=STOPPED, qr_code=None,
                    last_error=f"reconnection failed after {held.reconnect_attempts - 1} attempts: {reason}")
-        metrics.host_sessions_held.set(len(self.held))
         log.warning("session %s failed: %s", session_id, reason)
 
     def _maybe_reconnect(self, session_id: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from celery.exceptions import Reject
 
-from app import metrics
+from app import logs, metrics
 from app.extensions import db
 from app.models import RUNNING, Message, Session
 from app.services.messages import FINAL_SENT
@@ -44,6 +44,7 @@ def _engine_error(error: EngineError) -> dict[str, Any]:
 
 @openwa_task("tasks.sessions.start_session")
 def start_session(session_id: str) -> dict[str, Any]:
+    logs.session_id.set(session_id)
     session = db.session.get(Session, session_id)
     if session is None or session.desired_state != RUNNING:
         return ok("not-wanted")
@@ -52,6 +53,7 @@ def start_session(session_id: str) -> dict[str, Any]:
 
 @openwa_task("tasks.sessions.stop_session")
 def stop_session(session_id: str) -> dict[str, Any]:
+    logs.session_id.set(session_id)
     session = db.session.get(Session, session_id)
     if session is not None and session.desired_state == RUNNING:
         return ok("restarted-since")  # a start came after this stop: keep running
@@ -61,6 +63,7 @@ def stop_session(session_id: str) -> dict[str, Any]:
 
 @openwa_task("tasks.sessions.logout_session")
 def logout_session(session_id: str) -> dict[str, Any]:
+    logs.session_id.set(session_id)
     host = runtime()
     if session_id not in host.held:
         return ok("not-held")
@@ -74,6 +77,7 @@ def send_message(message_id: str) -> dict[str, Any]:
     if message is None:
         log.info("message %s is gone; nothing to send", message_id)
         return fail("NOT_FOUND", f"Message '{message_id}' not found")
+    logs.session_id.set(message.session_id)
     if message.status in FINAL_SENT:
         return ok({"messageId": message.wa_message_id, "timestamp": message.timestamp})
     if message.status == "failed":
@@ -123,6 +127,7 @@ def _mark_sent(message: Message, wa_id: str, timestamp: int) -> dict[str, Any]:
 
 @openwa_task("tasks.sessions.engine_query")
 def engine_query(session_id: str, method: str, args: list[Any]) -> dict[str, Any]:
+    logs.session_id.set(session_id)
     if method not in QUERY_METHODS:
         return fail("ENGINE_UNSUPPORTED", f"unknown engine call {method!r}")
     host = runtime()

@@ -112,6 +112,16 @@ def purge_queue(queue: str) -> None:
         log.warning("could not delete queue %s: %s", queue, type(error).__name__)
 
 
+def queue_lengths(names: list[str]) -> dict[str, int]:
+    """Messages waiting in each named queue (Redis lists), in one round trip."""
+    with celery_app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        pipe = client.pipeline()
+        for name in names:
+            pipe.llen(name)
+        return dict(zip(names, (int(n) for n in pipe.execute())))
+
+
 def ping_broker(timeout: float = 2.0) -> None:
     with celery_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=timeout)

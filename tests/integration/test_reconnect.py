@@ -5,7 +5,6 @@ import time
 
 import pytest
 
-from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
