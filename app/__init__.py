@@ -63,9 +63,10 @@ def create_app(config: Config | None = None) -> Flask:
     api.init_app(app)
     register_error_handlers(app)
     _register_blueprints(app, config)
-    telemetry.install(app)
+    if config.metrics_enabled:
+        telemetry.install(app)
+        limiter.exempt(app.view_functions["metrics"])
     logs.install_request_ids(app)
-    limiter.exempt(app.view_functions["metrics"])
     resilience.install(app)
     app.extensions["celery"] = celery_app
     return app

@@ -160,6 +160,7 @@ class Config:
     rate_limit_enabled: bool = True
     # metrics
     metrics_token: str | None = None
+    metrics_enabled: bool = True
     metrics_port: int | None = None  # Celery processes' exporter; None: 9810 host, 9811 worker
     metrics_address: str = "127.0.0.1"
     loki_url: str | None = None
@@ -241,6 +242,7 @@ class Config:
             rate_limit_max=env.int("RATE_LIMIT_MAX", 100, minimum=1),
             rate_limit_enabled=env.bool("RATE_LIMIT_ENABLED", True),
             metrics_token=env.opt("METRICS_TOKEN"),
+            metrics_enabled=env.bool("METRICS_ENABLED", True),
             metrics_port=(env.int("METRICS_PORT", 0, minimum=0, maximum=65535)
                           if env.opt("METRICS_PORT") else None),
             metrics_address=env.str("METRICS_ADDRESS", "127.0.0.1"),
