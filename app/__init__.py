@@ -20,7 +20,7 @@ def create_app(config: Config | None = None) -> Flask:
     """Build the API app. Blueprints are imported here, so importing ``app`` costs nothing."""
     from app import db_setup, logs, resilience, telemetry
     from app.errors import register_error_handlers
-    from app.extensions import api, celery_app, db, limiter, migrate
+    from app.extensions import api, cache, celery_app, db, limiter, migrate
 
     config = config or Config.from_env()
     logs.configure(config)
@@ -53,6 +53,11 @@ def create_app(config: Config | None = None) -> Flask:
                                else "memory://"),
         RATELIMIT_DEFAULT=f"{config.rate_limit_max} per {max(config.rate_limit_window_ms // 1000, 1)} second",
         RATELIMIT_HEADERS_ENABLED=True,
+        CACHE_DEFAULT_TIMEOUT=config.cache_ttl,
+        **({"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": config.redis_url,
+            "CACHE_KEY_PREFIX": "openwa:cache:"}
+           if config.cache_type == "redis" and config.redis_url else
+           {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": config.cache_max}),
     )
     if config.redis_url:
         celery_app.conf.update(broker_url=config.redis_url, result_backend=config.redis_url)
@@ -60,6 +65,7 @@ def create_app(config: Config | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(db_setup.MIGRATIONS_DIR))
     limiter.init_app(app)
+    cache.init_app(app)
     api.init_app(app)
     register_error_handlers(app)
     _register_blueprints(app, config)

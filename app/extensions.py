@@ -5,6 +5,7 @@ import hashlib
 
 from celery import Celery
 from flask import request
+from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_smorest import Api
@@ -14,6 +15,8 @@ from app.models.base import Base
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+# Answers of engine queries (contacts, chats, groups, number checks): CACHE_TYPE/TTL/MAX.
+cache = Cache()
 api = Api()
 # The one Celery app of every process. The API only sends tasks by name through it;
 # `tasks` binds task functions and worker bootsteps to it.

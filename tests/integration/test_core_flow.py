@@ -181,3 +181,20 @@ def test_engine_queries_go_through_the_host(platform):
     contacts = platform.api("GET", "/sessions/asker/contacts")
     assert contacts.status_code == 200 and any(c["id"] == ECHO for c in contacts.get_json())
     assert platform.api("GET", "/sessions/asker/groups").get_json() == []
+
+
+def test_engine_query_answers_are_cached_for_cache_ttl(platform):
+    host = platform.start_host()
+    platform.create_ready_session("cached")
+
+    def queries_run() -> int:  # received + succeeded lines per query, less the mock scan
+        return host.output().count("tasks.sessions.engine_query[") // 2 - baseline
+
+    baseline = 0
+    baseline = queries_run()
+    first = platform.api("GET", "/sessions/cached/contacts/check/15551234567")
+    assert first.status_code == 200 and queries_run() == 1
+    again = platform.api("GET", "/sessions/cached/contacts/check/15551234567")
+    assert again.get_json() == first.get_json() and queries_run() == 1  # from the cache
+    assert platform.api("GET", "/sessions/cached/contacts/check/15559876543").status_code == 200
+    assert queries_run() == 2
