@@ -1,13 +1,14 @@
 """The core OpenWA flow across real processes: API → Redis → session host → database."""
 from __future__ import annotations
 
+import io
 import json
+import re
 import threading
 
 import pytest
 import zxingcpp
 from PIL import Image
-import io
 
 from tests.integration.conftest import wait_for
 
@@ -187,8 +188,9 @@ def test_engine_query_answers_are_cached_for_cache_ttl(platform):
     host = platform.start_host()
     platform.create_ready_session("cached")
 
-    def queries_run() -> int:  # received + succeeded lines per query, less the mock scan
-        return host.output().count("tasks.sessions.engine_query[") // 2 - baseline
+    def queries_run() -> int:  # logged before a query runs, so before its answer arrives
+        return len(re.findall(r"tasks\.sessions\.engine_query\[[^]]+\] received",
+                              host.output())) - baseline
 
     baseline = 0
     baseline = queries_run()
