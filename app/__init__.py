@@ -71,7 +71,7 @@ def create_app(config: Config | None = None) -> Flask:
     _register_blueprints(app, config)
     if config.metrics_enabled:
         telemetry.install(app)
-        limiter.exempt(app.view_functions["metrics"])
+        limiter.exempt(telemetry.blp)
     logs.install_request_ids(app)
     resilience.install(app)
     app.extensions["celery"] = celery_app

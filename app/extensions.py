@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 
 from celery import Celery
-from flask import request
+from flask import current_app, request
 from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_migrate import Migrate
@@ -32,4 +32,6 @@ def _rate_limit_key() -> str:
     return f"ip:{request.remote_addr}"
 
 
-limiter = Limiter(key_func=_rate_limit_key, default_limits=[], headers_enabled=True)
+# The limit is read from the app serving the request: one process may build several apps.
+limiter = Limiter(key_func=_rate_limit_key, headers_enabled=True,
+                  default_limits=[lambda: current_app.config["RATELIMIT_DEFAULT"]])

@@ -44,6 +44,17 @@ def install(app: Flask) -> None:
         if endpoint != "static":
             app.view_functions[endpoint] = _retry_reads(view)
 
+    # Registered after Flask-SQLAlchemy's, so it runs first: closing a session whose
+    # connection the server just killed raises from the rollback; that must not turn a
+    # finished response into a 500.
+    @app.teardown_appcontext
+    def _remove_session_safely(_: BaseException | None) -> None:
+        try:
+            db.session.remove()
+        except DBAPIError as error:
+            log.warning("discarding a database session after: %s", type(error.orig).__name__)
+            db.session.registry.clear()
+
     @app.errorhandler(DBAPIError)
     def database_unavailable(error: DBAPIError) -> Response:
         db.session.rollback()

@@ -15,6 +15,8 @@ import time
 from collections.abc import Iterator
 
 from flask import Flask, Response, current_app, g, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, GCCollector,
                                PlatformCollector, ProcessCollector, generate_latest)
 from prometheus_client.core import GaugeMetricFamily
@@ -24,13 +26,14 @@ from sqlalchemy import select
 
 from app import metrics
 from app.errors import error_response
-from app.extensions import db
+from app.extensions import api, db
 from app.models import RUNNING, Session, utcnow
 from app.services import dispatch, hosts
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("openwa.access")
 DECLARED_QUEUES = ("default", "webhooks", "media", "backups")
+METRICS_ENDPOINT = "metrics.Metrics"
 
 
 class DeploymentCollector(Collector):
@@ -94,10 +97,22 @@ def metrics_view() -> Response:
     return Response(exposition(), mimetype=CONTENT_TYPE_LATEST)
 
 
+blp = Blueprint("metrics", __name__, description="Prometheus metrics")
+
+
+@blp.route("")
+class Metrics(MethodView):
+    @blp.doc(security=[{"BearerAuth": []}, {}],
+             responses={"200": {"description": "Prometheus text exposition format",
+                                "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}})
+    def get(self) -> Response:
+        """Prometheus metrics (Bearer METRICS_TOKEN when one is set)"""
+        return metrics_view()
+
+
 def install(app: Flask) -> None:
-    """Time every request and count it by route template (bounded cardinality)."""
-    prefix = app.config["OPENWA"].api_prefix
-    app.add_url_rule(f"{prefix}/metrics", "metrics", metrics_view)
+    """Serve /metrics; time every request and count it by route template."""
+    api.register_blueprint(blp, url_prefix=f"{app.config['OPENWA'].api_prefix}/metrics")
 
     @app.before_request
     def _start_timer() -> None:
@@ -106,7 +121,7 @@ def install(app: Flask) -> None:
     @app.after_request
     def _observe(response: Response) -> Response:
         started = g.pop("request_started", None)
-        if started is not None and request.endpoint != "metrics":
+        if started is not None and request.endpoint != METRICS_ENDPOINT:
             elapsed = time.perf_counter() - started
             path = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
             metrics.http_requests_total.labels(request.method, path, str(response.status_code)).inc()

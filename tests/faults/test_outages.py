@@ -126,5 +126,11 @@ def test_postgres_restart_under_load_gives_no_500s_and_needs_no_restart(private_
         assert live.call("GET", "/sessions/pgload").status_code == 200
         print(f"\npostgres restart: status codes {dict(codes)}; first success "
               f"{recovered:.2f} s after the server was back")
+    except BaseException:
+        for proc in live.procs:  # the errors, not the access log
+            lines = [line for line in proc.output().splitlines()
+                     if "openwa.access" not in line and "celery.app.trace" not in line]
+            print(f"----- {proc.role} -----\n" + "\n".join(lines[-150:]))
+        raise
     finally:
         live.stop_all()
