@@ -142,4 +142,3 @@ def install_request_ids(app: Flask) -> None:
         if value:
             response.headers["X-Request-ID"] = value
         return response
-

@@ -13,7 +13,6 @@ from typing import Any
 
 import requests
 from flask import Flask
-
 from prometheus_client.multiprocess import mark_process_dead
 
 from app import logs
@@ -83,7 +82,6 @@ def run_api(flask_app: Flask) -> None:
 
         def load(self) -> Flask:
             return flask_app
-
 
         def run(self) -> None:
             DrainingArbiter(self).run()

@@ -17,8 +17,15 @@ from collections.abc import Iterator
 from flask import Flask, Response, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, GCCollector,
-                               PlatformCollector, ProcessCollector, generate_latest)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector

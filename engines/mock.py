@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from engines.base import (
-    EngineError,
     Engine,
+    EngineError,
     EngineEvent,
     EngineNotReady,
     EngineOptions,

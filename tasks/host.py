@@ -15,7 +15,6 @@ from typing import Any
 
 from celery import bootsteps
 from click import Option
-
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import logs
@@ -27,8 +26,7 @@ from app.services import hosts
 from app.services import sessions as session_service
 from app.services.events import set_status
 from app.version import VERSION
-from engines import (Engine, EngineCrashed, EngineError, EngineOptions, EngineState,
-                     create_engine)
+from engines import Engine, EngineCrashed, EngineError, EngineOptions, EngineState, create_engine
 from tasks.base import flask_app
 
 log = logging.getLogger(__name__)

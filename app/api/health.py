@@ -12,8 +12,8 @@ from sqlalchemy import func, select, text
 
 from app.auth import require
 from app.extensions import db
-from app.resilience import draining
 from app.models import Session
+from app.resilience import draining
 from app.services import dispatch, hosts
 from app.version import VERSION
 

@@ -6,12 +6,11 @@ from typing import Any
 from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
-
 from marshmallow import fields, validate
 
 from app.auth import require
-from app.schemas.common import StrictSchema, Text
 from app.models import Session
+from app.schemas.common import StrictSchema, Text
 from app.services import engine_calls, sessions
 
 blp = Blueprint("mock", __name__, description="Mock engine controls (ENGINE_TYPE=mock only)")

@@ -11,8 +11,15 @@ from flask_smorest import Blueprint
 from app.auth import current_key, require
 from app.errors import Forbidden
 from app.models import Session
-from app.schemas.sessions import (PairingCodeRequestSchema, PairingCodeSchema, QrArgs, QrSchema,
-                                  SessionCreateSchema, SessionListArgs, SessionSchema)
+from app.schemas.sessions import (
+    PairingCodeRequestSchema,
+    PairingCodeSchema,
+    QrArgs,
+    QrSchema,
+    SessionCreateSchema,
+    SessionListArgs,
+    SessionSchema,
+)
 from app.services import engine_calls, sessions
 from engines.qr import data_url, render_png
 

@@ -13,8 +13,15 @@ from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from app.errors import (ApiError, BadGateway, EngineUnsupportedError, GatewayTimeout, NotFound,
-                        ServiceUnavailable, SessionNotReady)
+from app.errors import (
+    ApiError,
+    BadGateway,
+    EngineUnsupportedError,
+    GatewayTimeout,
+    NotFound,
+    ServiceUnavailable,
+    SessionNotReady,
+)
 from app.extensions import celery_app
 
 log = logging.getLogger(__name__)

@@ -10,13 +10,13 @@ import hashlib
 import json
 import secrets
 import time
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from datetime import timedelta
-
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_
 from sqlalchemy import delete as sql_delete
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.config import Config

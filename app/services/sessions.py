@@ -16,7 +16,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.config import Config
-from app.errors import BadRequest, Conflict, NotFound, ApiError
+from app.errors import ApiError, BadRequest, Conflict, NotFound
 from app.extensions import db
 from app.models import RUNNING, STOPPED, IdempotencyKey, Message, Session, utcnow
 from app.services import dispatch, hosts

@@ -7,8 +7,13 @@ import time
 import pytest
 
 from tests.conftest import auth
-from tests.factories import (assert_error, assert_validation_error, make_message, make_session,
-                             messages_of)
+from tests.factories import (
+    assert_error,
+    assert_validation_error,
+    make_message,
+    make_session,
+    messages_of,
+)
 
 MESSAGE_FIELDS = {"id", "messageId", "sessionId", "chatId", "from", "to", "fromMe", "direction",
                   "type", "body", "caption", "media", "quotedMessageId", "status", "timestamp",

@@ -14,8 +14,13 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import ApiKey, Host, IdempotencyKey, Message, Session
 from tests.conftest import auth
-from tests.factories import (assert_error, assert_validation_error, load_session, make_message,
-                             make_session)
+from tests.factories import (
+    assert_error,
+    assert_validation_error,
+    load_session,
+    make_message,
+    make_session,
+)
 
 zxingcpp = pytest.importorskip("zxingcpp")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import LivePlatform, base_env
 from tests.faults.services import PrivatePostgres, PrivateRedis
+from tests.live import LivePlatform, base_env
 
 pytestmark = pytest.mark.faults
 

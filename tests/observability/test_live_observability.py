@@ -7,7 +7,6 @@ import json
 import re
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -132,9 +131,9 @@ def test_prometheus_scrapes_every_process_and_reads_the_series_back(stack, tmp_p
     assert lines
     for line in lines:
         assert {"timestamp", "level", "logger", "message", "service", "version"} <= set(line)
-    assert any(l.get("task_id") and l.get("session_id") == session["id"] for l in lines), \
+    assert any(rec.get("task_id") and rec.get("session_id") == session["id"] for rec in lines), \
         "no log line of a session task carries task_id and session_id"
-    assert any(l.get("request_id") for l in lines), "no API log line carries a request_id"
+    assert any(rec.get("request_id") for rec in lines), "no API log line carries a request_id"
     everything = "\n".join(proc.output() for proc in live.procs)
     for secret in (MASTER_KEY, created_key, ENCRYPTION_KEY, FLOWER_AUTH[1]):
         assert secret not in everything
