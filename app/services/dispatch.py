@@ -77,6 +77,9 @@ def wait(result: AsyncResult, timeout: float) -> Any | None:
     try:
         reply = result.get(timeout=timeout, propagate=False, disable_sync_subtasks=False)
     except CeleryTimeout:
+        # Celery keeps a waiter until its task finishes, which may be never (a stopped
+        # session): stop waiting explicitly, or each 202 would leak one subscription.
+        result.backend.remove_pending_result(result)
         return None
     except (*BROKER_ERRORS, RuntimeError) as error:
         if isinstance(error, RuntimeError) and not _result_store_gave_up(error):
