@@ -79,7 +79,7 @@ def create_app(config: Config | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask, config: Config) -> None:
-    from app.api import api_keys, contacts, health, messages, mock, sessions
+    from app.api import api_keys, contacts, health, messages, mock, sessions, webhooks
     from app.extensions import api, limiter
 
     prefix = config.api_prefix
@@ -91,5 +91,7 @@ def _register_blueprints(app: Flask, config: Config) -> None:
     api.register_blueprint(sessions.blp, url_prefix=f"{prefix}/sessions")
     api.register_blueprint(messages.blp, url_prefix=f"{prefix}/sessions")
     api.register_blueprint(contacts.blp, url_prefix=f"{prefix}/sessions")
+    api.register_blueprint(webhooks.session_blp, url_prefix=f"{prefix}/sessions")
+    api.register_blueprint(webhooks.blp, url_prefix=f"{prefix}/webhooks")
     if config.engine_type == "mock":
         api.register_blueprint(mock.blp, url_prefix=f"{prefix}/sessions")

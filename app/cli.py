@@ -11,7 +11,7 @@ from flask.cli import FlaskGroup, routes_command, shell_command
 from app import create_app, runner
 from app.config import Config
 from app.models import ROLES
-from app.services import api_keys
+from app.services import api_keys, webhooks
 
 
 def _create_app() -> object:
@@ -100,3 +100,18 @@ def keys_revoke(key_id: str) -> None:
     """Revoke a key (not the last active admin key)."""
     api_keys.revoke(api_keys.get(key_id))
     click.echo(f"revoked {key_id}")
+
+
+@cli.group("secrets")
+def secrets_group() -> None:
+    """Secrets at rest (webhook secrets and headers)."""
+
+
+@secrets_group.command("reencrypt")
+def secrets_reencrypt() -> None:
+    """Rewrite every stored secret under the current ENCRYPTION_KEY.
+
+    Rotation: set the new ENCRYPTION_KEY and the old one in ENCRYPTION_KEY_PREVIOUS on every
+    process, run this once, then drop ENCRYPTION_KEY_PREVIOUS.
+    """
+    click.echo(f"re-encrypted {webhooks.reencrypt_all()} secret(s)")

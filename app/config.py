@@ -148,12 +148,14 @@ class Config:
     whatsapp_web_url: str = "https://web.whatsapp.com/"
     # security
     encryption_key: str | None = None
+    encryption_key_previous: list[str] = field(default_factory=list)
     api_key_master: str | None = None
     api_key_pepper: str | None = None
     # webhooks
     webhook_timeout_ms: int = 30000
     webhook_retry_count: int = 3
     webhook_retry_delay_ms: int = 5000
+    webhook_allow_private: bool = False
     # rate limiting
     rate_limit_window_ms: int = 60000
     rate_limit_max: int = 100
@@ -233,11 +235,13 @@ class Config:
             chromium_args=env.csv("CHROMIUM_ARGS", "PUPPETEER_ARGS"),
             whatsapp_web_url=env.str("WHATSAPP_WEB_URL", "https://web.whatsapp.com/"),
             encryption_key=env.opt("ENCRYPTION_KEY"),
+            encryption_key_previous=env.csv("ENCRYPTION_KEY_PREVIOUS"),
             api_key_master=env.opt("API_KEY_MASTER"),
             api_key_pepper=env.opt("API_KEY_PEPPER"),
             webhook_timeout_ms=env.int("WEBHOOK_TIMEOUT", 30000, minimum=1),
             webhook_retry_count=env.int("WEBHOOK_RETRY_COUNT", 3, minimum=0),
             webhook_retry_delay_ms=env.int("WEBHOOK_RETRY_DELAY", 5000, minimum=0),
+            webhook_allow_private=env.bool("WEBHOOK_ALLOW_PRIVATE", False),
             rate_limit_window_ms=env.int("RATE_LIMIT_WINDOW", 60000, minimum=1),
             rate_limit_max=env.int("RATE_LIMIT_MAX", 100, minimum=1),
             rate_limit_enabled=env.bool("RATE_LIMIT_ENABLED", True),

@@ -15,6 +15,8 @@ from celery.exceptions import Reject
 from app import logs, metrics
 from app.extensions import db
 from app.models import RUNNING, Message, Session
+from app.services import webhooks
+from app.services.events import commit_and_publish
 from app.services.messages import FINAL_SENT
 from engines import EngineError, EngineNotReady, EngineState, EngineUnsupported
 from tasks.base import openwa_task
@@ -106,7 +108,8 @@ def send_message(message_id: str) -> dict[str, Any]:
                                 mentions=message.mentions)
     except EngineError as error:
         message.status, message.error = "failed", str(error) or type(error).__name__
-        db.session.commit()
+        commit_and_publish(webhooks.emit(message.session_id, "message.failed", {
+            "id": message.id, "chatId": message.chat_id, "error": message.error}))
         metrics.messages_sent_total.labels(message.session_id, message.type, "failed").inc()
         log.warning("send of %s failed after %.3f s: %s", message_id,
                     time.perf_counter() - started, message.error)
@@ -119,9 +122,13 @@ def send_message(message_id: str) -> dict[str, Any]:
 
 def _mark_sent(message: Message, wa_id: str, timestamp: int) -> dict[str, Any]:
     message.wa_message_id, message.timestamp = wa_id, timestamp
+    targets: list[str] = []
     if message.status not in FINAL_SENT:
         message.status = "sent"
-    db.session.commit()
+        targets = webhooks.emit(message.session_id, "message.sent", {
+            "id": message.id, "messageId": wa_id, "chatId": message.chat_id,
+            "type": message.type, "body": message.body, "timestamp": timestamp})
+    commit_and_publish(targets)
     return ok({"messageId": wa_id, "timestamp": timestamp})
 
 
