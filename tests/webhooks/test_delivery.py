@@ -76,8 +76,8 @@ def test_an_incoming_message_is_delivered_signed_with_the_documented_envelope(wh
     assert not verify(SECRET, request["body"] + b" ", headers["x-openwa-signature"])
 
 
-def test_retries_on_500_keep_ids_and_count_retries_then_deliver(wh_app, client, operator_key, session_id,
-                                                                  receiver):
+def test_retries_on_500_keep_ids_and_count_retries_then_deliver(
+        wh_app, client, operator_key, session_id, receiver):
     webhook_id = hook(client, operator_key, session_id, receiver.url)
     receiver.fail_first = 2
     incoming(wh_app, session_id, 1)
@@ -118,8 +118,8 @@ def test_redirects_are_not_followed(wh_app, client, operator_key, session_id, re
     assert rows(wh_app)[0].status == "pending"
 
 
-def test_dead_letter_after_the_last_attempt_then_redrive(wh_app, client, operator_key, admin_key, session_id,
-                                                          receiver):
+def test_dead_letter_after_the_last_attempt_then_redrive(
+        wh_app, client, operator_key, admin_key, session_id, receiver):
     webhook_id = hook(client, operator_key, session_id, receiver.url, retryCount=1)
     receiver.mode = "fail"
     incoming(wh_app, session_id, 1)
@@ -139,8 +139,8 @@ def test_dead_letter_after_the_last_attempt_then_redrive(wh_app, client, operato
     assert client.get("/api/webhooks/delivery-failures", headers=auth(admin_key)).get_json() == []
 
 
-def test_a_later_event_never_overtakes_an_earlier_one_being_retried(wh_app, client, operator_key, session_id,
-                                                                     receiver):
+def test_a_later_event_never_overtakes_an_earlier_one_being_retried(
+        wh_app, client, operator_key, session_id, receiver):
     webhook_id = hook(client, operator_key, session_id, receiver.url, events=["message.received"])
     receiver.fail_first = 1
     for n in range(1, 4):
