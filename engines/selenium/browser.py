@@ -178,12 +178,14 @@ class Browser:
                         stream.close()
         self.service.process = None
 
-    def quit(self, timeout: float = 5.0) -> None:
-        """Close the browser gracefully (so the profile is flushed), then make sure by pid."""
-        with contextlib.suppress(Exception):
-            self.driver.command_executor._client_config.timeout = timeout  # type: ignore[attr-defined]
-            self.driver.quit()
-        self.kill()
+    def wait_exit(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the browser process to end (a zombie has ended)."""
+        deadline = time.monotonic() + timeout
+        while self.browser_alive():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
 
 def launch(options: EngineOptions, data_dir: Path, command_timeout: float) -> Browser:

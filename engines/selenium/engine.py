@@ -43,6 +43,10 @@ from engines.selenium.events import CdpChannel
 
 log = logging.getLogger(__name__)
 
+#: Seconds a closing browser gets to flush its profile before it is killed.
+QUIT_SECONDS = 3.0
+#: Seconds a trivial script may take before the page counts as hung.
+PROBE_SECONDS = 2
 BRIDGE_SOURCE = Path(__file__).resolve().parent / "bridge.js"
 _RUNNING = frozenset(
     {EngineState.STARTING, EngineState.QR, EngineState.AUTHENTICATING, EngineState.READY}
@@ -259,8 +263,15 @@ class SeleniumEngine(Engine):
         try:
             reply = browser.driver.execute_script(_CALL, name, list(args))
         except TimeoutException:
-            raise EngineError(f"WhatsApp Web did not finish {name} within "
-                              f"{self.command_timeout:.0f} s") from None
+            # chromedriver gave up waiting for the script: a slow WhatsApp, or a page that no
+            # longer runs anything at all. A trivial script tells them apart.
+            if self._responsive():
+                raise EngineError(f"WhatsApp Web did not finish {name} within "
+                                  f"{self.command_timeout:.0f} s") from None
+            reason = (f"WhatsApp Web stopped answering (hung page: {name} and a probe timed "
+                      "out); restarting the browser")
+            self._lost(reason)
+            raise EngineCrashed(reason) from None
         except JavascriptException as error:
             raise EngineError(f"{name} failed in the page: {_short(error)}") from None
         except WebDriverException as error:
@@ -289,6 +300,20 @@ class SeleniumEngine(Engine):
         if code in ("NOT_READY", "NO_BRIDGE"):
             raise EngineNotReady(error)
         raise EngineError(f"WhatsApp Web refused {name}: {error}")
+
+    def _responsive(self) -> bool:
+        """Does the page still run a trivial script within PROBE_SECONDS?"""
+        browser = self._browser
+        if browser is None:
+            return False
+        config = browser.driver.command_executor._client_config  # type: ignore[attr-defined]
+        config.timeout = PROBE_SECONDS
+        try:
+            return bool(browser.driver.execute_script("return 1;") == 1)
+        except (WebDriverException, Urllib3Error, OSError):
+            return False
+        finally:
+            config.timeout = int(max(1, round(self.command_timeout + 2)))
 
     # -- health -------------------------------------------------------------
     def _check_health(self) -> None:
@@ -350,12 +375,14 @@ class SeleniumEngine(Engine):
         channel, self._channel = self._channel, None
         browser, self._browser = self._browser, None
         if channel is not None:
+            if graceful and browser is not None and browser.browser_alive() and channel.open:
+                channel.close_browser()
+                if not browser.wait_exit(QUIT_SECONDS):
+                    log.info("session %s: Chromium did not close within %.0f s; killing it",
+                             self.session_id, QUIT_SECONDS)
             channel.close()
         if browser is not None:
-            if graceful and browser.browser_alive() and browser.driver_alive():
-                browser.quit(timeout=5.0)
-            else:
-                browser.kill()
+            browser.kill()
         self._lock.release()
 
     # -- bridge events -> engine events ---------------------------------------
@@ -365,6 +392,9 @@ class SeleniumEngine(Engine):
         kind, data = event.get("type"), event.get("data") or {}
         if kind == "hello":
             self.wajs_version = data.get("wajs")
+            if self._state is EngineState.READY:
+                # The page was reloaded: not ready until WhatsApp Web says so again.
+                self._set_state(EngineState.AUTHENTICATING)
         elif kind == "qr":
             qr = data.get("qr")
             if qr and (qr != self._qr or self._state is not EngineState.QR):
