@@ -95,10 +95,17 @@ def test_resolver_rules_allow_only_the_listed_hosts() -> None:
 
 
 def test_flags_put_the_profile_first_and_the_operators_args_last(tmp_path: Path) -> None:
-    options = EngineOptions(allowed_hosts=["localhost"], extra_args=["--lang=de"])
+    options = EngineOptions(allowed_hosts=["localhost"],
+                            extra_args=["--lang=de", "--disable-features=Foo,Translate"])
     flags = chromium_flags(options, tmp_path)
     assert flags[0] == f"--user-data-dir={tmp_path.resolve()}"
-    assert "--headless=new" in flags and flags[-1] == "--lang=de"
+    assert "--headless=new" in flags and "--lang=de" in flags
+    assert flags.index("--lang=de") > flags.index("--headless=new")
+    # Chromium keeps only the last feature switch: ours and the operator's become one.
+    disabled = [f for f in flags if f.startswith("--disable-features=")]
+    assert len(disabled) == 1
+    names = disabled[0].split("=", 1)[1].split(",")
+    assert "Foo" in names and names.count("Translate") == 1 and "MediaRouter" in names
     assert "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost" in flags
     assert "--headless=new" not in chromium_flags(EngineOptions(headless=False), tmp_path)
 
