@@ -15,6 +15,7 @@ Events come over a CDP websocket of our own (``driver.start_devtools()``): see
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import shutil
@@ -112,13 +113,15 @@ def chromium_flags(options: EngineOptions, data_dir: Path) -> list[str]:
 def driver_path(options: EngineOptions) -> str:
     """The chromedriver to run: CHROMIUM_DRIVER_PATH, or webdriver-manager's when opted in."""
     if options.webdriver_manager:
+        # Not a dependency: only a machine that opts in has it.
         try:
-            from webdriver_manager.chrome import ChromeDriverManager  # type: ignore[import-not-found]
-            from webdriver_manager.core.os_manager import ChromeType  # type: ignore[import-not-found]
+            chrome = importlib.import_module("webdriver_manager.chrome")
+            os_manager = importlib.import_module("webdriver_manager.core.os_manager")
         except ImportError:
             raise EngineError("WEBDRIVER_MANAGER=true but webdriver-manager is not installed "
                               "(pip install webdriver-manager)") from None
-        return str(ChromeDriverManager(chrome_type=ChromeType.CHROMIUM).install())
+        manager = chrome.ChromeDriverManager(chrome_type=os_manager.ChromeType.CHROMIUM)
+        return str(manager.install())
     path = options.driver_path or DEFAULT_DRIVER
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         raise EngineError(f"chromedriver not found at {path} (set CHROMIUM_DRIVER_PATH, install "
@@ -160,7 +163,7 @@ class Browser:
         if process is None:
             return False
         try:
-            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+            return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
         except psutil.Error:
             return False
 
@@ -192,7 +195,13 @@ class Browser:
                 with contextlib.suppress(Exception):
                     if stream is not None:
                         stream.close()
-        self.service.process = None
+        self.service.process = None  # type: ignore[assignment]
+
+    def set_timeout(self, seconds: float) -> None:
+        """The HTTP timeout of the next WebDriver commands (there are no retries)."""
+        config = getattr(self.driver.command_executor, "_client_config", None)
+        if isinstance(config, ClientConfig):
+            config.timeout = int(max(1, round(seconds)))
 
     def wait_exit(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for the browser process to end (a zombie has ended)."""
@@ -240,12 +249,13 @@ def launch(options: EngineOptions, data_dir: Path, command_timeout: float) -> Br
         driver = webdriver.Remote(command_executor=executor, options=chrome)
     except Exception as error:  # noqa: BLE001 - any failure to start is the same to the host
         stray = _children(service)
-        Browser(driver=None, service=service, browser_process=None).kill()  # type: ignore[arg-type]
+        Browser(driver=None, service=service, browser_process=None).kill()  # type: ignore
         for process in stray:
             with contextlib.suppress(psutil.Error):
                 process.kill()
         message = getattr(error, "msg", None) or str(error)
-        raise EngineError(f"Chromium did not start: {message.splitlines()[0] if message else error}") from None
+        first = message.splitlines()[0] if message else str(error)
+        raise EngineError(f"Chromium did not start: {first}") from None
     return Browser(driver=driver, service=service, browser_process=_browser_process(service))
 
 
@@ -253,7 +263,9 @@ def _children(service: Service) -> list[psutil.Process]:
     if service.process is None:
         return []
     with contextlib.suppress(psutil.Error):
-        return psutil.Process(service.process.pid).children(recursive=True)
+        children: list[psutil.Process] = psutil.Process(service.process.pid).children(
+            recursive=True)
+        return children
     return []
 
 
@@ -261,7 +273,7 @@ def _browser_process(service: Service) -> psutil.Process | None:
     """chromedriver's Chromium child: the /usr/bin/chromium wrapper execs the browser."""
     for process in _children(service):
         with contextlib.suppress(psutil.Error):
-            if process.ppid() == service.process.pid:  # type: ignore[union-attr]
+            if service.process is not None and process.ppid() == service.process.pid:
                 return process
     return None
 

@@ -141,7 +141,8 @@ class SeleniumEngine(Engine):
         try:
             bundle = Path(bundle_path).read_text(encoding="utf-8")
         except OSError:
-            raise EngineError(f"wa-js bundle not found at {bundle_path} (run `make wajs`)") from None
+            raise EngineError(
+                f"wa-js bundle not found at {bundle_path} (run `make wajs`)") from None
         bridge = BRIDGE_SOURCE.read_text(encoding="utf-8")
         self._lock.acquire()
         data_dir = profiles.prepare(self.profile_dir)
@@ -256,10 +257,8 @@ class SeleniumEngine(Engine):
         browser = self._browser
         if browser is None:
             raise EngineNotReady(f"session {self.session_id} has no browser ({self._state.value})")
-        executor = browser.driver.command_executor
-        config = executor._client_config  # type: ignore[attr-defined]
         if timeout is not None:
-            config.timeout = int(max(1, round(timeout)))
+            browser.set_timeout(timeout)
         try:
             reply = browser.driver.execute_script(_CALL, name, list(args))
         except TimeoutException:
@@ -283,37 +282,36 @@ class SeleniumEngine(Engine):
         except (Urllib3Error, OSError) as error:
             if isinstance(error, TimeoutError) or "timed out" in str(error).lower():
                 reason = (f"WhatsApp Web stopped answering ({name} took over "
-                          f"{config.timeout} s); restarting the browser")
+                          f"{timeout or self.command_timeout + 2:.0f} s); restarting the browser")
             else:
                 reason = f"chromedriver is gone ({type(error).__name__}); restarting the browser"
             self._lost(reason)
             raise EngineCrashed(reason) from None
         finally:
-            if timeout is not None:
-                config.timeout = int(max(1, round(self.command_timeout + 2)))
+            if timeout is not None and self._browser is browser:
+                browser.set_timeout(self.command_timeout + 2)
         self._next_health_check = time.monotonic() + self.health_check_seconds
         if not isinstance(reply, dict):
             raise EngineError(f"{name}: unexpected answer from the bridge")
         if reply.get("ok"):
             return reply.get("value")
-        code, error = reply.get("code"), str(reply.get("error") or name)
+        code, detail = reply.get("code"), str(reply.get("error") or name)
         if code in ("NOT_READY", "NO_BRIDGE"):
-            raise EngineNotReady(error)
-        raise EngineError(f"WhatsApp Web refused {name}: {error}")
+            raise EngineNotReady(detail)
+        raise EngineError(f"WhatsApp Web refused {name}: {detail}")
 
     def _responsive(self) -> bool:
         """Does the page still run a trivial script within PROBE_SECONDS?"""
         browser = self._browser
         if browser is None:
             return False
-        config = browser.driver.command_executor._client_config  # type: ignore[attr-defined]
-        config.timeout = PROBE_SECONDS
+        browser.set_timeout(PROBE_SECONDS)
         try:
             return bool(browser.driver.execute_script("return 1;") == 1)
         except (WebDriverException, Urllib3Error, OSError):
             return False
         finally:
-            config.timeout = int(max(1, round(self.command_timeout + 2)))
+            browser.set_timeout(self.command_timeout + 2)
 
     # -- health -------------------------------------------------------------
     def _check_health(self) -> None:

@@ -57,7 +57,8 @@ class ProfileLock:
         except OSError as error:
             handle.close()
             if error.errno in (errno.EAGAIN, errno.EACCES):
-                raise ProfileBusy(f"profile {self.path.parent} is in use by another engine") from None
+                raise ProfileBusy(
+                    f"profile {self.path.parent} is in use by another engine") from None
             raise
         handle.seek(0)
         handle.truncate()

@@ -43,7 +43,6 @@ from app.models import Message  # noqa: E402
 from app.services import api_keys  # noqa: E402
 from engines import EngineOptions, EventKind, create_engine  # noqa: E402
 from engines.selenium import browser as browser_module  # noqa: E402
-from engines.selenium import profile as profiles  # noqa: E402
 from engines.selenium.browser import tree_memory  # noqa: E402
 from engines.selenium.engine import SeleniumEngine  # noqa: E402
 from tests.integration.conftest import Platform, wait_for  # noqa: E402
@@ -227,8 +226,8 @@ class Bench:
                     assert plat.api("POST", f"/sessions/{name}/stop").status_code == 200
             result["start_to_qr_ready_api_s"] = {"median": statistics.median(starts),
                                                  "max": max(starts), "n": len(starts)}
-            name, phone = f"bench-{delivery}-0", "1555840" + ("0001" if delivery == "binding"
-                                                             else "0002")
+            name = f"bench-{delivery}-0"
+            phone = "1555840" + ("0001" if delivery == "binding" else "0002")
             raw = plat.api("GET", f"/sessions/{name}/qr?format=raw").get_json()["qr"]
             self.standin.scan(raw, phone=phone)
             plat.wait_status(name, "ready", timeout=15)
@@ -268,7 +267,8 @@ class Bench:
 
 def report(r: dict[str, Any]) -> str:
     def mem(m: dict[str, Any]) -> str:
-        return f"RSS {m['rss'] / MiB:6.1f} MiB  PSS {m['pss'] / MiB:6.1f} MiB  ({m['processes']} processes)"
+        return (f"RSS {m['rss'] / MiB:6.1f} MiB  PSS {m['pss'] / MiB:6.1f} MiB  "
+                f"({m['processes']} processes)")
 
     lines = [
         f"start -> first QR (engine)        median {r['start_to_qr_engine_s']['median']:.2f} s, "
@@ -283,11 +283,13 @@ def report(r: dict[str, Any]) -> str:
         f"1 session                         {mem(r['memory_1_session'])}",
         *[f"3 sessions, session {i + 1}            {mem(m)}"
           for i, m in enumerate(r["memory_3_sessions"]["per_session"])],
-        f"3 sessions, total                 RSS {r['memory_3_sessions']['total_rss'] / MiB:6.1f} MiB"
-        f"  PSS {r['memory_3_sessions']['total_pss'] / MiB:6.1f} MiB",
+        f"3 sessions, total                 "
+        f"RSS {r['memory_3_sessions']['total_rss'] / MiB:6.1f} MiB  "
+        f"PSS {r['memory_3_sessions']['total_pss'] / MiB:6.1f} MiB",
         f"1 session, the issue's flags only {mem(r['memory_issue_flags_only'])}",
-        f"binding: page -> engine queue     median {r['binding']['push_to_engine_queue_ms']['median']:.2f} ms"
-        f", p95 {r['binding']['push_to_engine_queue_ms']['p95']:.2f} ms",
+        f"binding: page -> engine queue     "
+        f"median {r['binding']['push_to_engine_queue_ms']['median']:.2f} ms, "
+        f"p95 {r['binding']['push_to_engine_queue_ms']['p95']:.2f} ms",
         f"poll() cost, idle                 binding {r['binding']['poll_idle_ms']:.3f} ms, "
         f"page buffer {r['poll']['poll_idle_ms']:.3f} ms",
     ]

@@ -265,7 +265,9 @@ def test_a_hung_page_fails_a_send_within_seconds_and_the_browser_is_replaced(
     link(engine, standin, "15550000106")
     browser = engine.browser
     assert browser is not None
-    standin.push(standin.device_for(phone="15550000106"), {"type": "hang"})  # type: ignore[arg-type]
+    device = standin.device_for(phone="15550000106")
+    assert device is not None
+    standin.push(device, {"type": "hang"})
     time.sleep(0.3)
     started = time.monotonic()
     with pytest.raises(EngineCrashed, match="stopped answering"):

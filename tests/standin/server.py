@@ -127,8 +127,8 @@ class StandIn:
         device = self.device_for(qr=qr)
         if device is None:
             raise LookupError("no device shows this QR code (expired or never shown)")
-        self._link(device, phone or "1555" + "".join(secrets.choice("0123456789") for _ in range(7)),
-                   push_name)
+        phone = phone or "1555" + "".join(secrets.choice("0123456789") for _ in range(7))
+        self._link(device, phone, push_name)
         return device
 
     def enter_pairing_code(self, code: str, push_name: str = "Stand-in Phone") -> Device:
