@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -136,16 +137,19 @@ class Bench:
             engine.close()
 
         # Our flags against the issue's list alone (both headless, same page).
-        chosen = browser_module.BASE_FLAGS
+        chosen = (browser_module.BASE_FLAGS, browser_module.ENABLE_FEATURES,
+                  browser_module.DISABLE_FEATURES)
         try:
             browser_module.BASE_FLAGS = ISSUE_FLAGS
+            browser_module.ENABLE_FEATURES = browser_module.DISABLE_FEATURES = ()
             engine = self.engine()
             self.link(engine, "15558200000")
             time.sleep(3)
             self.results["memory_issue_flags_only"] = self.memory(engine)
             engine.close()
         finally:
-            browser_module.BASE_FLAGS = chosen
+            (browser_module.BASE_FLAGS, browser_module.ENABLE_FEATURES,
+             browser_module.DISABLE_FEATURES) = chosen
 
     # -- 3: delivery --------------------------------------------------------------------
     def delivery(self) -> None:
@@ -244,7 +248,7 @@ class Bench:
 
                 created = wait_for(stored, 10, 0.002, "the stored message")
                 latencies.append(created.timestamp() - pushed)
-                time.sleep(0.137)  # not in step with the host's tick
+                time.sleep(random.uniform(0.05, 0.3))  # not in step with the host's tick
             result["inbound_ms"] = {"median": statistics.median(latencies) * 1000,
                                     "p95": pct(latencies, 0.95) * 1000, "n": len(latencies)}
         finally:
