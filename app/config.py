@@ -91,6 +91,11 @@ class _Env:
         return [part.strip() for part in value.split(",") if part.strip()]
 
 
+#: Host names Chromium may resolve in production: WhatsApp Web and its media/CDN hosts.
+WHATSAPP_HOSTS = ("localhost", "whatsapp.com", "*.whatsapp.com", "whatsapp.net", "*.whatsapp.net")
+#: Where `make wajs` installs the wa-js bundle (the Docker image sets WAJS_BUNDLE_PATH).
+WAJS_DEFAULT_PATH = ".tools/wa-js/node_modules/@wppconnect/wa-js/dist/wppconnect-wa.js"
+
 LOG_LEVELS = ("debug", "info", "warning", "warn", "error", "critical")
 
 
@@ -142,9 +147,14 @@ class Config:
     api_drain_seconds: float = 5.0
     # browser
     chromium_executable_path: str | None = None
-    chromium_driver_path: str | None = None
+    chromium_driver_path: str = "/usr/bin/chromedriver"
     chromium_headless: bool = True
     chromium_args: list[str] = field(default_factory=list)
+    chromium_allowed_hosts: list[str] = field(default_factory=lambda: list(WHATSAPP_HOSTS))
+    chromium_command_timeout: float = 10.0
+    chromium_event_delivery: str = "binding"
+    webdriver_manager: bool = False
+    wajs_bundle_path: str = WAJS_DEFAULT_PATH
     whatsapp_web_url: str = "https://web.whatsapp.com/"
     # security
     encryption_key: str | None = None
@@ -230,9 +240,16 @@ class Config:
             send_sweep_after=env.float("SEND_SWEEP_AFTER", 60.0, minimum=1.0),
             api_drain_seconds=env.float("API_DRAIN_SECONDS", 5.0),
             chromium_executable_path=env.opt("CHROMIUM_EXECUTABLE_PATH", "PUPPETEER_EXECUTABLE_PATH"),
-            chromium_driver_path=env.opt("CHROMIUM_DRIVER_PATH"),
+            chromium_driver_path=env.str("CHROMIUM_DRIVER_PATH", "/usr/bin/chromedriver"),
             chromium_headless=env.bool("CHROMIUM_HEADLESS", True, "PUPPETEER_HEADLESS"),
             chromium_args=env.csv("CHROMIUM_ARGS", "PUPPETEER_ARGS"),
+            chromium_allowed_hosts=(env.csv("CHROMIUM_ALLOWED_HOSTS")
+                                    or list(WHATSAPP_HOSTS)),
+            chromium_command_timeout=env.float("CHROMIUM_COMMAND_TIMEOUT", 10.0, minimum=1.0),
+            chromium_event_delivery=env.choice("CHROMIUM_EVENT_DELIVERY", "binding",
+                                               ("binding", "poll")),
+            webdriver_manager=env.bool("WEBDRIVER_MANAGER", False),
+            wajs_bundle_path=env.str("WAJS_BUNDLE_PATH", WAJS_DEFAULT_PATH),
             whatsapp_web_url=env.str("WHATSAPP_WEB_URL", "https://web.whatsapp.com/"),
             encryption_key=env.opt("ENCRYPTION_KEY"),
             encryption_key_previous=env.csv("ENCRYPTION_KEY_PREVIOUS"),

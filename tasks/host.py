@@ -92,6 +92,11 @@ class HostRuntime:
             headless=cfg.chromium_headless,
             extra_args=list(cfg.chromium_args),
             whatsapp_web_url=cfg.whatsapp_web_url,
+            wajs_bundle_path=cfg.wajs_bundle_path,
+            allowed_hosts=list(cfg.chromium_allowed_hosts),
+            command_timeout=cfg.chromium_command_timeout,
+            webdriver_manager=cfg.webdriver_manager,
+            event_delivery=cfg.chromium_event_delivery,
         )
 
     def _new_engine(self, session_id: str) -> Engine:
@@ -186,6 +191,22 @@ class HostRuntime:
             return
         for event in found:
             event_service.apply(session_id, event)
+        if held.engine.state is EngineState.LOGGED_OUT:
+            self._unlinked(session_id)
+
+    def _unlinked(self, session_id: str) -> None:
+        """The phone removed the device (the engine has wiped the profile): stop the session
+        until a user starts it again, which shows a new QR."""
+        held = self.held.pop(session_id)
+        self._stop_consuming(session_id)
+        try:
+            held.engine.close()
+        except EngineError:
+            pass
+        hosts.release(session_id, self.name, held.token)
+        set_status(session_id, "disconnected", desired_state=STOPPED, qr_code=None,
+                   last_error="logged out from the phone")
+        log.info("session %s was logged out from the phone; stopped", session_id)
 
     def heartbeat(self) -> None:
         renewed_until = self._lease_deadline()
