@@ -1,10 +1,11 @@
 """Typed SQLAlchemy models, one module per table."""
 from app.models.api_key import ROLES, ApiKey
+from app.models.backup import Backup
 from app.models.base import Base, utcnow
 from app.models.host import Host
 from app.models.idempotency import IdempotencyKey
 from app.models.message import Message
 from app.models.session import RUNNING, STATUSES, STOPPED, Session
 
-__all__ = ["ROLES", "ApiKey", "Base", "Host", "IdempotencyKey", "Message", "RUNNING", "STATUSES",
-           "STOPPED", "Session", "utcnow"]
+__all__ = ["ROLES", "ApiKey", "Backup", "Base", "Host", "IdempotencyKey", "Message", "RUNNING",
+           "STATUSES", "STOPPED", "Session", "utcnow"]
