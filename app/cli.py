@@ -139,7 +139,7 @@ class TerminalProgress:
         if not (self._live or final):
             return
         self._shown = time.monotonic()
-        done = human_bytes(self._done) if self._done else ""
+        done = human_bytes(self._done)
         if final:
             line = f"  {self._stage:<18} {done:>10}  {self._shown - self._started:6.1f} s"
         elif self._total:

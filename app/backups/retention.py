@@ -11,15 +11,16 @@ newest first, days, ISO weeks and months in UTC:
 
 With one backup a day and 7/4/12 that is exactly 23 backups: the last 7 days, the Sundays
 of the 4 weeks before those, and the last day of each of the 12 months before this one,
-reaching back a little over a year. The newest backup is always kept, whatever the counts.
-This is a pure function of the backups' times, so repeating it, or running it after every
-backup, keeps the same set.
+reaching back a little over a year. The newest backup is always kept, whatever the counts,
+and so is every backup of the 24 hours before it: a backup taken by hand before a risky
+change is not deleted by the next one the same day. This is a pure function of the
+backups' times, so repeating it, or running it after every backup, keeps the same set.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ def _week(moment: datetime) -> tuple[int, ...]:
 def _month(moment: datetime) -> tuple[int, ...]:
     return (moment.year, moment.month)
 
+
+#: Backups this close to the newest one are kept whatever the rules say.
+RECENT = timedelta(hours=24)
 
 RULES: tuple[tuple[str, Callable[[datetime], tuple[int, ...]]], ...] = (
     ("daily", _day), ("weekly", _week), ("monthly", _month))
@@ -69,6 +73,10 @@ def keep(backups: Iterable[tuple[str, datetime]], policy: Policy) -> dict[str, s
             if backup_id not in kept:
                 kept[backup_id] = rule
                 count += 1
-    if ordered and ordered[0][1] not in kept:
-        kept[ordered[0][1]] = "latest"
+    if ordered:
+        newest = ordered[0][0]
+        for when, backup_id in ordered:
+            if newest - when >= RECENT:
+                break
+            kept.setdefault(backup_id, "recent")
     return kept

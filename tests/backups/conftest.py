@@ -202,6 +202,21 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deplo
 
 
 @pytest.fixture
+def backdate(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """``backdate(days)``: the next backups get ids (their time, for retention) that many
+    days in the past."""
+    from app.services import backups
+
+    real = backups.new_backup_id
+    offset = [timedelta(0)]
+    monkeypatch.setattr(backups, "new_backup_id", lambda now: real(now - offset[0]))
+
+    def set_days(days: float) -> None:
+        offset[0] = timedelta(days=days)
+    return set_days
+
+
+@pytest.fixture
 def sqlite_deployment(tmp_path: Path) -> Iterator[Deployment]:
     """For behaviour that does not depend on the database: SQLite only, fast."""
     made = make_deployment(tmp_path, "sqlite", str(tmp_path / "openwa.db"))

@@ -90,15 +90,16 @@ def test_commands_fail_with_one_clear_line(sqlite_deployment):
     assert missing.exit_code == 1 and "ENCRYPTION_KEY is not set" in missing.stderr
 
 
-def test_scheduled_task_backs_up_and_applies_retention(sqlite_deployment):
+def test_scheduled_task_backs_up_and_applies_retention(sqlite_deployment, backdate):
     deployment = sqlite_deployment
     deployment.config.backup_retention_daily = 0
     deployment.config.backup_retention_weekly = 0
     deployment.config.backup_retention_monthly = 0
     set_flask_app(deployment.app)
     try:
+        backdate(1)
         first = scheduled_backup()
-        __import__("time").sleep(1.05)
+        backdate(0)
         second = scheduled_backup()
     finally:
         set_flask_app(None)  # type: ignore[arg-type]

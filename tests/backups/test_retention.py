@@ -72,10 +72,23 @@ def test_pruning_after_every_backup_equals_pruning_once_at_the_end():
     assert sorted(once.values()) == sorted(incremental.values())
 
 
-def test_several_backups_a_day_keep_the_newest_of_each_day():
+def test_several_backups_a_day_keep_the_newest_of_each_day_and_all_of_the_last_day():
     alive, kept = simulate(30, Policy(7, 0, 0), per_day=3)
-    assert len(alive) == 7
-    assert all(when.hour == 12 for when in alive.values())  # the third of the day (02+5+5)
+    last_day = max(alive.values()).date()
+    older = [when for when in alive.values() if when.date() != last_day]
+    assert len(older) == 6 and all(when.hour == 12 for when in older)  # the day's newest
+    assert sorted(when.hour for when in alive.values() if when.date() == last_day) == [2, 7, 12]
+    assert Counter(kept.values()) == {"daily": 7, "recent": 2}
+
+
+def test_a_backup_made_by_hand_survives_the_next_one_for_a_day():
+    morning = START.replace(hour=9)
+    backups = [("nightly", START), ("before-upgrade", morning),
+               ("after-upgrade", morning + timedelta(hours=1))]
+    assert keep(backups, Policy()) == {"after-upgrade": "daily", "before-upgrade": "recent",
+                                       "nightly": "recent"}
+    tomorrow = backups + [("next-nightly", START + timedelta(days=1))]
+    assert set(keep(tomorrow, Policy())) == {"next-nightly", "after-upgrade", "before-upgrade"}
 
 
 def test_counts_are_configurable():
@@ -85,7 +98,7 @@ def test_counts_are_configurable():
 
 def test_zero_everywhere_still_keeps_the_newest():
     _, kept = simulate(10, Policy(0, 0, 0))
-    assert list(kept.values()) == ["latest"]
+    assert list(kept.values()) == ["recent"]
 
 
 def test_input_order_and_time_zones_do_not_matter():

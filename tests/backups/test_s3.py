@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,15 +101,15 @@ def test_a_new_server_lists_the_backups_in_the_bucket_before_it_has_a_schema(s3,
     assert [(b.id, b.status) for b in listed] == [(made, "completed")]
 
 
-def test_retention_deletes_old_backups_from_the_bucket(s3):
+def test_retention_deletes_old_backups_from_the_bucket(s3, backdate):
     deployment, client = s3
     config = deployment.config
     config.backup_retention_daily, config.backup_retention_weekly = 1, 0
     config.backup_retention_monthly = 0
     with deployment.context():
+        backdate(2)
         first = backups.create_backup(config).id
-        time.sleep(1.05)  # ids (and so retention) order backups by the second
-        # a second backup the same day: the first is no longer the day's newest
+        backdate(0)
         second = backups.create_backup(config).id
         assert backups.apply_retention(config) == [first]
         assert {key.split("/")[1] for key in _keys(client)} == {second}
