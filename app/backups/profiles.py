@@ -3,7 +3,9 @@
 Left out: the mock engine's shared network folder (``_mocknet``: the in-flight mail of
 mock sessions, not account state), lock files (Chromium's ``Singleton*``, LevelDB's
 ``LOCK``, ``*.lock``), which would make a restored browser think another one holds its
-profile, sockets and other special files, and our own restore staging folders.
+profile, Chromium's caches (often most of a profile's size, and rebuilt on demand; the
+login lives in IndexedDB and Local Storage, which are kept), sockets and other special
+files, and our own restore staging folders.
 
 A restore unpacks into a staging folder inside SESSION_DATA_PATH (the same file system,
 so the swap is renames, also when SESSION_DATA_PATH is a mount point), with tarfile's
@@ -30,6 +32,10 @@ SKIP_DIRS = frozenset({NETWORK_DIR_NAME})
 LOCK_NAMES = frozenset({"SingletonLock", "SingletonSocket", "SingletonCookie", "lockfile",
                         "LOCK"})
 LOCK_SUFFIXES = (".lock", ".lck")
+CACHE_DIRS = frozenset({"Cache", "Code Cache", "GPUCache", "GrShaderCache", "ShaderCache",
+                        "DawnCache", "Crashpad"})
+#: How many "changed while read" files the manifest names (it counts them all).
+CHANGED_LISTED = 100
 STAGING_PREFIX = ".openwa-restore-"
 
 
@@ -39,13 +45,15 @@ class ArchiveInfo:
     bytes: int = 0
     sessions: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
+    changed_count: int = 0
 
 
 def _skip(path: Path, top_level: bool) -> bool:
     name = path.name
-    if top_level and (name in SKIP_DIRS or name.startswith(STAGING_PREFIX)):
-        return True
-    return name in LOCK_NAMES or name.endswith(LOCK_SUFFIXES)
+    if top_level:
+        return name in SKIP_DIRS or name.startswith(STAGING_PREFIX)
+    return (name in LOCK_NAMES or name.endswith(LOCK_SUFFIXES)
+            or (name in CACHE_DIRS and path.is_dir()))
 
 
 def walk(root: Path) -> Iterator[tuple[Path, bool]]:
@@ -128,7 +136,9 @@ def archive(root: Path, out: HashingWriter, advance: Advance) -> ArchiveInfo:
                 continue  # removed before we got to it (a session being deleted)
             if changed:
                 log.warning("backup: %s changed while it was read", relative)
-                info.changed.append(relative)
+                info.changed_count += 1
+                if len(info.changed) < CHANGED_LISTED:
+                    info.changed.append(relative)
             info.files += 1
             info.bytes += member.size
             advance(member.size)

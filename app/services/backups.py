@@ -225,7 +225,8 @@ def _archive_profiles(config: Config, key: BackupKey, scratch: Path,
     info = found["info"]
     return _Part(SESSIONS, name, digest, {"format": "tar", "files": info.files,
                                           "bytes": info.bytes, "sessions": info.sessions,
-                                          "changed_while_read": info.changed})
+                                          "changed_while_read": info.changed_count,
+                                          "changed_files": info.changed})
 
 
 def create_backup(config: Config, trigger: str = "manual",
@@ -265,7 +266,10 @@ def create_backup(config: Config, trigger: str = "manual",
         message = str(error) if isinstance(error, BackupError) else \
             f"{type(error).__name__}: {error}"
         log.error("backup %s failed: %s", backup_id, message)
-        _finish_record(backup_id, status=FAILED, error=message[:4000])
+        try:
+            _finish_record(backup_id, status=FAILED, error=message[:4000])
+        except SQLAlchemyError as unrecorded:  # the database is what failed: keep the cause
+            log.warning("backup %s: could not record the failure: %s", backup_id, unrecorded)
         try:
             storage.delete(backup_id)
         except BackupError as cleanup:

@@ -136,6 +136,8 @@ class Deployment:
             (profile / "SingletonLock").symlink_to("somehost-12345")
             (profile / "Default" / "Cookies.lock").write_text("x")
             (profile / "Default" / "Preferences").write_text('{"profile": {"name": "Zoë"}}')
+            (profile / "Default" / "Cache" / "Cache_Data").mkdir(parents=True)
+            (profile / "Default" / "Cache" / "Cache_Data" / "data_0").write_bytes(b"cached")
             (profile / "empty").mkdir()
         (self.sessions_dir / "_mocknet" / "15550001" / "inbox").mkdir(parents=True)
         (self.sessions_dir / "_mocknet" / "15550001" / "inbox" / "1.json").write_text("{}")
@@ -155,11 +157,11 @@ class Deployment:
 
 
 def expected_in_backup(files: dict[str, bytes | str]) -> dict[str, bytes | str]:
-    """What a backup keeps of ``profile_files()``: no mock network, no lock files."""
+    """What a backup keeps of ``profile_files()``: no mock network, locks or caches."""
     def kept(relative: str) -> bool:
         name = relative.rsplit("/", 1)[-1]
         return not (relative.startswith("_mocknet") or name in ("LOCK", "SingletonLock")
-                    or name.endswith(".lock"))
+                    or name.endswith(".lock") or "/Cache/" in relative)
     return {path: content for path, content in files.items() if kept(path)}
 
 
