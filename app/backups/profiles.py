@@ -130,7 +130,7 @@ def archive(root: Path, out: HashingWriter, advance: Advance) -> ArchiveInfo:
                 with path.open("rb") as handle:
                     member = tar.gettarinfo(arcname=relative, fileobj=handle)
                     content = _Exactly(handle, member.size)
-                    tar.addfile(member, content)  # type: ignore[arg-type]
+                    tar.addfile(member, content)
                     changed = content.changed or os.fstat(handle.fileno()).st_size != member.size
             except FileNotFoundError:
                 continue  # removed before we got to it (a session being deleted)
@@ -148,7 +148,7 @@ def archive(root: Path, out: HashingWriter, advance: Advance) -> ArchiveInfo:
 def extract(source: HashingReader | BinaryIO, staging: Path) -> None:
     """Unpack a profiles tar stream into ``staging`` (which must not exist yet)."""
     staging.mkdir(mode=0o700)
-    with tarfile.open(fileobj=source, mode="r|") as tar:  # type: ignore[call-overload]
+    with tarfile.open(fileobj=source, mode="r|") as tar:
         tar.extractall(staging, filter="data")
 
 

@@ -100,9 +100,9 @@ def write_part(path: Path, key: BackupKey, fill: Callable[[HashingWriter], None]
                advance: Advance = _ignore) -> PartDigest:
     """Create ``path`` with what ``fill`` writes, gzipped and encrypted."""
     with path.open("wb") as raw:
-        stored = HashingWriter(raw)  # type: ignore[arg-type]
+        stored = HashingWriter(raw)
         cipher = EncryptingWriter(stored, key)  # type: ignore[arg-type]
-        gz = gzip.GzipFile(filename="", fileobj=cipher, mode="wb",  # type: ignore[arg-type]
+        gz = gzip.GzipFile(filename="", fileobj=cipher, mode="wb",
                            compresslevel=GZIP_LEVEL, mtime=0)
         plain = HashingWriter(gz, advance)
         fill(plain)
@@ -121,9 +121,9 @@ def open_part(path: Path, key: BackupKey, name: str,
               advance: Advance = _ignore) -> Iterator[HashingReader]:
     """The plaintext of a stored part, authenticated chunk by chunk as it is read."""
     with path.open("rb") as raw:
-        counted = HashingReader(raw, advance)  # type: ignore[arg-type]
+        counted = HashingReader(raw, advance)
         cipher = DecryptingReader(counted, key, name)  # type: ignore[arg-type]
-        with gzip.GzipFile(fileobj=cipher, mode="rb") as gz:  # type: ignore[arg-type]
+        with gzip.GzipFile(fileobj=cipher, mode="rb") as gz:
             try:
                 yield HashingReader(gz)
             except (EOFError, gzip.BadGzipFile, zlib.error) as error:
