@@ -6,6 +6,7 @@ queue ``session.<id>`` (created on demand), and each host has a control queue
 """
 import os
 
+from celery.schedules import crontab
 from kombu import Exchange, Queue
 
 
@@ -65,6 +66,15 @@ worker_send_task_events = True
 task_send_sent_event = True
 worker_hijack_root_logger = False
 
+
+def _cron(expression):
+    """``"m h dom mon dow"`` as a crontab: the translation of ``app.config.cron_schedule``
+    (app/config.py validates BACKUP_SCHEDULE with a clear error before any process starts)."""
+    minute, hour, day_of_month, month_of_year, day_of_week = expression.split()
+    return crontab(minute=minute, hour=hour, day_of_month=day_of_month,
+                   month_of_year=month_of_year, day_of_week=day_of_week)
+
+
 beat_schedule = {
     "session-health-probe": {
         "task": "tasks.maintenance.probe_sessions",
@@ -83,3 +93,11 @@ beat_schedule = {
         "schedule": 3600.0,
     },
 }
+
+# Encrypted backups with retention, at BACKUP_SCHEDULE (cron, UTC; "off" disables them).
+_backup_schedule = os.environ.get("BACKUP_SCHEDULE", "").strip() or "0 2 * * *"
+if _backup_schedule.lower() not in ("off", "none", "disabled", "false"):
+    beat_schedule["scheduled-backup"] = {
+        "task": "tasks.backups.scheduled_backup",
+        "schedule": _cron(_backup_schedule),
+    }

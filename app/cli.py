@@ -1,17 +1,23 @@
 """The ``openwa`` command: Flask's CLI group with the platform's roles and key tools."""
 from __future__ import annotations
 
+import json
 import sys
+import threading
+import time
 from datetime import datetime
+from typing import TextIO
 
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, routes_command, shell_command
 
 from app import create_app, runner
+from app.backups import BackupError
+from app.backups.progress import human_bytes
 from app.config import Config
 from app.models import ROLES
-from app.services import api_keys, webhooks
+from app.services import api_keys, backups, webhooks
 
 
 def _create_app() -> object:
@@ -115,3 +121,131 @@ def secrets_reencrypt() -> None:
     process, run this once, then drop ENCRYPTION_KEY_PREVIOUS.
     """
     click.echo(f"re-encrypted {webhooks.reencrypt_all()} secret(s)")
+
+
+class TerminalProgress:
+    """Stages of a long operation on stderr: a live line on a terminal, else one line each."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self._live = self._stream.isatty()
+        self._lock = threading.Lock()
+        self._stage, self._total, self._done = "", None, 0
+        self._started = self._shown = 0.0
+
+    def begin(self, stage: str, total: int | None = None) -> None:
+        with self._lock:
+            self._stage, self._total, self._done = stage, total, 0
+            self._started = time.monotonic()
+            self._show(final=False)
+
+    def advance(self, amount: int) -> None:
+        with self._lock:
+            self._done += amount
+            if self._live and time.monotonic() - self._shown >= 0.1:
+                self._show(final=False)
+
+    def end(self) -> None:
+        with self._lock:
+            self._show(final=True)
+
+    def _show(self, final: bool) -> None:
+        if not (self._live or final):
+            return
+        self._shown = time.monotonic()
+        done = human_bytes(self._done)
+        if final:
+            line = f"  {self._stage:<18} {done:>10}  {self._shown - self._started:6.1f} s"
+        elif self._total:
+            share = min(self._done / self._total, 1.0)
+            bar = "#" * int(share * 24)
+            line = (f"  {self._stage:<18} [{bar:<24}] {share:4.0%}  {done} of "
+                    f"{human_bytes(self._total)}")
+        else:
+            line = f"  {self._stage:<18} {done:>10}  …"
+        if self._live:
+            self._stream.write("\r\x1b[2K" + line + ("\n" if final else ""))
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+
+@cli.command("backup")
+@click.option("--no-retention", is_flag=True,
+              help="Keep every backup this time (do not apply the retention policy).")
+def backup_command(no_retention: bool) -> None:
+    """Take an encrypted backup of the database and the session profiles now."""
+    config = _config()
+    try:
+        record = backups.create_backup(config, "manual", TerminalProgress())
+        click.echo(f"backup {record.id} completed: {human_bytes(record.size_bytes or 0)} in "
+                   f"{record.location}")
+        if not no_retention:
+            deleted = backups.apply_retention(config)
+            if deleted:
+                click.echo(f"retention: deleted {len(deleted)} old backup(s): "
+                           f"{', '.join(deleted)}")
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@cli.group("backups")
+def backups_group() -> None:
+    """Backups in the configured storage (BACKUP_STORAGE, BACKUP_PATH or BACKUP_S3_*)."""
+
+
+@backups_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document, for scripts.")
+def backups_list(as_json: bool) -> None:
+    """List the backups, newest first, with their status."""
+    try:
+        records = backups.list_backups(_config())
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps([{
+            "id": r.id, "status": r.status, "trigger": r.trigger,
+            "startedAt": r.started_at.isoformat(),
+            "finishedAt": r.finished_at.isoformat() if r.finished_at else None,
+            "sizeBytes": r.size_bytes, "databaseBackend": r.database_backend,
+            "alembicRevision": r.alembic_revision, "location": r.location, "error": r.error,
+        } for r in records], indent=2))
+        return
+    if not records:
+        click.echo("no backups")
+        return
+    click.echo(f"{'ID':<24} {'STATUS':<10} {'TRIGGER':<10} {'STARTED (UTC)':<20} {'SIZE':>9}  "
+               f"REVISION")
+    for r in records:
+        size = human_bytes(r.size_bytes) if r.size_bytes is not None else "-"
+        line = (f"{r.id:<24} {r.status:<10} {r.trigger:<10} "
+                f"{r.started_at:%Y-%m-%d %H:%M:%S}  {size:>9}  {r.alembic_revision or '-'}")
+        if r.error:
+            line += f"  ({r.error})"
+        click.echo(line)
+
+
+@cli.command("restore")
+@click.argument("backup_id")
+@click.option("--force", is_flag=True,
+              help="Restore even while session hosts or sessions are running.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation on a terminal.")
+def restore_command(backup_id: str, force: bool, yes: bool) -> None:
+    """Replace the database and the session profiles with backup BACKUP_ID (or `latest`).
+
+    The backup is fetched, checked and decrypted before anything is changed.
+    """
+    config = _config()
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Replace the database and the session profiles with backup "
+                      f"{backup_id}?", abort=True)
+    try:
+        report = backups.restore(config, backup_id, force=force, progress=TerminalProgress())
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"restored backup {report.backup_id} (made {report.created_at}): the database "
+               f"and {report.sessions} session profile(s), {report.files} file(s), in "
+               f"{report.seconds:.1f} s")
+    if report.revision and report.head and report.revision != report.head:
+        click.echo(f"the database is at schema revision {report.revision}; this version of "
+                   f"OpenWA expects {report.head}: run `openwa db upgrade` before starting it")

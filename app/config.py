@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from celery.schedules import crontab
+
 T = TypeVar("T")
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -97,6 +99,29 @@ WHATSAPP_HOSTS = ("localhost", "whatsapp.com", "*.whatsapp.com", "whatsapp.net",
 WAJS_DEFAULT_PATH = ".tools/wa-js/node_modules/@wppconnect/wa-js/dist/wppconnect-wa.js"
 
 LOG_LEVELS = ("debug", "info", "warning", "warn", "error", "critical")
+
+#: The five fields of a cron expression, in cron's order, named as celery's ``crontab`` names them.
+CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+#: BACKUP_SCHEDULE values that turn scheduled backups off.
+SCHEDULE_OFF = ("off", "none", "disabled", "false")
+
+
+def cron_schedule(expression: str) -> crontab:
+    """Translate ``"m h dom mon dow"`` to a celery crontab; ValueError names the bad field.
+
+    ``celeryconfig.py`` (which imports nothing from the project) repeats this translation;
+    a test keeps the two equal.
+    """
+    parts = expression.split()
+    if len(parts) != len(CRON_FIELDS):
+        raise ValueError(f"needs 5 fields (minute hour day-of-month month day-of-week), "
+                         f"got {len(parts)}")
+    for name, part in zip(CRON_FIELDS, parts):
+        try:
+            crontab(**{name: part})
+        except ValueError as error:
+            raise ValueError(f"{name.replace('_', ' ')} {part!r}: {error}") from None
+    return crontab(**dict(zip(CRON_FIELDS, parts)))
 
 
 @dataclass
@@ -186,6 +211,15 @@ class Config:
     flower_port: int = 5555
     flower_address: str = "127.0.0.1"
     bind_address: str = "0.0.0.0"
+    # backups: schedule (cron, UTC; None = no scheduled backups), retention and storage
+    backup_schedule: str | None = "0 2 * * *"
+    backup_retention_daily: int = 7
+    backup_retention_weekly: int = 4
+    backup_retention_monthly: int = 12
+    backup_storage: str = "local"
+    backup_path: Path = Path("./data/backups")
+    backup_s3_bucket: str | None = None
+    backup_s3_prefix: str = "backups/"
     # testing switches (never from the environment)
     testing: bool = False
 
@@ -201,6 +235,13 @@ class Config:
         if database_type == "postgres" and not database_url:
             raise ConfigError("DATABASE_URL must be set when DATABASE_TYPE=postgres")
         log_level = env.choice("LOG_LEVEL", "info", LOG_LEVELS)
+        storage_type = env.choice("STORAGE_TYPE", "local", ("local", "s3", "minio"))
+        # Backups go where media goes unless told otherwise.
+        backup_storage = env.choice("BACKUP_STORAGE", storage_type, ("local", "s3", "minio"))
+        backup_s3_bucket = env.opt("BACKUP_S3_BUCKET") or env.opt("STORAGE_S3_BUCKET")
+        if backup_storage != "local" and not backup_s3_bucket:
+            raise ConfigError("BACKUP_S3_BUCKET (or STORAGE_S3_BUCKET) must be set when "
+                              "backups go to S3 (BACKUP_STORAGE or STORAGE_TYPE is s3/minio)")
         config = cls(
             port=env.int("PORT", 2785, minimum=1, maximum=65535),
             api_prefix="/" + env.str("API_PREFIX", "/api").strip("/"),
@@ -212,7 +253,7 @@ class Config:
             database_url=database_url,
             database_pool_max=env.int("DATABASE_POOL_MAX", 20, minimum=1),
             database_ssl=env.bool("DATABASE_SSL", False),
-            storage_type=env.choice("STORAGE_TYPE", "local", ("local", "s3", "minio")),
+            storage_type=storage_type,
             storage_local_path=Path(env.str("STORAGE_LOCAL_PATH", "./media")),
             storage_local_base_url=env.str("STORAGE_LOCAL_BASE_URL", "/media"),
             storage_s3_bucket=env.opt("STORAGE_S3_BUCKET"),
@@ -277,6 +318,14 @@ class Config:
             flower_port=env.int("FLOWER_PORT", 5555, minimum=1, maximum=65535),
             flower_address=env.str("FLOWER_ADDRESS", "127.0.0.1"),
             bind_address=env.str("BIND_ADDRESS", "0.0.0.0"),
+            backup_schedule=_backup_schedule(env),
+            backup_retention_daily=env.int("BACKUP_RETENTION_DAILY", 7, minimum=0),
+            backup_retention_weekly=env.int("BACKUP_RETENTION_WEEKLY", 4, minimum=0),
+            backup_retention_monthly=env.int("BACKUP_RETENTION_MONTHLY", 12, minimum=0),
+            backup_storage=backup_storage,
+            backup_path=Path(env.str("BACKUP_PATH", str(data_dir / "backups"))),
+            backup_s3_bucket=backup_s3_bucket,
+            backup_s3_prefix=_prefix(env.str("BACKUP_S3_PREFIX", "backups/")),
         )
         for key, value in overrides.items():
             if not hasattr(config, key):
@@ -285,6 +334,11 @@ class Config:
         return config
 
     # -- derived ----------------------------------------------------------
+    @property
+    def backup_crontab(self) -> crontab | None:
+        """When beat takes a backup (UTC), or None when scheduled backups are off."""
+        return cron_schedule(self.backup_schedule) if self.backup_schedule else None
+
     @property
     def sqlalchemy_url(self) -> str:
         if self.database_type == "postgres":
@@ -303,3 +357,20 @@ class Config:
         if not self.redis_url:
             raise ConfigError("REDIS_URL is not set (`openwa run` starts an embedded Redis)")
         return self.redis_url
+
+
+def _backup_schedule(env: _Env) -> str | None:
+    value = env.str("BACKUP_SCHEDULE", "0 2 * * *")
+    if value.lower() in SCHEDULE_OFF:
+        return None
+    try:
+        cron_schedule(value)
+    except ValueError as error:
+        raise ConfigError(f"BACKUP_SCHEDULE={value!r} is not a cron expression: {error}") from None
+    return " ".join(value.split())
+
+
+def _prefix(value: str) -> str:
+    """An S3 key prefix that is empty or ends with one slash."""
+    value = value.strip("/")
+    return f"{value}/" if value else ""

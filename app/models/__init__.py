@@ -1,5 +1,6 @@
 """Typed SQLAlchemy models, one module per table."""
 from app.models.api_key import ROLES, ApiKey
+from app.models.backup import Backup
 from app.models.base import Base, utcnow
 from app.models.host import Host
 from app.models.idempotency import IdempotencyKey
@@ -7,5 +8,5 @@ from app.models.message import Message
 from app.models.session import RUNNING, STATUSES, STOPPED, Session
 from app.models.webhook import EVENTS, Webhook, WebhookDelivery
 
-__all__ = ["EVENTS", "ROLES", "ApiKey", "Base", "Host", "IdempotencyKey", "Message", "RUNNING",
-           "STATUSES", "STOPPED", "Session", "Webhook", "WebhookDelivery", "utcnow"]
+__all__ = ["EVENTS", "ROLES", "ApiKey", "Backup", "Base", "Host", "IdempotencyKey", "Message",
+           "RUNNING", "STATUSES", "STOPPED", "Session", "Webhook", "WebhookDelivery", "utcnow"]

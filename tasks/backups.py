@@ -1,0 +1,33 @@
+"""Scheduled backups, run by beat at BACKUP_SCHEDULE on the ``backups`` queue."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import current_app
+
+from app.backups import BackupRunning
+from app.backups.progress import LogProgress
+from app.services import backups
+from tasks.base import openwa_task
+
+log = logging.getLogger(__name__)
+
+
+# Acknowledged on receipt, unlike the other tasks: a backup can outlast the broker's
+# visibility timeout, and a redelivered copy would start a second backup beside the first.
+# If the worker dies mid-backup, the run is recorded as interrupted and the next one
+# comes at the next scheduled time.
+@openwa_task("tasks.backups.scheduled_backup", acks_late=False)
+def scheduled_backup() -> dict[str, Any]:
+    """Take the scheduled backup, then delete what the retention policy does not keep."""
+    config = current_app.config["OPENWA"]
+    try:
+        record = backups.create_backup(config, trigger="scheduled",
+                                       progress=LogProgress(log, "scheduled backup"))
+    except BackupRunning as busy:
+        log.warning("scheduled backup skipped: %s", busy)
+        return {"skipped": str(busy)}
+    deleted = backups.apply_retention(config)
+    return {"id": record.id, "sizeBytes": record.size_bytes, "location": record.location,
+            "deleted": deleted}
