@@ -191,6 +191,7 @@ class Config:
     webhook_retry_count: int = 3
     webhook_retry_delay_ms: int = 5000
     webhook_allow_private: bool = False
+    webhook_retry_max_delay_ms: int = 3_600_000
     # rate limiting
     rate_limit_window_ms: int = 60000
     rate_limit_max: int = 100
@@ -300,6 +301,7 @@ class Config:
             webhook_retry_count=env.int("WEBHOOK_RETRY_COUNT", 3, minimum=0),
             webhook_retry_delay_ms=env.int("WEBHOOK_RETRY_DELAY", 5000, minimum=0),
             webhook_allow_private=env.bool("WEBHOOK_ALLOW_PRIVATE", False),
+            webhook_retry_max_delay_ms=env.int("WEBHOOK_RETRY_MAX_DELAY", 3_600_000, minimum=0),
             rate_limit_window_ms=env.int("RATE_LIMIT_WINDOW", 60000, minimum=1),
             rate_limit_max=env.int("RATE_LIMIT_MAX", 100, minimum=1),
             rate_limit_enabled=env.bool("RATE_LIMIT_ENABLED", True),

@@ -233,9 +233,9 @@ def post(webhook: Webhook, event: str, body: bytes, delivery_id: str, idempotenc
     return False, reply.status_code, f"HTTP {reply.status_code}"
 
 
-def backoff(attempt: int, base_ms: int) -> float:
-    """Seconds before retry ``attempt`` (1-based): exponential, ±20 % jitter, capped at 1 h."""
-    return min(3600.0, base_ms / 1000 * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+def backoff(attempt: int, base_ms: int, cap_ms: int = 3_600_000) -> float:
+    """Seconds before retry ``attempt`` (1-based): exponential, ±20 % jitter, capped."""
+    return min(cap_ms, base_ms * 2 ** min(attempt - 1, 40)) / 1000 * random.uniform(0.8, 1.2)
 
 
 def _lock(webhook_id: str, seconds: float) -> bool:
@@ -305,7 +305,8 @@ def drain(webhook_id: str, budget_seconds: float = 60.0) -> dict[str, int]:
                 db.session.commit()
                 continue  # a dead letter no longer holds the line
             delivery.next_attempt_at = utcnow() + timedelta(
-                seconds=backoff(delivery.attempts, cfg.webhook_retry_delay_ms))
+                seconds=backoff(delivery.attempts, cfg.webhook_retry_delay_ms,
+                                cfg.webhook_retry_max_delay_ms))
             metrics.webhook_deliveries_total.labels(delivery.event, "retry").inc()
             db.session.commit()
             break

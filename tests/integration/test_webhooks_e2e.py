@@ -19,6 +19,7 @@ KEY = "e2e-encryption-key-abcdefghijkl"
 # The issue asks for a 2-minute outage; WEBHOOK_OUTAGE_SECONDS shortens it for local runs.
 OUTAGE = float(os.environ.get("WEBHOOK_OUTAGE_SECONDS", "120"))
 ENV = {"WEBHOOK_ALLOW_PRIVATE": "true", "WEBHOOK_RETRY_DELAY": "200", "WEBHOOK_RETRY_COUNT": "50",
+       "WEBHOOK_RETRY_MAX_DELAY": "5000",  # after the outage, the next attempt is ≤ 6 s away
        "WEBHOOK_SWEEP_INTERVAL": "1", "WEBHOOK_TIMEOUT": "2000", "ENCRYPTION_KEY": KEY}
 
 
