@@ -7,13 +7,18 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
+# The wa-js bundle the selenium engine injects: from the npm registry, never committed.
+WAJS_VERSION := 4.6.0
+WAJS_DIR := .tools/wa-js
+WAJS_BUNDLE := $(WAJS_DIR)/node_modules/@wppconnect/wa-js/dist/wppconnect-wa.js
 
-.PHONY: run test install install-test lint bench bench-quick clean help
+.PHONY: run test install install-test lint bench bench-quick clean help wajs
 
 help:
 	@echo "make run     install, migrate and start API, session host, worker, beat and Flower"
 	@echo "make test    install and run the whole test suite (CI=true: nothing may skip)"
 	@echo "make lint    flake8, isort and mypy"
+	@echo "make wajs    install the @wppconnect/wa-js bundle (selenium engine) into $(WAJS_DIR)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +39,23 @@ $(VENV)/.dev: $(VENV)/.test requirements/dev.txt
 install: $(VENV)/.base
 install-test: $(VENV)/.test
 
+# Re-installed when the pinned version changes; needs npm (apt-get install npm).
+$(WAJS_DIR)/.installed-$(WAJS_VERSION):
+	mkdir -p $(WAJS_DIR)
+	npm install --no-save --no-audit --no-fund --ignore-scripts --loglevel=error \
+		--prefix $(WAJS_DIR) @wppconnect/wa-js@$(WAJS_VERSION)
+	test -s $(WAJS_BUNDLE)
+	rm -f $(WAJS_DIR)/.installed-*
+	@touch $@
+
+wajs: $(WAJS_DIR)/.installed-$(WAJS_VERSION)
+
 run: install
 	$(BIN)/openwa run
 
+# The selenium tests need the bundle; without npm they skip locally (and fail in CI).
 test: install-test
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory wajs; fi
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev

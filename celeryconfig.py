@@ -80,6 +80,14 @@ beat_schedule = {
         "task": "tasks.maintenance.probe_sessions",
         "schedule": float(_int("SESSION_PROBE_INTERVAL", 10)),
     },
+    "message-send-sweep": {
+        "task": "tasks.maintenance.sweep_messages",
+        "schedule": float(_int("SEND_SWEEP_INTERVAL", 30)),
+    },
+    "webhook-outbox-sweep": {
+        "task": "tasks.webhooks.sweep",
+        "schedule": float(_int("WEBHOOK_SWEEP_INTERVAL", 5)),
+    },
     "prune-expired-rows": {
         "task": "tasks.maintenance.prune",
         "schedule": 3600.0,

@@ -18,12 +18,14 @@ def _engine_options(config: Config) -> dict[str, Any]:
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the API app. Blueprints are imported here, so importing ``app`` costs nothing."""
-    from app import db_setup, logs
+    from app import db_setup, logs, resilience, telemetry
     from app.errors import register_error_handlers
-    from app.extensions import api, celery_app, db, limiter, migrate
+    from app.extensions import api, cache, celery_app, db, limiter, migrate
 
     config = config or Config.from_env()
     logs.configure(config)
+    if config.database_type == "sqlite":
+        config.database_sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__)
     app.config.update(
         OPENWA=config,
@@ -51,6 +53,11 @@ def create_app(config: Config | None = None) -> Flask:
                                else "memory://"),
         RATELIMIT_DEFAULT=f"{config.rate_limit_max} per {max(config.rate_limit_window_ms // 1000, 1)} second",
         RATELIMIT_HEADERS_ENABLED=True,
+        CACHE_DEFAULT_TIMEOUT=config.cache_ttl,
+        **({"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": config.redis_url,
+            "CACHE_KEY_PREFIX": "openwa:cache:"}
+           if config.cache_type == "redis" and config.redis_url else
+           {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": config.cache_max}),
     )
     if config.redis_url:
         celery_app.conf.update(broker_url=config.redis_url, result_backend=config.redis_url)
@@ -58,15 +65,21 @@ def create_app(config: Config | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(db_setup.MIGRATIONS_DIR))
     limiter.init_app(app)
+    cache.init_app(app)
     api.init_app(app)
     register_error_handlers(app)
     _register_blueprints(app, config)
+    if config.metrics_enabled:
+        telemetry.install(app)
+        limiter.exempt(telemetry.blp)
+    logs.install_request_ids(app)
+    resilience.install(app)
     app.extensions["celery"] = celery_app
     return app
 
 
 def _register_blueprints(app: Flask, config: Config) -> None:
-    from app.api import api_keys, contacts, health, messages, mock, sessions
+    from app.api import api_keys, contacts, health, messages, mock, sessions, webhooks
     from app.extensions import api, limiter
 
     prefix = config.api_prefix
@@ -78,5 +91,7 @@ def _register_blueprints(app: Flask, config: Config) -> None:
     api.register_blueprint(sessions.blp, url_prefix=f"{prefix}/sessions")
     api.register_blueprint(messages.blp, url_prefix=f"{prefix}/sessions")
     api.register_blueprint(contacts.blp, url_prefix=f"{prefix}/sessions")
+    api.register_blueprint(webhooks.session_blp, url_prefix=f"{prefix}/sessions")
+    api.register_blueprint(webhooks.blp, url_prefix=f"{prefix}/webhooks")
     if config.engine_type == "mock":
         api.register_blueprint(mock.blp, url_prefix=f"{prefix}/sessions")

@@ -1,4 +1,4 @@
 """``python -m app ...`` is the same as the ``openwa`` command."""
-from app.cli import main
+from app.entry import main
 
 main()

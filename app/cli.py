@@ -10,15 +10,14 @@ from typing import TextIO
 
 import click
 from flask import current_app
-from flask.cli import FlaskGroup, load_dotenv, routes_command, shell_command
+from flask.cli import FlaskGroup, routes_command, shell_command
 
 from app import create_app, runner
 from app.backups import BackupError
 from app.backups.progress import human_bytes
-from app.config import Config, ConfigError
-from app.extensions import db
+from app.config import Config
 from app.models import ROLES
-from app.services import api_keys, backups
+from app.services import api_keys, backups, webhooks
 
 
 def _create_app() -> object:
@@ -107,6 +106,21 @@ def keys_revoke(key_id: str) -> None:
     """Revoke a key (not the last active admin key)."""
     api_keys.revoke(api_keys.get(key_id))
     click.echo(f"revoked {key_id}")
+
+
+@cli.group("secrets")
+def secrets_group() -> None:
+    """Secrets at rest (webhook secrets and headers)."""
+
+
+@secrets_group.command("reencrypt")
+def secrets_reencrypt() -> None:
+    """Rewrite every stored secret under the current ENCRYPTION_KEY.
+
+    Rotation: set the new ENCRYPTION_KEY and the old one in ENCRYPTION_KEY_PREVIOUS on every
+    process, run this once, then drop ENCRYPTION_KEY_PREVIOUS.
+    """
+    click.echo(f"re-encrypted {webhooks.reencrypt_all()} secret(s)")
 
 
 class TerminalProgress:
@@ -235,14 +249,3 @@ def restore_command(backup_id: str, force: bool, yes: bool) -> None:
     if report.revision and report.head and report.revision != report.head:
         click.echo(f"the database is at schema revision {report.revision}; this version of "
                    f"OpenWA expects {report.head}: run `openwa db upgrade` before starting it")
-
-
-def main() -> None:
-    """Validate the configuration first, so a bad variable is one clear line."""
-    load_dotenv()
-    try:
-        Config.from_env()
-    except ConfigError as error:
-        click.echo(f"openwa: configuration error: {error}", err=True)
-        sys.exit(2)
-    cli.main(prog_name="openwa")

@@ -93,6 +93,11 @@ class _Env:
         return [part.strip() for part in value.split(",") if part.strip()]
 
 
+#: Host names Chromium may resolve in production: WhatsApp Web and its media/CDN hosts.
+WHATSAPP_HOSTS = ("localhost", "whatsapp.com", "*.whatsapp.com", "whatsapp.net", "*.whatsapp.net")
+#: Where `make wajs` installs the wa-js bundle (the Docker image sets WAJS_BUNDLE_PATH).
+WAJS_DEFAULT_PATH = ".tools/wa-js/node_modules/@wppconnect/wa-js/dist/wppconnect-wa.js"
+
 LOG_LEVELS = ("debug", "info", "warning", "warn", "error", "critical")
 
 #: The five fields of a cron expression, in cron's order, named as celery's ``crontab`` names them.
@@ -162,26 +167,42 @@ class Config:
     mock_qr_rotate_seconds: float = 20.0
     mock_ack_interval_seconds: float = 0.5
     host_poll_interval: float = 0.2
+    max_reconnect_attempts: int = 10
+    send_sweep_after: float = 60.0
+    api_drain_seconds: float = 5.0
     # browser
     chromium_executable_path: str | None = None
-    chromium_driver_path: str | None = None
+    chromium_driver_path: str = "/usr/bin/chromedriver"
     chromium_headless: bool = True
     chromium_args: list[str] = field(default_factory=list)
+    chromium_allowed_hosts: list[str] = field(default_factory=lambda: list(WHATSAPP_HOSTS))
+    chromium_command_timeout: float = 10.0
+    chromium_event_delivery: str = "binding"
+    webdriver_manager: bool = False
+    wajs_bundle_path: str = WAJS_DEFAULT_PATH
     whatsapp_web_url: str = "https://web.whatsapp.com/"
     # security
     encryption_key: str | None = None
+    encryption_key_previous: list[str] = field(default_factory=list)
     api_key_master: str | None = None
     api_key_pepper: str | None = None
     # webhooks
     webhook_timeout_ms: int = 30000
     webhook_retry_count: int = 3
     webhook_retry_delay_ms: int = 5000
+    webhook_allow_private: bool = False
     # rate limiting
     rate_limit_window_ms: int = 60000
     rate_limit_max: int = 100
     rate_limit_enabled: bool = True
     # metrics
     metrics_token: str | None = None
+    metrics_enabled: bool = True
+    metrics_port: int | None = None  # Celery processes' exporter; None: 9810 host, 9811 worker
+    metrics_address: str = "127.0.0.1"
+    loki_url: str | None = None
+    prometheus_multiproc_dir: str | None = None
+    flower_basic_auth: str | None = None
     # processes
     api_workers: int = 2
     api_threads: int = 8
@@ -250,21 +271,40 @@ class Config:
             mock_qr_rotate_seconds=env.float("MOCK_QR_ROTATE_SECONDS", 20.0, minimum=0.1),
             mock_ack_interval_seconds=env.float("MOCK_ACK_INTERVAL_SECONDS", 0.5),
             host_poll_interval=env.float("HOST_POLL_INTERVAL", 0.2, minimum=0.01),
+            max_reconnect_attempts=env.int("MAX_RECONNECT_ATTEMPTS", 10, minimum=1),
+            send_sweep_after=env.float("SEND_SWEEP_AFTER", 60.0, minimum=1.0),
+            api_drain_seconds=env.float("API_DRAIN_SECONDS", 5.0),
             chromium_executable_path=env.opt("CHROMIUM_EXECUTABLE_PATH", "PUPPETEER_EXECUTABLE_PATH"),
-            chromium_driver_path=env.opt("CHROMIUM_DRIVER_PATH"),
+            chromium_driver_path=env.str("CHROMIUM_DRIVER_PATH", "/usr/bin/chromedriver"),
             chromium_headless=env.bool("CHROMIUM_HEADLESS", True, "PUPPETEER_HEADLESS"),
             chromium_args=env.csv("CHROMIUM_ARGS", "PUPPETEER_ARGS"),
+            chromium_allowed_hosts=(env.csv("CHROMIUM_ALLOWED_HOSTS")
+                                    or list(WHATSAPP_HOSTS)),
+            chromium_command_timeout=env.float("CHROMIUM_COMMAND_TIMEOUT", 10.0, minimum=1.0),
+            chromium_event_delivery=env.choice("CHROMIUM_EVENT_DELIVERY", "binding",
+                                               ("binding", "poll")),
+            webdriver_manager=env.bool("WEBDRIVER_MANAGER", False),
+            wajs_bundle_path=env.str("WAJS_BUNDLE_PATH", WAJS_DEFAULT_PATH),
             whatsapp_web_url=env.str("WHATSAPP_WEB_URL", "https://web.whatsapp.com/"),
             encryption_key=env.opt("ENCRYPTION_KEY"),
+            encryption_key_previous=env.csv("ENCRYPTION_KEY_PREVIOUS"),
             api_key_master=env.opt("API_KEY_MASTER"),
             api_key_pepper=env.opt("API_KEY_PEPPER"),
             webhook_timeout_ms=env.int("WEBHOOK_TIMEOUT", 30000, minimum=1),
             webhook_retry_count=env.int("WEBHOOK_RETRY_COUNT", 3, minimum=0),
             webhook_retry_delay_ms=env.int("WEBHOOK_RETRY_DELAY", 5000, minimum=0),
+            webhook_allow_private=env.bool("WEBHOOK_ALLOW_PRIVATE", False),
             rate_limit_window_ms=env.int("RATE_LIMIT_WINDOW", 60000, minimum=1),
             rate_limit_max=env.int("RATE_LIMIT_MAX", 100, minimum=1),
             rate_limit_enabled=env.bool("RATE_LIMIT_ENABLED", True),
             metrics_token=env.opt("METRICS_TOKEN"),
+            metrics_enabled=env.bool("METRICS_ENABLED", True),
+            metrics_port=(env.int("METRICS_PORT", 0, minimum=0, maximum=65535)
+                          if env.opt("METRICS_PORT") else None),
+            metrics_address=env.str("METRICS_ADDRESS", "127.0.0.1"),
+            loki_url=env.opt("LOKI_URL"),
+            prometheus_multiproc_dir=env.opt("PROMETHEUS_MULTIPROC_DIR"),
+            flower_basic_auth=env.opt("FLOWER_BASIC_AUTH"),
             api_workers=env.int("API_WORKERS", 2, minimum=1),
             api_threads=env.int("API_THREADS", 8, minimum=1),
             worker_concurrency=env.int("WORKER_CONCURRENCY", 8, minimum=1),

@@ -4,7 +4,8 @@ from __future__ import annotations
 import hashlib
 
 from celery import Celery
-from flask import request
+from flask import current_app, request
+from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_smorest import Api
@@ -14,6 +15,8 @@ from app.models.base import Base
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+# Answers of engine queries (contacts, chats, groups, number checks): CACHE_TYPE/TTL/MAX.
+cache = Cache()
 api = Api()
 # The one Celery app of every process. The API only sends tasks by name through it;
 # `tasks` binds task functions and worker bootsteps to it.
@@ -29,4 +32,6 @@ def _rate_limit_key() -> str:
     return f"ip:{request.remote_addr}"
 
 
-limiter = Limiter(key_func=_rate_limit_key, default_limits=[], headers_enabled=True)
+# The limit is read from the app serving the request: one process may build several apps.
+limiter = Limiter(key_func=_rate_limit_key, headers_enabled=True,
+                  default_limits=[lambda: current_app.config["RATELIMIT_DEFAULT"]])

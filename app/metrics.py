@@ -2,7 +2,7 @@
 infrastructure document; every process increments the ones it produces."""
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 messages_sent_total = Counter(
     "messages_sent_total", "Messages sent through an engine",
@@ -21,5 +21,11 @@ celery_tasks_total = Counter(
 celery_task_duration_seconds = Histogram(
     "celery_task_duration_seconds", "Celery task run time", ["task"],
     buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120))
-host_sessions_held = Gauge(
-    "host_sessions_held", "Sessions this session host drives")
+
+# -- the API process ----------------------------------------------------------------
+http_requests_total = Counter(
+    "http_requests_total", "HTTP requests by route template and status",
+    ["method", "path", "status"])
+http_request_duration_seconds = Histogram(
+    "http_request_duration_seconds", "HTTP request duration by route template",
+    ["method", "path"], buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5))

@@ -13,8 +13,11 @@ from typing import Any
 
 import requests
 from flask import Flask
+from prometheus_client.multiprocess import mark_process_dead
 
+from app import logs
 from app.config import Config
+from app.resilience import drain_flag
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +33,33 @@ def host_node_name(config: Config) -> str:
 def run_api(flask_app: Flask) -> None:
     """gunicorn with threaded workers: a send waits up to SEND_WAIT_TIMEOUT in a thread."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.arbiter import Arbiter
 
     config: Config = flask_app.config["OPENWA"]
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    logs.set_role("api")
+
+    class DrainingArbiter(Arbiter):  # type: ignore[misc]
+        """SIGTERM: readiness answers 503 for API_DRAIN_SECONDS (so load balancers stop
+        sending), then gunicorn's graceful stop finishes the requests in flight."""
+
+        drain_until: float | None = None
+
+        def handle_term(self) -> None:
+            if self.drain_until is not None or config.api_drain_seconds <= 0:
+                raise StopIteration
+            drain_flag(config.data_dir, os.getpid()).touch()
+            self.drain_until = time.monotonic() + config.api_drain_seconds
+            self.log.info("draining for %.1f s before stopping", config.api_drain_seconds)
+
+        def manage_workers(self) -> None:
+            if self.drain_until is not None and time.monotonic() >= self.drain_until:
+                raise StopIteration
+            super().manage_workers()
+
+        def halt(self, reason: str | None = None, exit_status: int = 0) -> None:
+            drain_flag(config.data_dir, os.getpid()).unlink(missing_ok=True)
+            super().halt(reason=reason, exit_status=exit_status)
 
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -44,12 +72,19 @@ def run_api(flask_app: Flask) -> None:
                 "graceful_timeout": 30,
                 "accesslog": None,
                 "proc_name": "openwa-api",
+                "control_socket_disable": True,
             }
+            if config.prometheus_multiproc_dir:
+                # A dead worker's live gauges must not count any more.
+                options["child_exit"] = lambda server, worker: mark_process_dead(worker.pid)
             for key, value in options.items():
                 self.cfg.set(key, value)
 
         def load(self) -> Flask:
             return flask_app
+
+        def run(self) -> None:
+            DrainingArbiter(self).run()
 
     _Gunicorn().run()
 
@@ -61,9 +96,13 @@ def _celery_argv(config: Config, *args: str) -> list[str]:
 def run_host(flask_app: Flask) -> None:
     from tasks import celery
     from tasks.base import set_flask_app
+    from tasks.telemetry import start_exporter
 
     config: Config = flask_app.config["OPENWA"]
+    logs.set_role("host")
     set_flask_app(flask_app)
+    start_exporter(9810 if config.metrics_port is None else config.metrics_port,
+                   config.metrics_address)
     name = host_node_name(config)
     celery.worker_main(_celery_argv(
         config, "worker", "--session-host", "--pool", "solo", "--concurrency", "1",
@@ -73,9 +112,13 @@ def run_host(flask_app: Flask) -> None:
 def run_worker(flask_app: Flask) -> None:
     from tasks import celery
     from tasks.base import set_flask_app
+    from tasks.telemetry import start_exporter
 
     config: Config = flask_app.config["OPENWA"]
+    logs.set_role("worker")
     set_flask_app(flask_app)
+    start_exporter(9811 if config.metrics_port is None else config.metrics_port,
+                   config.metrics_address)
     celery.worker_main(_celery_argv(
         config, "worker", "--pool", "threads", "--concurrency", str(config.worker_concurrency),
         "--hostname", f"worker@{socket.gethostname()}", "--queues", WORKER_QUEUES,
@@ -86,6 +129,7 @@ def run_beat(flask_app: Flask) -> None:
     from tasks import celery
 
     config: Config = flask_app.config["OPENWA"]
+    logs.set_role("beat")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     celery.start(_celery_argv(config, "beat", "--schedule",
                               str(config.data_dir / "celerybeat-schedule")))
@@ -95,7 +139,13 @@ def run_flower(flask_app: Flask) -> None:
     from tasks import celery
 
     config: Config = flask_app.config["OPENWA"]
-    celery.start(["flower", f"--port={config.flower_port}", f"--address={config.flower_address}"])
+    logs.set_role("flower")
+    argv = ["flower", f"--port={config.flower_port}", f"--address={config.flower_address}"]
+    if config.flower_basic_auth:
+        argv.append(f"--basic_auth={config.flower_basic_auth}")
+    elif config.flower_address not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("Flower listens on %s without FLOWER_BASIC_AUTH", config.flower_address)
+    celery.start(argv)
 
 
 # -- everything ----------------------------------------------------------------

@@ -90,6 +90,12 @@ class EngineOptions:
     headless: bool = True
     extra_args: list[str] = field(default_factory=list)
     whatsapp_web_url: str = "https://web.whatsapp.com/"
+    # selenium only
+    wajs_bundle_path: str | None = None
+    allowed_hosts: list[str] = field(default_factory=list)  # empty: resolve every host
+    command_timeout: float = 10.0  # seconds a call into the page may take
+    webdriver_manager: bool = False  # opt-in: fetch a driver when none is installed
+    event_delivery: str = "binding"  # "binding" (CDP) or "poll"
     extra: dict[str, Any] = field(default_factory=dict)
 
 

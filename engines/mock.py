@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 
 from engines.base import (
     Engine,
+    EngineError,
     EngineEvent,
     EngineNotReady,
     EngineOptions,
@@ -134,6 +135,7 @@ class MockEngine(Engine):
         super().__init__(session_id, profile_dir, options)
         self._clock = clock
         self._state = EngineState.CLOSED
+        self._failing_starts = 0
         self._events: list[EngineEvent] = []
         # Timed events (acks, echo replies): a heap of (due, sequence, event).
         self._timed: list[tuple[float, int, EngineEvent]] = []
@@ -172,6 +174,9 @@ class MockEngine(Engine):
         """Open the account: READY at once when the profile is linked, else show a QR."""
         if self._state in _RUNNING:
             return
+        if self._failing_starts > 0:
+            self._failing_starts -= 1
+            raise EngineError("simulated: the connection could not be re-established")
         self._timed.clear()
         self._set_state(EngineState.STARTING)
         self.profile_dir.mkdir(parents=True, exist_ok=True)
@@ -257,10 +262,14 @@ class MockEngine(Engine):
             raise EngineNotReady("no QR or pairing code is pending")
         self._link()
 
-    def simulate_disconnect(self, reason: str = "connection lost") -> None:
-        """The connection drops; the account stays linked until ``start()`` reconnects it."""
+    def simulate_disconnect(self, reason: str = "connection lost", failed_reconnects: int = 0) -> None:
+        """The connection drops; the account stays linked until ``start()`` reconnects it.
+
+        The next ``failed_reconnects`` calls of ``start()`` fail, as when the network stays down.
+        """
         if self._state not in _RUNNING:
             raise EngineNotReady(f"the engine is {self._state.value}")
+        self._failing_starts = max(0, failed_reconnects)
         self._qr = None
         self._scan_due = None
         self._set_state(EngineState.DISCONNECTED, reason=reason)

@@ -10,19 +10,23 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from celery import bootsteps
 from click import Option
+from sqlalchemy.exc import SQLAlchemyError
 
+from app import logs
 from app.config import Config
-from app.extensions import celery_app
+from app.extensions import celery_app, db
+from app.models import STOPPED
 from app.services import events as event_service
 from app.services import hosts
+from app.services import sessions as session_service
 from app.services.events import set_status
 from app.version import VERSION
-from engines import Engine, EngineError, EngineOptions, EngineState, create_engine
+from engines import Engine, EngineCrashed, EngineError, EngineOptions, EngineState, create_engine
 from tasks.base import flask_app
 
 log = logging.getLogger(__name__)
@@ -36,9 +40,9 @@ class Held:
 
     engine: Engine
     token: int
+    lease_until: float  # monotonic: past it, we may no longer drive this session
     reconnect_attempts: int = 0
     next_reconnect: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class HostRuntime:
@@ -88,7 +92,20 @@ class HostRuntime:
             headless=cfg.chromium_headless,
             extra_args=list(cfg.chromium_args),
             whatsapp_web_url=cfg.whatsapp_web_url,
+            wajs_bundle_path=cfg.wajs_bundle_path,
+            allowed_hosts=list(cfg.chromium_allowed_hosts),
+            command_timeout=cfg.chromium_command_timeout,
+            webdriver_manager=cfg.webdriver_manager,
+            event_delivery=cfg.chromium_event_delivery,
         )
+
+    def _new_engine(self, session_id: str) -> Engine:
+        profile = self.config.session_data_path / session_id
+        profile.mkdir(parents=True, exist_ok=True)
+        return create_engine(self.config.engine_type, session_id, profile, self.engine_options())
+
+    def _lease_deadline(self) -> float:
+        return time.monotonic() + self.config.session_lease_ttl
 
     def start_session(self, session_id: str) -> str:
         """Claim the lease and start the engine; answers what happened."""
@@ -99,13 +116,11 @@ class HostRuntime:
         token = hosts.claim(session_id, self.name, self.config.session_lease_ttl)
         if token is None:
             return "not-claimed"
-        profile = self.config.session_data_path / session_id
-        profile.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(self.config.engine_type, session_id, profile, self.engine_options())
-        self.held[session_id] = Held(engine, token)
+        held = Held(self._new_engine(session_id), token, self._lease_deadline())
+        self.held[session_id] = held
         set_status(session_id, "initializing", last_error=None)
         try:
-            engine.start()
+            held.engine.start()
         except EngineError as error:
             log.warning("engine of %s failed to start: %s", session_id, error)
             self._schedule_reconnect(session_id, str(error))
@@ -114,19 +129,23 @@ class HostRuntime:
         log.info("session %s started on %s (token %s)", session_id, self.name, token)
         return "started"
 
-    def stop_session(self, session_id: str, *, logout: bool = False, status: str = "disconnected") -> None:
+    def stop_session(self, session_id: str, *, logout: bool = False,
+                     status: str = "disconnected") -> None:
         held = self.held.pop(session_id, None)
         if held is None:
             return
         self._stop_consuming(session_id)
         try:
-            held.engine.logout() if logout else held.engine.close()
+            if logout:
+                held.engine.logout()
+            else:
+                held.engine.close()
         except EngineError as error:
             log.warning("engine of %s did not close cleanly: %s", session_id, error)
         hosts.release(session_id, self.name, held.token)
         set_status(session_id, status, qr_code=None)
 
-    def drop(self, session_id: str) -> None:
+    def drop(self, session_id: str, why: str) -> None:
         """Our lease is gone: stop driving at once, touch no rows."""
         held = self.held.pop(session_id, None)
         if held is None:
@@ -136,60 +155,127 @@ class HostRuntime:
             held.engine.close()
         except EngineError:
             pass
-        log.warning("lost the lease of %s; stopped driving it", session_id)
+        log.warning("stopped driving %s: %s", session_id, why)
 
     # -- the timer -----------------------------------------------------------------
     def tick(self) -> None:
+        """Between tasks: drain events, reconnect, renew leases. Never raises: a database
+        or broker outage must not kill the host, only delay its bookkeeping."""
+        now = time.monotonic()
+        for session_id, held in list(self.held.items()):
+            if now > held.lease_until:
+                self.drop(session_id, "lease not renewed in time")
         with flask_app().app_context():
-            for session_id in list(self.held):
-                self.drain(session_id)
-                self._maybe_reconnect(session_id)
-            if time.monotonic() >= self.next_heartbeat:
-                self.heartbeat()
+            try:
+                for session_id in list(self.held):
+                    logs.session_id.set(session_id)
+                    self.drain(session_id)
+                    self._maybe_reconnect(session_id)
+                logs.session_id.set(None)
+                if time.monotonic() >= self.next_heartbeat:
+                    self.heartbeat()
+            except (SQLAlchemyError, OSError) as error:
+                db.session.rollback()
+                log.warning("host bookkeeping failed, retrying next tick: %s", type(error).__name__)
 
     def drain(self, session_id: str) -> None:
         held = self.held.get(session_id)
         if held is None:
             return
-        for event in held.engine.poll():
+        try:
+            found = held.engine.poll()
+        except EngineCrashed as error:
+            log.warning("engine of %s crashed: %s", session_id, error)
+            set_status(session_id, "disconnected", last_error=f"engine crashed: {error}")
+            self._schedule_reconnect(session_id, "engine crashed", recreate=True)
+            return
+        for event in found:
             event_service.apply(session_id, event)
+        if held.engine.state is EngineState.LOGGED_OUT:
+            self._unlinked(session_id)
+
+    def _unlinked(self, session_id: str) -> None:
+        """The phone removed the device (the engine has wiped the profile): stop the session
+        until a user starts it again, which shows a new QR."""
+        held = self.held.pop(session_id)
+        self._stop_consuming(session_id)
+        try:
+            held.engine.close()
+        except EngineError:
+            pass
+        hosts.release(session_id, self.name, held.token)
+        set_status(session_id, "disconnected", desired_state=STOPPED, qr_code=None,
+                   last_error="logged out from the phone")
+        log.info("session %s was logged out from the phone; stopped", session_id)
 
     def heartbeat(self) -> None:
+        renewed_until = self._lease_deadline()
         lost = hosts.renew({sid: h.token for sid, h in self.held.items()}, self.name,
                            self.config.session_lease_ttl)
-        for session_id in lost:
-            self.drop(session_id)
+        for session_id, held in list(self.held.items()):
+            if session_id in lost:
+                self.drop(session_id, "lease taken over or session stopped")
+            else:
+                held.lease_until = renewed_until
         hosts.heartbeat(self.name, self.capacity, len(self.held), VERSION)
         self.next_heartbeat = time.monotonic() + max(self.config.session_lease_ttl / 3.0, 1.0)
 
-    def _schedule_reconnect(self, session_id: str, reason: str) -> None:
+    # -- reconnects ------------------------------------------------------------------
+    def _schedule_reconnect(self, session_id: str, reason: str, recreate: bool = False) -> None:
         held = self.held[session_id]
         held.reconnect_attempts += 1
+        if held.reconnect_attempts > self.config.max_reconnect_attempts:
+            self._give_up(session_id, reason)
+            return
+        if recreate:
+            try:
+                held.engine.close()
+            except EngineError:
+                pass
+            held.engine = self._new_engine(session_id)
+        # Exponential backoff with full jitter over the upper half, capped at 5 minutes.
         delay = min(RECONNECT_CAP_SECONDS, 2.0 ** held.reconnect_attempts)
         held.next_reconnect = time.monotonic() + delay * random.uniform(0.5, 1.0)
-        log.info("session %s reconnects in %.1f s (attempt %d): %s", session_id,
-                 held.next_reconnect - time.monotonic(), held.reconnect_attempts, reason)
+        log.info("session %s reconnects in %.1f s (attempt %d of %d): %s", session_id,
+                 held.next_reconnect - time.monotonic(), held.reconnect_attempts,
+                 self.config.max_reconnect_attempts, reason)
+
+    def _give_up(self, session_id: str, reason: str) -> None:
+        """Reconnection exhausted: `failed`, and never started again behind the user's back."""
+        held = self.held.pop(session_id)
+        self._stop_consuming(session_id)
+        try:
+            held.engine.close()
+        except EngineError:
+            pass
+        hosts.release(session_id, self.name, held.token)
+        set_status(session_id, "failed", desired_state=STOPPED, qr_code=None,
+                   last_error=f"reconnection failed after {held.reconnect_attempts - 1} attempts: {reason}")
+        log.warning("session %s failed: %s", session_id, reason)
 
     def _maybe_reconnect(self, session_id: str) -> None:
         held = self.held.get(session_id)
-        if held is None or held.engine.state is not EngineState.DISCONNECTED:
+        if held is None:
             return
         if held.next_reconnect == 0.0:
-            self._schedule_reconnect(session_id, "connection dropped")
+            if held.engine.state is EngineState.DISCONNECTED:
+                self._schedule_reconnect(session_id, "connection dropped")
             return
         if time.monotonic() < held.next_reconnect:
             return
         try:
             held.engine.start()
-            held.next_reconnect = 0.0
-            held.reconnect_attempts = 0
         except EngineError as error:
             self._schedule_reconnect(session_id, str(error))
+            return
+        held.next_reconnect = 0.0
+        held.reconnect_attempts = 0
         self.drain(session_id)
 
     def shutdown(self) -> None:
         """Close every engine and hand the sessions over at once (lease released)."""
         with flask_app().app_context():
+            released = []
             for session_id in list(self.held):
                 held = self.held.pop(session_id)
                 try:
@@ -198,7 +284,15 @@ class HostRuntime:
                     pass
                 hosts.release(session_id, self.name, held.token)
                 set_status(session_id, "disconnected", last_error="session host shut down")
+                released.append(session_id)
             hosts.forget_host(self.name)
+            if released:
+                # Not after the lease TTL: other live hosts get them now.
+                try:
+                    handed = session_service.assign_orphans(self.config, only=released)
+                    log.info("handed %d of %d sessions to other hosts", handed, len(released))
+                except Exception as error:  # the probe will do it if the broker is down
+                    log.warning("could not hand sessions over: %s", type(error).__name__)
 
 
 _runtime: HostRuntime | None = None

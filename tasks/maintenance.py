@@ -10,7 +10,7 @@ from sqlalchemy import delete
 
 from app.extensions import db
 from app.models import Host, IdempotencyKey, utcnow
-from app.services import sessions
+from app.services import messages, sessions
 from tasks.base import openwa_task
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,12 @@ def probe_sessions() -> dict[str, Any]:
     """Hand every session that should run but has no live lease to a host with room."""
     assigned = sessions.assign_orphans(current_app.config["OPENWA"])
     return {"assigned": assigned}
+
+
+@openwa_task("tasks.maintenance.sweep_messages")
+def sweep_messages() -> dict[str, Any]:
+    """Re-enqueue committed sends whose broker message was lost."""
+    return {"requeued": messages.resend_stale(current_app.config["OPENWA"])}
 
 
 @openwa_task("tasks.maintenance.prune")

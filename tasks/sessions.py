@@ -12,9 +12,11 @@ from typing import Any
 
 from celery.exceptions import Reject
 
-from app import metrics
+from app import logs, metrics
 from app.extensions import db
 from app.models import RUNNING, Message, Session
+from app.services import webhooks
+from app.services.events import commit_and_publish
 from app.services.messages import FINAL_SENT
 from engines import EngineError, EngineNotReady, EngineState, EngineUnsupported
 from tasks.base import openwa_task
@@ -44,6 +46,7 @@ def _engine_error(error: EngineError) -> dict[str, Any]:
 
 @openwa_task("tasks.sessions.start_session")
 def start_session(session_id: str) -> dict[str, Any]:
+    logs.session_id.set(session_id)
     session = db.session.get(Session, session_id)
     if session is None or session.desired_state != RUNNING:
         return ok("not-wanted")
@@ -52,6 +55,7 @@ def start_session(session_id: str) -> dict[str, Any]:
 
 @openwa_task("tasks.sessions.stop_session")
 def stop_session(session_id: str) -> dict[str, Any]:
+    logs.session_id.set(session_id)
     session = db.session.get(Session, session_id)
     if session is not None and session.desired_state == RUNNING:
         return ok("restarted-since")  # a start came after this stop: keep running
@@ -61,6 +65,7 @@ def stop_session(session_id: str) -> dict[str, Any]:
 
 @openwa_task("tasks.sessions.logout_session")
 def logout_session(session_id: str) -> dict[str, Any]:
+    logs.session_id.set(session_id)
     host = runtime()
     if session_id not in host.held:
         return ok("not-held")
@@ -74,6 +79,7 @@ def send_message(message_id: str) -> dict[str, Any]:
     if message is None:
         log.info("message %s is gone; nothing to send", message_id)
         return fail("NOT_FOUND", f"Message '{message_id}' not found")
+    logs.session_id.set(message.session_id)
     if message.status in FINAL_SENT:
         return ok({"messageId": message.wa_message_id, "timestamp": message.timestamp})
     if message.status == "failed":
@@ -102,7 +108,8 @@ def send_message(message_id: str) -> dict[str, Any]:
                                 mentions=message.mentions)
     except EngineError as error:
         message.status, message.error = "failed", str(error) or type(error).__name__
-        db.session.commit()
+        commit_and_publish(webhooks.emit(message.session_id, "message.failed", {
+            "id": message.id, "chatId": message.chat_id, "error": message.error}))
         metrics.messages_sent_total.labels(message.session_id, message.type, "failed").inc()
         log.warning("send of %s failed after %.3f s: %s", message_id,
                     time.perf_counter() - started, message.error)
@@ -115,14 +122,19 @@ def send_message(message_id: str) -> dict[str, Any]:
 
 def _mark_sent(message: Message, wa_id: str, timestamp: int) -> dict[str, Any]:
     message.wa_message_id, message.timestamp = wa_id, timestamp
+    targets: list[str] = []
     if message.status not in FINAL_SENT:
         message.status = "sent"
-    db.session.commit()
+        targets = webhooks.emit(message.session_id, "message.sent", {
+            "id": message.id, "messageId": wa_id, "chatId": message.chat_id,
+            "type": message.type, "body": message.body, "timestamp": timestamp})
+    commit_and_publish(targets)
     return ok({"messageId": wa_id, "timestamp": timestamp})
 
 
 @openwa_task("tasks.sessions.engine_query")
 def engine_query(session_id: str, method: str, args: list[Any]) -> dict[str, Any]:
+    logs.session_id.set(session_id)
     if method not in QUERY_METHODS:
         return fail("ENGINE_UNSUPPORTED", f"unknown engine call {method!r}")
     host = runtime()

@@ -15,12 +15,13 @@ from flask_migrate import upgrade
 from sqlalchemy import text
 
 from app import create_app
-from app.config import Config
+from app.config import WAJS_DEFAULT_PATH, Config
 from app.extensions import db
 from app.models import Base
 from app.services import api_keys
 from tests.databases import REDIS_URL, env_for, postgres_database
-from tests.tooling import missing
+from tests.standin import StandIn
+from tests.tooling import missing, require_binary
 
 # Each xdist worker (or the single process) gets its own Redis database index.
 # TEST_REDIS_DB moves a whole run elsewhere (two checkouts testing on one machine).
@@ -136,3 +137,42 @@ def make_key(app: Flask):  # type: ignore[no-untyped-def]
 
 def auth(key: str) -> dict[str, str]:
     return {"X-API-Key": key}
+
+
+# Lets fixtures see whether the test failed (to print the logs of the processes it ran).
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+# -- the selenium engine: Chromium, chromedriver, the wa-js bundle and the stand-in ------------
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_TEST_ARGS = ["--no-sandbox", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="session")
+def wajs_bundle() -> str:
+    """The wa-js bundle `make wajs` installs (or WAJS_BUNDLE_PATH); skip/fail without it."""
+    path = Path(os.environ.get("WAJS_BUNDLE_PATH") or ROOT / WAJS_DEFAULT_PATH)
+    if not path.is_file():
+        missing(f"wa-js bundle not found at {path}: run `make wajs`")
+    return str(path.resolve())
+
+
+@pytest.fixture(scope="session")
+def chromium(wajs_bundle: str) -> dict[str, str]:
+    """Paths of Chromium, chromedriver and the wa-js bundle; skip/fail when one is missing."""
+    return {
+        "browser": require_binary("chromium", "apt-get install chromium"),
+        "driver": require_binary("chromedriver", "apt-get install chromium-driver"),
+        "wajs": wajs_bundle,
+    }
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[StandIn]:
+    server = StandIn().start()
+    yield server
+    server.stop()

@@ -8,8 +8,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.auth import current_key, require
-from app.schemas.api_keys import (ApiKeyCreatedSchema, ApiKeyCreateSchema, ApiKeySchema,
-                                  ApiKeyUpdateSchema, ValidateResultSchema)
+from app.schemas.api_keys import (
+    ApiKeyCreatedSchema,
+    ApiKeyCreateSchema,
+    ApiKeySchema,
+    ApiKeyUpdateSchema,
+    ValidateResultSchema,
+)
 from app.services import api_keys
 
 blp = Blueprint("api_keys", __name__, description="API keys and roles")

@@ -13,6 +13,7 @@ from sqlalchemy import func, select, text
 from app.auth import require
 from app.extensions import db
 from app.models import Session
+from app.resilience import draining
 from app.services import dispatch, hosts
 from app.version import VERSION
 
@@ -42,10 +43,6 @@ def check_broker() -> dict[str, Any]:
         return {"status": "ok", "latencyMs": round((time.perf_counter() - started) * 1000, 1)}
     except Exception as error:
         return {"status": "error", "error": type(error).__name__}
-
-
-def draining() -> bool:
-    return bool(current_app.config.get("OPENWA_DRAINING"))
 
 
 @blp.route("")

@@ -10,8 +10,14 @@ from flask_smorest import Blueprint
 from app.auth import current_key, require
 from app.errors import BadRequest
 from app.models import Session
-from app.schemas.messages import (HistoryArgs, MessageListSchema, MessageSchema, SendPendingSchema,
-                                  SendResultSchema, SendTextSchema)
+from app.schemas.messages import (
+    HistoryArgs,
+    MessageListSchema,
+    MessageSchema,
+    SendPendingSchema,
+    SendResultSchema,
+    SendTextSchema,
+)
 from app.services import messages
 
 blp = Blueprint("messages", __name__, description="Messages")

@@ -9,9 +9,17 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.auth import current_key, require
+from app.errors import Forbidden
 from app.models import Session
-from app.schemas.sessions import (PairingCodeRequestSchema, PairingCodeSchema, QrArgs, QrSchema,
-                                  SessionCreateSchema, SessionListArgs, SessionSchema)
+from app.schemas.sessions import (
+    PairingCodeRequestSchema,
+    PairingCodeSchema,
+    QrArgs,
+    QrSchema,
+    SessionCreateSchema,
+    SessionListArgs,
+    SessionSchema,
+)
 from app.services import engine_calls, sessions
 from engines.qr import data_url, render_png
 
@@ -32,6 +40,10 @@ class Sessions(MethodView):
     @blp.response(201, SessionSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a session (status created)"""
+        allowed = current_key().allowed_sessions
+        if allowed and data["name"] not in allowed:
+            # A scoped key would create a session it could then neither see nor manage.
+            raise Forbidden(f"API key may not access session '{data['name']}'")
         return sessions.create(data["name"])
 
 

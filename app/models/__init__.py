@@ -6,6 +6,7 @@ from app.models.host import Host
 from app.models.idempotency import IdempotencyKey
 from app.models.message import Message
 from app.models.session import RUNNING, STATUSES, STOPPED, Session
+from app.models.webhook import EVENTS, Webhook, WebhookDelivery
 
-__all__ = ["ROLES", "ApiKey", "Backup", "Base", "Host", "IdempotencyKey", "Message", "RUNNING",
-           "STATUSES", "STOPPED", "Session", "utcnow"]
+__all__ = ["EVENTS", "ROLES", "ApiKey", "Backup", "Base", "Host", "IdempotencyKey", "Message",
+           "RUNNING", "STATUSES", "STOPPED", "Session", "Webhook", "WebhookDelivery", "utcnow"]

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from app.config import Config
 from app.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
@@ -86,8 +86,10 @@ def authenticate(raw: str | None, remote_addr: str | None, config: Config) -> Ap
 
 
 def _active_admins(exclude: str | None = None) -> int:
+    # An expired admin key cannot log in, so it does not count as one that remains.
     query = select(func.count()).select_from(ApiKey).where(
-        ApiKey.role == "admin", ApiKey.is_active.is_(True))
+        ApiKey.role == "admin", ApiKey.is_active.is_(True),
+        or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > utcnow()))
     if exclude:
         query = query.where(ApiKey.id != exclude)
     return db.session.scalar(query) or 0
@@ -126,6 +128,8 @@ def _guard_last_admin(key: ApiKey, losing_admin: bool) -> None:
 
 
 def update_key(key: ApiKey, data: dict[str, Any]) -> ApiKey:
+    if data.get("expires_at") is not None and data["expires_at"] <= utcnow():
+        raise BadRequest(["expiresAt: must be in the future"])
     new_role = data.get("role", key.role)
     new_active = data.get("is_active", key.is_active)
     _guard_last_admin(key, losing_admin=(new_role != "admin" or not new_active))

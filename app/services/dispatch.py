@@ -13,8 +13,15 @@ from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from app.errors import (ApiError, BadGateway, EngineUnsupportedError, GatewayTimeout, NotFound,
-                        ServiceUnavailable, SessionNotReady)
+from app.errors import (
+    ApiError,
+    BadGateway,
+    EngineUnsupportedError,
+    GatewayTimeout,
+    NotFound,
+    ServiceUnavailable,
+    SessionNotReady,
+)
 from app.extensions import celery_app
 
 log = logging.getLogger(__name__)
@@ -34,6 +41,18 @@ def host_queue(host_name: str) -> str:
     return f"host.{host_name}"
 
 
+def _result_store_gave_up(error: RuntimeError) -> bool:
+    """Celery's Redis result backend raises RuntimeError once its reconnects are spent and
+    stays broken; it is per thread, so dropping it lets the next call build a fresh one."""
+    if "result store backend" not in " ".join(str(error).split()):
+        return False
+    try:
+        del celery_app._local.backend
+    except AttributeError:
+        pass
+    return True
+
+
 def send(name: str, args: list[Any], queue: str, task_id: str | None = None) -> AsyncResult:
     """Enqueue task ``name``; 503 if the broker cannot take it."""
     try:
@@ -41,7 +60,9 @@ def send(name: str, args: list[Any], queue: str, task_id: str | None = None) -> 
                                     retry=True, retry_policy={"max_retries": 2,
                                                               "interval_start": 0.2,
                                                               "interval_step": 0.5})
-    except BROKER_ERRORS as error:
+    except (*BROKER_ERRORS, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and not _result_store_gave_up(error):
+            raise
         log.warning("broker unavailable while sending %s: %s", name, type(error).__name__)
         raise ServiceUnavailable("Message broker is unavailable", code="BROKER_UNAVAILABLE") from None
 
@@ -51,13 +72,26 @@ def result_of(task_id: str) -> AsyncResult:
 
 
 def wait(result: AsyncResult, timeout: float) -> Any | None:
-    """The task's return value, or None if it did not finish within ``timeout``."""
+    """The task's return value, or None if it did not finish within ``timeout`` or the
+    result store cannot be read (the task is queued either way: the caller answers pending)."""
     try:
-        return result.get(timeout=timeout, propagate=True, disable_sync_subtasks=False)
+        reply = result.get(timeout=timeout, propagate=False, disable_sync_subtasks=False)
     except CeleryTimeout:
+        # Celery keeps a waiter until its task finishes, which may be never (a stopped
+        # session): stop waiting explicitly, or each 202 would leak one subscription.
+        result.backend.remove_pending_result(result)
         return None
-    except BROKER_ERRORS:
-        raise ServiceUnavailable("Result backend is unavailable", code="BROKER_UNAVAILABLE") from None
+    except (*BROKER_ERRORS, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and not _result_store_gave_up(error):
+            raise
+        log.warning("result store unavailable while waiting: %s", type(error).__name__)
+        return None
+    if result.failed():
+        # The task raised (its database was down, say): what it was doing is still recorded
+        # as not done, and the sweeps finish it; the caller answers "pending".
+        log.warning("task %s raised %s", result.id, type(reply).__name__)
+        return None
+    return reply
 
 
 def unwrap(reply: Any) -> Any:
@@ -86,6 +120,16 @@ def purge_queue(queue: str) -> None:
             conn.default_channel.queue_delete(queue)
     except BROKER_ERRORS as error:
         log.warning("could not delete queue %s: %s", queue, type(error).__name__)
+
+
+def queue_lengths(names: list[str]) -> dict[str, int]:
+    """Messages waiting in each named queue (Redis lists), in one round trip."""
+    with celery_app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        pipe = client.pipeline()
+        for name in names:
+            pipe.llen(name)
+        return dict(zip(names, (int(n) for n in pipe.execute())))
 
 
 def ping_broker(timeout: float = 2.0) -> None:

@@ -6,10 +6,14 @@ from typing import Any
 from flask import current_app
 
 from app.errors import Conflict, SessionNotReady
+from app.extensions import cache
 from app.models import RUNNING, Session
 from app.services import dispatch
 
 QUERY_TASK = "tasks.sessions.engine_query"
+# Read-only answers worth keeping for CACHE_TTL: WhatsApp rate-limits number checks, and
+# contact and group lists are slow to build in a browser.
+CACHEABLE = {"contacts", "chats", "groups", "check_number"}
 
 
 def call(session: Session, method: str, args: list[Any], *, require_ready: bool = True) -> Any:
@@ -18,4 +22,11 @@ def call(session: Session, method: str, args: list[Any], *, require_ready: bool 
     if not require_ready and session.desired_state != RUNNING:
         raise Conflict(f"Session '{session.name}' is not started", code="SESSION_NOT_STARTED")
     timeout = current_app.config["OPENWA"].engine_call_timeout
-    return dispatch.call(QUERY_TASK, [session.id, method, args], session.queue, timeout)
+    if method not in CACHEABLE:
+        return dispatch.call(QUERY_TASK, [session.id, method, args], session.queue, timeout)
+    key = f"engine:{session.id}:{method}:{':'.join(map(str, args))}"
+    found = cache.get(key)
+    if found is None:
+        found = dispatch.call(QUERY_TASK, [session.id, method, args], session.queue, timeout)
+        cache.set(key, found)
+    return found

@@ -10,16 +10,19 @@ import hashlib
 import json
 import secrets
 import time
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.config import Config
 from app.errors import ApiError, Conflict, NotFound, SessionNotReady
 from app.extensions import db
-from app.models import ApiKey, IdempotencyKey, Message, Session
+from app.models import RUNNING, ApiKey, IdempotencyKey, Message, Session, utcnow
 from app.services import dispatch
 
 SEND_TEXT_TASK = "tasks.sessions.send_message"
@@ -93,8 +96,40 @@ def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
         if existing is None:
             raise
         return _replay(existing, session, payload, cfg)
-    dispatch.send(SEND_TEXT_TASK, [message.id], session.queue, task_id=send_task_id(message.id))
+    try:
+        dispatch.send(SEND_TEXT_TASK, [message.id], session.queue,
+                      task_id=send_task_id(message.id))
+    except ApiError:
+        # The client is told 503, so the message must not be sent later behind its back.
+        db.session.execute(sql_delete(IdempotencyKey).where(IdempotencyKey.message_id == message.id))
+        db.session.execute(sql_delete(Message).where(Message.id == message.id))
+        db.session.commit()
+        raise
     return _reply_for(message, cfg)
+
+
+def resend_stale(cfg: Config) -> int:
+    """Re-enqueue sends that were committed but are still not sent after SEND_SWEEP_AFTER
+    (their broker message was lost: Redis restarted empty, a queue was purged...).
+
+    Only for sessions a live host drives; a redelivery is harmless because the send task
+    is idempotent (a `sending` message first asks the engine whether it went out).
+    """
+    cutoff = utcnow() - timedelta(seconds=cfg.send_sweep_after)
+    stale = db.session.execute(
+        select(Message.id, Session.id)
+        .join(Session, Session.id == Message.session_id)
+        .where(Message.status.in_(("pending", "sending")), Message.from_me.is_(True),
+               Message.updated_at < cutoff, Session.desired_state == RUNNING,
+               Session.lease_expires_at > utcnow())
+        .order_by(Message.seq).limit(1000)).all()
+    for message_id, session_id in stale:
+        dispatch.send(SEND_TEXT_TASK, [message_id], f"session.{session_id}",
+                      task_id=send_task_id(message_id))
+        db.session.execute(update(Message).where(Message.id == message_id)
+                           .values(updated_at=utcnow()).execution_options(synchronize_session=False))
+    db.session.commit()
+    return len(stale)
 
 
 def _find_idempotent(key: ApiKey, idempotency_key: str) -> IdempotencyKey | None:

@@ -16,7 +16,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.config import Config
-from app.errors import BadRequest, Conflict, NotFound, ApiError
+from app.errors import ApiError, BadRequest, Conflict, NotFound
 from app.extensions import db
 from app.models import RUNNING, STOPPED, IdempotencyKey, Message, Session, utcnow
 from app.services import dispatch, hosts
@@ -186,11 +186,13 @@ def pending_qr(session: Session) -> str:
     return session.qr_code
 
 
-def assign_orphans(cfg: Config) -> int:
+def assign_orphans(cfg: Config, only: list[str] | None = None) -> int:
     """Send a start for each session that should run but that no live lease covers."""
     free = {h.name: h.free for h in hosts.live_hosts(cfg) if h.free > 0}
     assigned = 0
     for session in hosts.orphaned_sessions():
+        if only is not None and session.id not in only:
+            continue
         if not free:
             break
         name = max(free, key=lambda n: (free[n], n))

@@ -1,7 +1,7 @@
 """backups: one row per backup run, with its status
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-28 05:27:13.886512
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 import app.models.base
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 

@@ -23,13 +23,15 @@ def test_every_openwa_command_in_the_runbooks_exists():
     text = RUNBOOKS.read_text()
     used = set(re.findall(r"\bopenwa ((?:[a-z]+)(?: [a-z]+)?)", text))
     assert {"backup", "backups list", "restore", "db upgrade"} <= used
-    ctx = click.Context(cli)
-    for phrase in sorted(used):
-        words = phrase.split()
-        command = cli.get_command(ctx, words[0])
-        assert command is not None, f"`openwa {words[0]}` does not exist"
-        if isinstance(command, click.Group) and len(words) > 1:
-            assert command.get_command(ctx, words[1]) is not None, f"`openwa {phrase}`"
+    # `with`: FlaskGroup pushes an app context onto the click context; it must be popped,
+    # or every later test would run inside that app.
+    with click.Context(cli) as ctx:
+        for phrase in sorted(used):
+            words = phrase.split()
+            command = cli.get_command(ctx, words[0])
+            assert command is not None, f"`openwa {words[0]}` does not exist"
+            if isinstance(command, click.Group) and len(words) > 1:
+                assert command.get_command(ctx, words[1]) is not None, f"`openwa {phrase}`"
 
 
 def test_every_variable_in_the_runbooks_is_one_the_code_reads():

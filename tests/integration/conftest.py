@@ -165,10 +165,3 @@ def platform(app: Flask, client: FlaskClient, admin_key: str, platform_env: dict
     if failed is not None and failed.failed:
         for proc in plat.procs:
             print(f"----- {proc.role} ({proc.log_path.name}) -----\n{proc.output()[-4000:]}")
-
-
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)

@@ -1,13 +1,14 @@
 """The core OpenWA flow across real processes: API → Redis → session host → database."""
 from __future__ import annotations
 
+import io
 import json
+import re
 import threading
 
 import pytest
 import zxingcpp
 from PIL import Image
-import io
 
 from tests.integration.conftest import wait_for
 
@@ -181,3 +182,21 @@ def test_engine_queries_go_through_the_host(platform):
     contacts = platform.api("GET", "/sessions/asker/contacts")
     assert contacts.status_code == 200 and any(c["id"] == ECHO for c in contacts.get_json())
     assert platform.api("GET", "/sessions/asker/groups").get_json() == []
+
+
+def test_engine_query_answers_are_cached_for_cache_ttl(platform):
+    host = platform.start_host()
+    platform.create_ready_session("cached")
+
+    def queries_run() -> int:  # logged before a query runs, so before its answer arrives
+        return len(re.findall(r"tasks\.sessions\.engine_query\[[^]]+\] received",
+                              host.output())) - baseline
+
+    baseline = 0
+    baseline = queries_run()
+    first = platform.api("GET", "/sessions/cached/contacts/check/15551234567")
+    assert first.status_code == 200 and queries_run() == 1
+    again = platform.api("GET", "/sessions/cached/contacts/check/15551234567")
+    assert again.get_json() == first.get_json() and queries_run() == 1  # from the cache
+    assert platform.api("GET", "/sessions/cached/contacts/check/15559876543").status_code == 200
+    assert queries_run() == 2

@@ -1,0 +1,66 @@
+"""Schemas of the webhook routes. `secret` and `headers` are write-only."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from app.models import EVENTS
+from app.schemas.common import StrictSchema, Text
+
+EVENT_CHOICES = (*EVENTS, "*")
+
+
+class WebhookSchema(Schema):
+    id = fields.String()
+    sessionId = fields.String(attribute="session_id")
+    url = fields.String()
+    events = fields.List(fields.String())
+    active = fields.Boolean()
+    retryCount = fields.Integer(attribute="retry_count", allow_none=True)
+    hasSecret = fields.Function(lambda w: bool(w.secret_enc))
+    createdAt = fields.DateTime(attribute="created_at")
+    updatedAt = fields.DateTime(attribute="updated_at")
+
+
+class _WebhookFields(StrictSchema):
+    url = Text(validate=validate.Length(1, 2048))
+    events = fields.List(fields.String(validate=validate.OneOf(EVENT_CHOICES)),
+                         validate=validate.Length(1, len(EVENT_CHOICES)))
+    secret = Text(load_only=True, allow_none=True, validate=validate.Length(16, 256))
+    headers = fields.Dict(keys=Text(validate=validate.Regexp(r"^[A-Za-z0-9-]{1,100}$")),
+                          values=Text(validate=validate.Length(max=2000)), load_only=True,
+                          allow_none=True, validate=validate.Length(max=20))
+    retryCount = fields.Integer(data_key="retryCount", attribute="retry_count",
+                                validate=validate.Range(0, 20))
+
+
+class WebhookCreateSchema(_WebhookFields):
+    url = Text(required=True, validate=validate.Length(1, 2048))
+
+
+class WebhookUpdateSchema(_WebhookFields):
+    active = fields.Boolean()
+
+
+class TestResultSchema(Schema):
+    success = fields.Boolean()
+    statusCode = fields.Integer()
+    error = fields.String()
+
+
+class DeliverySchema(Schema):
+    id = fields.String()
+    webhookId = fields.String(attribute="webhook_id")
+    sessionId = fields.String(attribute="session_id")
+    event = fields.String()
+    idempotencyKey = fields.String(attribute="idempotency_key")
+    status = fields.String()
+    attempts = fields.Integer()
+    lastStatusCode = fields.Integer(attribute="last_status_code", allow_none=True)
+    lastError = fields.String(attribute="last_error", allow_none=True)
+    occurredAt = fields.DateTime(attribute="occurred_at")
+    createdAt = fields.DateTime(attribute="created_at")
+
+
+class PageArgs(StrictSchema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 100))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, 1_000_000))

@@ -1,0 +1,260 @@
+/*
+ * OpenWA bridge: injected after @wppconnect/wa-js on every new document (CDP
+ * Page.addScriptToEvaluateOnNewDocument), before WhatsApp Web's own scripts run.
+ *
+ * It waits until `window.WPP` is ready, subscribes to the WPP events the engine cares about
+ * and hands each one to the engine: through the CDP binding `__openwaEmit` when the engine
+ * added it (delivered to the host in about a millisecond), else into an in-page buffer that
+ * the engine drains with `__openwa.drain()`. It also exposes `__openwa.call(name, args)`, the
+ * only entry point the engine uses to act on the page; it always resolves, to
+ * `{ok: true, value}` or `{ok: false, code, error}`.
+ *
+ * `window.WPP` is looked up on every use, never kept: the page may replace it.
+ */
+(function () {
+  'use strict';
+  if (window.__openwa) {
+    return;
+  }
+  var BINDING = '__openwaEmit';
+  var BUFFER_MAX = 5000;
+  var page = Math.random().toString(36).slice(2) + Date.now().toString(36);
+  var seq = 0;
+  var buffer = [];
+  var subscribed = false;
+
+  function wpp() {
+    return window.WPP;
+  }
+
+  function wid(value) {
+    if (value === null || value === undefined) {
+      return null;
+    }
+    if (typeof value === 'string') {
+      return value;
+    }
+    if (value._serialized) {
+      return String(value._serialized);
+    }
+    return typeof value.toString === 'function' ? String(value.toString()) : null;
+  }
+
+  function emit(type, data) {
+    var event = {page: page, seq: ++seq, type: type, at: Date.now(), data: data || {}};
+    var binding = window[BINDING];
+    if (typeof binding === 'function') {
+      try {
+        binding(JSON.stringify(event));
+        return;
+      } catch (error) {
+        // The binding went away with the engine's CDP connection: keep it for a drain.
+      }
+    }
+    buffer.push(event);
+    if (buffer.length > BUFFER_MAX) {
+      buffer.shift();
+    }
+  }
+
+  function quotedId(msg) {
+    try {
+      var W = wpp();
+      if (msg.quotedStanzaID && W.chat.getQuotedMsgKey) {
+        return wid(W.chat.getQuotedMsgKey(msg));
+      }
+    } catch (error) {
+      // An unknown quoted message is not worth losing the message for.
+    }
+    return null;
+  }
+
+  function message(msg) {
+    var key = msg.id || {};
+    var chat = wid(key.remote) || (key.fromMe ? wid(msg.to) : wid(msg.from));
+    return {
+      id: wid(key),
+      fromMe: !!key.fromMe,
+      chatId: chat,
+      from: wid(msg.from),
+      to: wid(msg.to),
+      author: wid(msg.author),
+      type: msg.type || 'chat',
+      body: typeof msg.body === 'string' ? msg.body : null,
+      caption: msg.caption || null,
+      timestamp: msg.t || Math.floor(Date.now() / 1000),
+      quotedMessageId: quotedId(msg)
+    };
+  }
+
+  function me() {
+    var W = wpp();
+    var user = wid(W.conn.getMyUserId && W.conn.getMyUserId());
+    var name = null;
+    try {
+      name = W.profile && W.profile.getMyProfileName ? W.profile.getMyProfileName() : null;
+    } catch (error) {
+      name = null;
+    }
+    return {phone: user ? user.split('@')[0].split(':')[0] : null, pushName: name || null};
+  }
+
+  function showCode() {
+    return Promise.resolve(wpp().conn.getAuthCode()).then(function (code) {
+      if (code && code.fullCode) {
+        emit('qr', {qr: code.fullCode});
+      }
+    });
+  }
+
+  function subscribe(W) {
+    subscribed = true;
+    W.on('conn.auth_code_change', function (code) {
+      if (code && code.fullCode) {
+        emit('qr', {qr: code.fullCode});
+      }
+    });
+    W.on('conn.qrcode_idle', function () { emit('qr_idle'); });
+    W.on('conn.authenticated', function () { emit('authenticated'); });
+    W.on('conn.main_ready', function () { emit('ready', me()); });
+    W.on('conn.logout', function () { emit('logout'); });
+    W.on('conn.require_auth', function () { emit('require_auth'); });
+    W.on('chat.new_message', function (msg) {
+      if (msg && msg.isNewMsg !== false) {
+        emit('message', message(msg));
+      }
+    });
+    W.on('chat.msg_ack_change', function (change) {
+      emit('ack', {ack: change.ack, chatId: wid(change.chat), ids: (change.ids || []).map(wid)});
+    });
+    W.on('chat.msg_revoke', function (revoke) {
+      emit('revoke', {messageId: wid(revoke.refId || revoke.id), chatId: wid(revoke.from)});
+    });
+    W.on('chat.new_reaction', function (reaction) {
+      emit('reaction', {
+        messageId: wid(reaction.msgId),
+        chatId: wid(reaction.msgId && reaction.msgId.remote),
+        from: wid(reaction.sender),
+        emoji: reaction.reactionText || ''
+      });
+    });
+    emit('hello', {wajs: W.version || null, url: String(location.href)});
+    if (W.conn.isMainReady && W.conn.isMainReady()) {
+      emit('ready', me());
+    } else if (W.conn.isAuthenticated && W.conn.isAuthenticated()) {
+      emit('authenticated');
+    } else {
+      showCode().catch(function () {});
+    }
+  }
+
+  var waiting = setInterval(function () {
+    var W = wpp();
+    if (W && W.isReady && typeof W.on === 'function') {
+      clearInterval(waiting);
+      subscribe(W);
+    }
+  }, 25);
+
+  function fail(code, error) {
+    return {ok: false, code: code, error: String(error && error.message || error)};
+  }
+
+  var calls = {
+    state: function () {
+      var W = wpp();
+      var ready = !!(W && W.isReady);
+      return {
+        subscribed: subscribed,
+        wppReady: ready,
+        authenticated: ready && !!(W.conn.isAuthenticated && W.conn.isAuthenticated()),
+        mainReady: ready && !!(W.conn.isMainReady && W.conn.isMainReady()),
+        wajs: W ? W.version || null : null,
+        page: page
+      };
+    },
+    drain: function () {
+      var events = buffer;
+      buffer = [];
+      return events;
+    },
+    sendText: function (chat, text, id, quoted, mentions) {
+      var options = {messageId: id, createChat: true, waitForAck: true};
+      if (quoted) {
+        options.quotedMsg = quoted;
+      }
+      if (mentions && mentions.length) {
+        options.mentionedList = mentions;
+      }
+      return wpp().chat.sendTextMessage(chat, text, options).then(function (sent) {
+        return {id: wid(sent.id), ack: sent.ack, timestamp: sent.t || null};
+      });
+    },
+    findSent: function (serialized) {
+      return Promise.resolve(wpp().chat.getMessageById(serialized)).then(function (msg) {
+        return msg ? {id: wid(msg.id), timestamp: msg.t || null} : null;
+      }, function () { return null; });
+    },
+    checkNumber: function (chat) {
+      return Promise.resolve(wpp().contact.queryExists(chat)).then(function (found) {
+        return found ? {exists: true, id: wid(found.wid)} : {exists: false, id: null};
+      });
+    },
+    contacts: function () {
+      return Promise.resolve(wpp().contact.list()).then(function (list) {
+        return (list || []).map(function (c) {
+          return {id: wid(c.id), name: c.name || c.pushname || null, pushName: c.pushname || null,
+                  isBusiness: !!c.isBusiness};
+        });
+      });
+    },
+    chats: function () {
+      return Promise.resolve(wpp().chat.list()).then(function (list) {
+        return (list || []).map(function (c) {
+          return {id: wid(c.id), name: c.name || c.formattedTitle || null,
+                  unreadCount: c.unreadCount || 0, timestamp: c.t || 0};
+        });
+      });
+    },
+    groups: function () {
+      return Promise.resolve(wpp().group.getAllGroups()).then(function (list) {
+        return (list || []).map(function (g) {
+          return {id: wid(g.id), name: g.name || g.formattedTitle || null};
+        });
+      });
+    },
+    pairingCode: function (phone) {
+      return wpp().conn.genLinkDeviceCodeForPhoneNumber(phone);
+    },
+    refreshQR: function () {
+      return Promise.resolve(wpp().conn.refreshQR()).then(function (code) {
+        return code ? code.fullCode : null;
+      });
+    },
+    logout: function () {
+      return wpp().conn.logout();
+    }
+  };
+
+  window.__openwa = {
+    page: page,
+    call: function (name, args) {
+      var fn = calls[name];
+      if (!fn) {
+        return Promise.resolve(fail('UNKNOWN_CALL', 'no bridge call ' + name));
+      }
+      if (name !== 'state' && name !== 'drain' && !(wpp() && wpp().isReady)) {
+        return Promise.resolve(fail('NOT_READY', 'WhatsApp Web is still loading'));
+      }
+      try {
+        return Promise.resolve(fn.apply(null, args || [])).then(function (value) {
+          return {ok: true, value: value === undefined ? null : value};
+        }, function (error) {
+          return fail('CALL_FAILED', error);
+        });
+      } catch (error) {
+        return Promise.resolve(fail('CALL_FAILED', error));
+      }
+    }
+  };
+})();

@@ -1,0 +1,472 @@
+"""The selenium engine: one headless Chromium running WhatsApp Web per session.
+
+Start-up: take our lock on the profile, clear what a dead browser left on it, start
+chromedriver and Chromium (:mod:`engines.selenium.browser`), arm the page with the wa-js
+bundle and our bridge on every new document, and open WHATSAPP_WEB_URL. Everything after
+that arrives as bridge events (:mod:`engines.selenium.events`) that :meth:`poll` turns into
+engine events; calls go through ``window.__openwa.call`` with bounded timeouts.
+
+Failures: a dead browser, a dead chromedriver, a crashed renderer, a lost DevTools socket or
+a page that stops answering all end the same way: everything of that browser is killed by pid,
+our lock is released and the state becomes DISCONNECTED, so the host starts the engine again
+from its profile (no QR: the link is in the profile). A logout from the phone kills the
+browser, wipes the profile and ends in LOGGED_OUT.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from selenium.common.exceptions import JavascriptException, TimeoutException, WebDriverException
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from engines.base import (
+    Engine,
+    EngineCrashed,
+    EngineError,
+    EngineEvent,
+    EngineNotReady,
+    EngineOptions,
+    EngineState,
+    EventKind,
+    NumberStatus,
+    SentMessage,
+    normalise_chat_id,
+)
+from engines.registry import register
+from engines.selenium import profile as profiles
+from engines.selenium.browser import Browser, launch
+from engines.selenium.events import CdpChannel
+
+log = logging.getLogger(__name__)
+
+#: Seconds a closing browser gets to flush its profile before it is killed.
+QUIT_SECONDS = 3.0
+#: Seconds a trivial script may take before the page counts as hung.
+PROBE_SECONDS = 2
+BRIDGE_SOURCE = Path(__file__).resolve().parent / "bridge.js"
+_RUNNING = frozenset(
+    {EngineState.STARTING, EngineState.QR, EngineState.AUTHENTICATING, EngineState.READY}
+)
+#: WhatsApp ack numbers: -1 error, 0 pending, 1 server, 2 device, 3 read, 4 played.
+ACKS = {1: "sent", 2: "delivered", 3: "read", 4: "read"}
+#: WhatsApp message types we store, and their names in our API; others (system notices,
+#: protocol messages, e2e notifications) are skipped.
+TYPES = {"chat": "text", "image": "image", "video": "video", "ptt": "audio", "audio": "audio",
+         "document": "document", "location": "location", "vcard": "contact",
+         "multi_vcard": "contact", "sticker": "image"}
+# A WebDriver error with one of these in its message means the browser side is gone.
+_FATAL_MESSAGES = ("tab crashed", "target crashed", "chrome not reachable", "disconnected",
+                   "no such window", "session deleted", "invalid session id",
+                   "target window already closed", "unable to receive message from renderer")
+
+_CALL = ("return window.__openwa ? window.__openwa.call(arguments[0], arguments[1])"
+         " : {ok: false, code: 'NO_BRIDGE', error: 'WhatsApp Web is still loading'};")
+
+
+def wpp_config_script() -> str:
+    """Set before wa-js runs: no Google Analytics, no device name of wa-js's own."""
+    config = {"disableGoogleAnalytics": True, "googleAnalyticsId": None, "poweredBy": None,
+              "deviceName": False, "sendStatusToDevice": False, "linkPreviewApiServers": None}
+    return f"window.WPPConfig = Object.assign(window.WPPConfig || {{}}, {json.dumps(config)});"
+
+
+@register
+class SeleniumEngine(Engine):
+    """WhatsApp Web in Chromium, driven by Selenium; see the module docstring."""
+
+    name: ClassVar[str] = "selenium"
+    #: Seconds between liveness checks of a page that no command has touched (a hang is
+    #: otherwise only seen by the next command).
+    health_check_seconds: ClassVar[float] = 30.0
+
+    def __init__(self, session_id: str, profile_dir: Path, options: EngineOptions) -> None:
+        super().__init__(session_id, profile_dir, options)
+        self._state = EngineState.CLOSED
+        self._events: list[EngineEvent] = []
+        self._browser: Browser | None = None
+        self._channel: CdpChannel | None = None
+        self._lock = profiles.ProfileLock(self.profile_dir)
+        self._qr: str | None = None
+        self._phone: str | None = None
+        self._push_name: str | None = None
+        self._next_health_check = 0.0
+        self.command_timeout = max(1.0, float(options.command_timeout))
+        self.use_binding = options.event_delivery != "poll"
+        self.wajs_version: str | None = None  # reported by the bridge once WPP is ready
+        self.last_error: str | None = None
+
+    # -- protocol: life cycle ---------------------------------------------
+    @property
+    def state(self) -> EngineState:
+        return self._state
+
+    @property
+    def browser(self) -> Browser | None:
+        """The running browser (for tests and benchmarks)."""
+        return self._browser
+
+    @property
+    def channel(self) -> CdpChannel | None:
+        return self._channel
+
+    def start(self) -> None:
+        """Open WhatsApp Web on the profile; returns once the page is navigating."""
+        if self._state in _RUNNING:
+            return
+        self._set_state(EngineState.STARTING)
+        try:
+            self._launch()
+        except profiles.ProfileBusy as error:
+            self._shutdown()
+            self._set_state(EngineState.DISCONNECTED, reason=str(error))
+            raise EngineError(str(error)) from None
+        except EngineError as error:
+            self._shutdown()
+            self._set_state(EngineState.DISCONNECTED, reason=str(error))
+            raise
+        except (WebDriverException, Urllib3Error, OSError) as error:
+            reason = f"Chromium did not start: {_short(error)}"
+            self._shutdown()
+            self._set_state(EngineState.DISCONNECTED, reason=reason)
+            raise EngineError(reason) from None
+
+    def _launch(self) -> None:
+        bundle_path = self.options.wajs_bundle_path
+        if not bundle_path:
+            raise EngineError("WAJS_BUNDLE_PATH is not set (run `make wajs`)")
+        try:
+            bundle = Path(bundle_path).read_text(encoding="utf-8")
+        except OSError:
+            raise EngineError(
+                f"wa-js bundle not found at {bundle_path} (run `make wajs`)") from None
+        bridge = BRIDGE_SOURCE.read_text(encoding="utf-8")
+        self._lock.acquire()
+        data_dir = profiles.prepare(self.profile_dir)
+        started = time.monotonic()
+        self._browser = launch(self.options, data_dir, self.command_timeout)
+        driver = self._browser.driver
+        self._channel = CdpChannel(driver, self.use_binding)
+        # Through chromedriver's own CDP session, which lives as long as the browser: armed
+        # before WhatsApp's scripts run, again on every reload.
+        for source in (wpp_config_script() + "\n" + bundle, bridge):
+            driver.execute("executeCdpCommand", {"cmd": "Page.addScriptToEvaluateOnNewDocument",
+                                                 "params": {"source": source}})
+        driver.get(self.options.whatsapp_web_url)
+        self._next_health_check = time.monotonic() + self.health_check_seconds
+        log.info("session %s: Chromium %s started in %.2f s (driver pid %s)", self.session_id,
+                 self._browser.browser_pid, time.monotonic() - started, self._browser.driver_pid)
+
+    def close(self) -> None:
+        """Close the browser; the profile (and the link) is kept."""
+        self._shutdown(graceful=True)
+        self._qr = None
+        self._set_state(EngineState.CLOSED)
+
+    def logout(self) -> None:
+        """Unlink the device if the page can still say so, kill the browser, wipe the profile."""
+        if self._browser is not None and self._state is EngineState.READY:
+            try:
+                self._call("logout", timeout=min(5.0, self.command_timeout))
+            except EngineError as error:
+                log.info("session %s: logout on the page failed (%s); wiping anyway",
+                         self.session_id, error)
+        self._logged_out("logged out")
+
+    def poll(self) -> list[EngineEvent]:
+        if self._browser is not None:
+            self._check_health()
+        if self._browser is not None:
+            for event in self._bridge_events():
+                self._apply(event)
+        events, self._events = self._events, []
+        return events
+
+    def qr(self) -> str | None:
+        return self._qr if self._state is EngineState.QR else None
+
+    def request_pairing_code(self, phone_number: str) -> str:
+        if self._state is not EngineState.QR:
+            raise EngineNotReady("the account is not waiting to be linked")
+        chat = normalise_chat_id(phone_number)
+        if not chat.endswith("@c.us"):
+            raise ValueError("a pairing code needs a phone number")
+        code = str(self._call("pairingCode", chat.split("@", 1)[0]))
+        return f"{code[:4]}-{code[4:]}" if len(code) == 8 else code
+
+    # -- protocol: messages -------------------------------------------------
+    def send_text(
+        self,
+        chat_id: str,
+        text: str,
+        *,
+        message_id: str,
+        quoted_message_id: str | None = None,
+        mentions: list[str] | None = None,
+    ) -> SentMessage:
+        self._require_ready()
+        chat = normalise_chat_id(chat_id)
+        if not message_id:
+            raise ValueError("message_id must not be empty")
+        sent = self._call("sendText", chat, text, message_id, quoted_message_id,
+                          [normalise_chat_id(m) for m in mentions or []])
+        return SentMessage(message_id=str(sent["id"]),
+                           timestamp=int(sent.get("timestamp") or time.time()))
+
+    def find_sent(self, chat_id: str, message_id: str) -> SentMessage | None:
+        try:
+            chat = normalise_chat_id(chat_id)
+        except ValueError:
+            return None
+        self._require_ready()
+        found = self._call("findSent", f"true_{chat}_{message_id}")
+        if not found:
+            return None
+        return SentMessage(message_id=str(found["id"]),
+                           timestamp=int(found.get("timestamp") or time.time()))
+
+    # -- protocol: queries ----------------------------------------------------
+    def check_number(self, number: str) -> NumberStatus:
+        self._require_ready()
+        try:
+            chat = normalise_chat_id(number)
+        except ValueError:
+            return NumberStatus(exists=False, whatsapp_id=None)
+        found = self._call("checkNumber", chat)
+        return NumberStatus(exists=bool(found["exists"]), whatsapp_id=found.get("id"))
+
+    def contacts(self) -> list[dict[str, Any]]:
+        self._require_ready()
+        return list(self._call("contacts"))
+
+    def chats(self) -> list[dict[str, Any]]:
+        self._require_ready()
+        return list(self._call("chats"))
+
+    def groups(self) -> list[dict[str, Any]]:
+        self._require_ready()
+        return list(self._call("groups"))
+
+    # -- calls into the page ------------------------------------------------
+    def _call(self, name: str, *args: Any, timeout: float | None = None) -> Any:
+        """Run bridge call ``name``; page-side failures raise EngineError, a dead or hung
+        browser raises EngineCrashed (after killing it: the host restarts the engine)."""
+        browser = self._browser
+        if browser is None:
+            raise EngineNotReady(f"session {self.session_id} has no browser ({self._state.value})")
+        if timeout is not None:
+            browser.set_timeout(timeout)
+        try:
+            reply = browser.driver.execute_script(_CALL, name, list(args))
+        except TimeoutException:
+            # chromedriver gave up waiting for the script: a slow WhatsApp, or a page that no
+            # longer runs anything at all. A trivial script tells them apart.
+            if self._responsive():
+                raise EngineError(f"WhatsApp Web did not finish {name} within "
+                                  f"{self.command_timeout:.0f} s") from None
+            reason = (f"WhatsApp Web stopped answering (hung page: {name} and a probe timed "
+                      "out); restarting the browser")
+            self._lost(reason)
+            raise EngineCrashed(reason) from None
+        except JavascriptException as error:
+            raise EngineError(f"{name} failed in the page: {_short(error)}") from None
+        except WebDriverException as error:
+            message = _short(error)
+            if any(marker in message.lower() for marker in _FATAL_MESSAGES):
+                self._lost(f"the browser went away during {name}: {message}")
+                raise EngineCrashed(f"the browser went away during {name}; restarting it") from None
+            raise EngineError(f"{name} failed: {message}") from None
+        except (Urllib3Error, OSError) as error:
+            if isinstance(error, TimeoutError) or "timed out" in str(error).lower():
+                reason = (f"WhatsApp Web stopped answering ({name} took over "
+                          f"{timeout or self.command_timeout + 2:.0f} s); restarting the browser")
+            else:
+                reason = f"chromedriver is gone ({type(error).__name__}); restarting the browser"
+            self._lost(reason)
+            raise EngineCrashed(reason) from None
+        finally:
+            if timeout is not None and self._browser is browser:
+                browser.set_timeout(self.command_timeout + 2)
+        self._next_health_check = time.monotonic() + self.health_check_seconds
+        if not isinstance(reply, dict):
+            raise EngineError(f"{name}: unexpected answer from the bridge")
+        if reply.get("ok"):
+            return reply.get("value")
+        code, detail = reply.get("code"), str(reply.get("error") or name)
+        if code in ("NOT_READY", "NO_BRIDGE"):
+            raise EngineNotReady(detail)
+        raise EngineError(f"WhatsApp Web refused {name}: {detail}")
+
+    def _responsive(self) -> bool:
+        """Does the page still run a trivial script within PROBE_SECONDS?"""
+        browser = self._browser
+        if browser is None:
+            return False
+        browser.set_timeout(PROBE_SECONDS)
+        try:
+            return bool(browser.driver.execute_script("return 1;") == 1)
+        except (WebDriverException, Urllib3Error, OSError):
+            return False
+        finally:
+            browser.set_timeout(self.command_timeout + 2)
+
+    # -- health -------------------------------------------------------------
+    def _check_health(self) -> None:
+        browser, channel = self._browser, self._channel
+        assert browser is not None
+        if channel is not None and channel.crashed.is_set():
+            self._lost("the page crashed (renderer); restarting the browser")
+        elif not browser.browser_alive():
+            self._lost("Chromium exited; restarting it from the profile")
+        elif not browser.driver_alive():
+            self._lost("chromedriver exited; its browser was killed, restarting both")
+        elif self.use_binding and channel is not None and not channel.open:
+            self._lost("lost the DevTools connection to Chromium; restarting it")
+        elif time.monotonic() >= self._next_health_check:
+            self._next_health_check = time.monotonic() + self.health_check_seconds
+            try:
+                self._call("state")
+            except EngineCrashed:
+                pass  # _lost() has run
+            except EngineError as error:
+                log.info("session %s: health check: %s", self.session_id, error)
+
+    def _bridge_events(self) -> list[dict[str, Any]]:
+        if self.use_binding:
+            assert self._channel is not None
+            return self._channel.take()
+        try:
+            drained = self._call("drain")
+        except EngineNotReady:
+            return []
+        except EngineCrashed:
+            return []
+        except EngineError as error:
+            log.info("session %s: drain failed: %s", self.session_id, error)
+            return []
+        return list(drained or [])
+
+    def _lost(self, reason: str) -> None:
+        log.warning("session %s: %s", self.session_id, reason)
+        self.last_error = reason
+        # Events already queued by the page still count (a message that came in just before).
+        leftover = self._channel.take() if self._channel is not None else []
+        self._shutdown()
+        for event in leftover:
+            self._apply(event)
+        if self._state is not EngineState.LOGGED_OUT:
+            self._qr = None
+            self._set_state(EngineState.DISCONNECTED, reason=reason)
+
+    def _logged_out(self, reason: str) -> None:
+        # The browser first: Chromium must not write into the profile while it goes.
+        self._shutdown()
+        profiles.wipe(self.profile_dir)
+        self._qr = None
+        self._phone = self._push_name = None
+        self._set_state(EngineState.LOGGED_OUT, reason=reason)
+
+    def _shutdown(self, graceful: bool = False) -> None:
+        channel, self._channel = self._channel, None
+        browser, self._browser = self._browser, None
+        if channel is not None:
+            if graceful and browser is not None and browser.browser_alive() and channel.open:
+                channel.close_browser()
+                if not browser.wait_exit(QUIT_SECONDS):
+                    log.info("session %s: Chromium did not close within %.0f s; killing it",
+                             self.session_id, QUIT_SECONDS)
+            channel.close()
+        if browser is not None:
+            browser.kill()
+        self._lock.release()
+
+    # -- bridge events -> engine events ---------------------------------------
+    def _apply(self, event: dict[str, Any]) -> None:
+        if self._state is EngineState.LOGGED_OUT:
+            return  # what the page said after the logout (a fresh QR) is not for us
+        kind, data = event.get("type"), event.get("data") or {}
+        if kind == "hello":
+            self.wajs_version = data.get("wajs")
+            if self._state is EngineState.READY:
+                # The page was reloaded: not ready until WhatsApp Web says so again.
+                self._set_state(EngineState.AUTHENTICATING)
+        elif kind == "qr":
+            qr = data.get("qr")
+            if qr and (qr != self._qr or self._state is not EngineState.QR):
+                self._qr = qr
+                self._set_state(EngineState.QR)
+                self._emit(EventKind.QR, {"qr": qr})
+        elif kind == "qr_idle":
+            # WhatsApp Web stops rotating the QR after a while ("click to reload"): reload it.
+            try:
+                self._call("refreshQR")
+            except EngineError as error:
+                log.info("session %s: could not refresh the QR: %s", self.session_id, error)
+        elif kind == "authenticated":
+            self._qr = None
+            if self._state is not EngineState.READY:
+                self._set_state(EngineState.AUTHENTICATING)
+                self._emit(EventKind.AUTHENTICATED, {})
+        elif kind == "ready":
+            self._qr = None
+            self._phone = data.get("phone") or self._phone
+            self._push_name = data.get("pushName") or self._push_name
+            if self._state is not EngineState.READY:
+                self._set_state(EngineState.READY)
+                self._emit(EventKind.READY, {"phone": self._phone, "pushName": self._push_name})
+        elif kind == "logout":
+            self._logged_out("logged out from the phone")
+        elif kind == "message":
+            message = self._message(data)
+            if message is not None:
+                self._emit(EventKind.MESSAGE, message)
+        elif kind == "ack":
+            ack = ACKS.get(int(data.get("ack") or 0))
+            if ack is not None:
+                for message_id in data.get("ids") or []:
+                    self._emit(EventKind.ACK, {"messageId": message_id,
+                                               "chatId": data.get("chatId"), "ack": ack})
+        elif kind == "revoke":
+            self._emit(EventKind.REVOKED, {"messageId": data.get("messageId"),
+                                           "chatId": data.get("chatId")})
+        elif kind == "reaction":
+            self._emit(EventKind.REACTION, {k: data.get(k) for k in
+                                            ("messageId", "chatId", "from", "emoji")})
+
+    def _message(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        kind = TYPES.get(str(data.get("type")))
+        if kind is None or not data.get("id") or not data.get("chatId"):
+            return None
+        text = data.get("body") if kind == "text" else None
+        return {
+            "id": data["id"], "chatId": data["chatId"], "from": data.get("from"),
+            "to": data.get("to"), "fromMe": bool(data.get("fromMe")), "type": kind,
+            "body": text, "caption": data.get("caption"),
+            "timestamp": int(data.get("timestamp") or time.time()),
+            "quotedMessageId": data.get("quotedMessageId"),
+        }
+
+    # -- internals ---------------------------------------------------------------
+    def _emit(self, kind: EventKind, data: dict[str, Any]) -> None:
+        self._events.append(EngineEvent(kind, data))
+
+    def _set_state(self, state: EngineState, reason: str | None = None) -> None:
+        if state is self._state:
+            return
+        self._state = state
+        data: dict[str, Any] = {"state": state.value}
+        if reason:
+            data["reason"] = reason
+        self._emit(EventKind.STATE, data)
+
+    def _require_ready(self) -> None:
+        if self._state is not EngineState.READY:
+            raise EngineNotReady(f"session {self.session_id} is {self._state.value}, not ready")
+
+
+def _short(error: BaseException) -> str:
+    message = getattr(error, "msg", None) or str(error) or type(error).__name__
+    return str(message).strip().splitlines()[0][:300]

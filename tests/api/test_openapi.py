@@ -1,0 +1,110 @@
+"""The OpenAPI document at /api/openapi.json and Swagger UI at /api/docs."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app.version import VERSION
+
+METHODS = {"get", "post", "put", "patch", "delete"}
+PUBLIC = ["/health", "/health/live", "/health/ready",
+          "/api/health", "/api/health/live", "/api/health/ready"]
+NOT_DOCUMENTED = {"/api/openapi.json", "/api/docs"}
+METRICS = "/api/metrics"
+
+
+@pytest.fixture
+def spec(client) -> dict:
+    response = client.get("/api/openapi.json")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    return response.get_json()
+
+
+def openapi_path(rule: str) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def api_routes(app, prefix: str = "/api") -> dict[str, set[str]]:
+    routes: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(prefix + "/") or rule.rule in NOT_DOCUMENTED:
+            continue
+        if rule.rule.startswith("/api/docs/"):
+            continue
+        methods = {m.lower() for m in rule.methods} & METHODS
+        routes.setdefault(openapi_path(rule.rule), set()).update(methods)
+    return routes
+
+
+def operations(spec: dict):
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method in METHODS:
+                yield path, method, operation
+
+
+def test_the_document_is_openapi_3_for_this_version(spec):
+    assert spec["openapi"].startswith("3.")
+    assert spec["info"]["title"] == "OpenWA"
+    assert spec["info"]["version"] == VERSION
+
+
+def test_every_api_route_is_documented_with_its_methods(app, spec):
+    routes = api_routes(app)
+    assert len(routes) > 20
+    missing = {path: sorted(methods - set(spec["paths"].get(path, {})))
+               for path, methods in routes.items()}
+    assert {path: m for path, m in missing.items() if m} == {}
+
+
+def test_the_metrics_route_is_documented(app, spec):
+    assert METRICS in api_routes(app)
+    assert "get" in spec["paths"].get(METRICS, {})
+
+
+def test_the_document_has_no_path_that_is_not_a_route(app, spec):
+    routes = {openapi_path(rule.rule) for rule in app.url_map.iter_rules()}
+    assert set(spec["paths"]) - routes == set()
+
+
+def test_every_operation_has_a_summary(spec):
+    without = [(path, method) for path, method, operation in operations(spec)
+               if not (operation.get("summary") or "").strip()]
+    assert without == []
+
+
+def test_api_key_and_bearer_security_schemes_exist_and_apply_by_default(spec):
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["ApiKeyAuth"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert schemes["BearerAuth"]["type"] == "http"
+    assert schemes["BearerAuth"]["scheme"].lower() == "bearer"
+    assert {"ApiKeyAuth": []} in spec["security"]
+    assert {"BearerAuth": []} in spec["security"]
+
+
+@pytest.mark.parametrize("path", PUBLIC)
+def test_public_health_routes_need_no_security(spec, path):
+    assert spec["paths"][path]["get"]["security"] == []
+
+
+def test_only_public_routes_opt_out_of_security(spec):
+    public = {(path, method) for path, method, operation in operations(spec)
+              if operation.get("security") == []}
+    assert public == {(path, "get") for path in PUBLIC}
+
+
+def test_the_idempotency_key_header_is_documented_on_send_text(spec):
+    operation = spec["paths"]["/api/sessions/{sid}/messages/send-text"]["post"]
+    names = {(p["in"], p["name"]) for p in operation.get("parameters", [])}
+    assert ("header", "Idempotency-Key") in names
+
+
+def test_swagger_ui_is_served_at_api_docs(client):
+    response = client.get("/api/docs")
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert "swagger-ui" in html
+    assert "/api/openapi.json" in html

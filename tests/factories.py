@@ -1,0 +1,118 @@
+"""Builders shared by the tests: rows written straight to the database, and error checks.
+
+The API tests run without any session host, so a session is put into a state by writing
+its row, never by driving an engine.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask
+from werkzeug.test import TestResponse
+
+from app.extensions import db
+from app.models import Message, Session
+
+_seq = itertools.count(1)
+
+ERROR_KEYS = {"statusCode", "message", "error"}
+
+
+def unique_name(prefix: str = "sess") -> str:
+    return f"{prefix}-{next(_seq)}"
+
+
+def make_session(app: Flask, name: str | None = None, **fields: Any) -> Session:
+    """Insert a session row with ``fields`` (model attribute names); return it detached."""
+    with app.app_context():
+        session = Session(name=name or unique_name(), **fields)
+        db.session.add(session)
+        db.session.commit()
+        db.session.refresh(session)
+        db.session.expunge(session)
+        return session
+
+
+def update_session(app: Flask, session_id: str, **fields: Any) -> None:
+    with app.app_context():
+        session = db.session.get(Session, session_id)
+        assert session is not None
+        for name, value in fields.items():
+            setattr(session, name, value)
+        db.session.commit()
+
+
+def load_session(app: Flask, session_id: str) -> Session | None:
+    with app.app_context():
+        session = db.session.get(Session, session_id)
+        if session is not None:
+            db.session.expunge(session)
+        return session
+
+
+def make_message(app: Flask, session_id: str, **fields: Any) -> Message:
+    """Insert a message row; defaults make an incoming text from 6281111111111@c.us."""
+    number = next(_seq)
+    values: dict[str, Any] = {
+        "id": f"3EB0TEST{number:012d}",
+        "session_id": session_id,
+        "wa_message_id": f"false_6281111111111@c.us_{number:016X}",
+        "chat_id": "6281111111111@c.us",
+        "sender": "6281111111111@c.us",
+        "recipient": None,
+        "from_me": False,
+        "type": "text",
+        "body": f"message {number}",
+        "status": "delivered",
+        "timestamp": int(time.time()),
+    }
+    values.update(fields)
+    with app.app_context():
+        message = Message(**values)
+        db.session.add(message)
+        db.session.commit()
+        db.session.refresh(message)
+        db.session.expunge(message)
+        return message
+
+
+def messages_of(app: Flask, session_id: str) -> list[Message]:
+    with app.app_context():
+        rows = list(db.session.scalars(
+            db.select(Message).where(Message.session_id == session_id).order_by(Message.seq)))
+        for row in rows:
+            db.session.expunge(row)
+        return rows
+
+
+def assert_error(response: TestResponse, status: int, code: str | None = None) -> dict[str, Any]:
+    """The body is exactly the OpenWA error shape for ``status`` (and ``code`` if given)."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert isinstance(body, dict)
+    if code:
+        assert set(body) == ERROR_KEYS | {"code"}, body
+    else:
+        assert ERROR_KEYS <= set(body) <= ERROR_KEYS | {"code"}, body
+    assert body["statusCode"] == status
+    assert body["error"] == HTTPStatus(status).phrase
+    assert isinstance(body["message"], (str, list)) and body["message"]
+    if code:
+        assert body["code"] == code
+    return body
+
+
+def assert_validation_error(response: TestResponse, *fields: str) -> list[str]:
+    """400 with ``message`` a list of ``field: message`` lines naming each of ``fields``."""
+    body = assert_error(response, 400)
+    assert body["error"] == "Bad Request"
+    messages = body["message"]
+    assert isinstance(messages, list) and messages, body
+    assert all(isinstance(line, str) for line in messages)
+    for field in fields:
+        assert any(line.startswith(f"{field}:") or field in line for line in messages), messages
+    return messages

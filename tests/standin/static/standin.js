@@ -1,0 +1,347 @@
+/*
+ * The stand-in's WhatsApp Web: a `window.WPP` with the calls and events OpenWA's bridge uses.
+ *
+ * It runs as the page's first script, after whatever the engine injected on the new document
+ * (the real @wppconnect/wa-js bundle, then the bridge). It records what it found of the real
+ * wa-js, then takes `window.WPP` over. Its device id and its link are kept in IndexedDB, in
+ * the browser profile, as WhatsApp Web keeps its keys; the "servers" are /wa/* of the
+ * stand-in server, which pushes to the page over server-sent events.
+ */
+(function () {
+  'use strict';
+  var real = window.WPP;
+  var saw = {
+    present: !!real && typeof real === 'object',
+    version: real ? real.version || null : null,
+    license: real ? real.license || null : null,
+    hasConn: !!(real && real.conn && typeof real.conn.getAuthCode === 'function'),
+    isInjected: real ? !!real.isInjected : null,
+    gaDisabled: !!(real && real.config && real.config.disableGoogleAnalytics),
+    bridgeBefore: typeof window.__openwa === 'object',
+    at: Date.now()
+  };
+  window.__standinSaw = saw;
+
+  // -- WhatsApp-ish values -------------------------------------------------------------
+  function Wid(serialized) {
+    var parts = String(serialized).split('@');
+    return {
+      _serialized: String(serialized), user: parts[0], server: parts[1] || 'c.us',
+      toString: function () { return String(serialized); }
+    };
+  }
+
+  function MsgKey(serialized) {
+    var parts = String(serialized).split('_');
+    return {
+      _serialized: String(serialized), fromMe: parts[0] === 'true', remote: Wid(parts[1]),
+      id: parts.slice(2).join('_'), toString: function () { return String(serialized); }
+    };
+  }
+
+  function Msg(m) {
+    return {
+      id: MsgKey(m.id), from: Wid(m.from), to: Wid(m.to), body: m.body, type: m.type || 'chat',
+      t: m.t, isNewMsg: true, quotedStanzaID: m.quoted ? String(m.quoted).split('_').pop() : undefined,
+      _quoted: m.quoted || null
+    };
+  }
+
+  // -- events ----------------------------------------------------------------------------
+  var listeners = {};
+  function on(name, fn) {
+    (listeners[name] = listeners[name] || []).push(fn);
+  }
+  function off(name, fn) {
+    listeners[name] = (listeners[name] || []).filter(function (f) { return f !== fn; });
+  }
+  function emit(name, value) {
+    (listeners[name] || []).slice().forEach(function (fn) {
+      try { fn(value); } catch (error) { console.error('listener of ' + name, error); }
+    });
+  }
+
+  // -- the "servers" ------------------------------------------------------------------------
+  function post(path, body) {
+    return fetch(path, {
+      method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)
+    }).then(function (reply) {
+      return reply.json().then(function (value) {
+        if (!reply.ok) {
+          throw new Error(value.error || ('HTTP ' + reply.status));
+        }
+        return value;
+      });
+    });
+  }
+
+  // -- the profile: IndexedDB, like WhatsApp Web -------------------------------------------
+  function store() {
+    return new Promise(function (resolve, reject) {
+      var open = indexedDB.open('standin', 1);
+      open.onupgradeneeded = function () { open.result.createObjectStore('kv'); };
+      open.onsuccess = function () { resolve(open.result); };
+      open.onerror = function () { reject(open.error); };
+    });
+  }
+  function kvGet(db, key) {
+    return new Promise(function (resolve, reject) {
+      var request = db.transaction('kv').objectStore('kv').get(key);
+      request.onsuccess = function () { resolve(request.result); };
+      request.onerror = function () { reject(request.error); };
+    });
+  }
+  function kvPut(db, key, value) {
+    return new Promise(function (resolve, reject) {
+      var tx = db.transaction('kv', 'readwrite');
+      if (value === undefined) {
+        tx.objectStore('kv').delete(key);
+      } else {
+        tx.objectStore('kv').put(value, key);
+      }
+      tx.oncomplete = function () { resolve(); };
+      tx.onerror = function () { reject(tx.error); };
+    });
+  }
+
+  // -- connection state ----------------------------------------------------------------------
+  var db = null;
+  var device = null;
+  var config = {qrRotateMs: 20000, qrMaxRotations: 6};
+  var state = {authenticated: false, mainReady: false, code: null, phone: null, pushName: null};
+  var rotation = {timer: null, count: 0};
+  var messages = {};
+  var chats = {};
+
+  function show(text) {
+    var el = document.getElementById('status');
+    if (el) { el.textContent = text; }
+    var qr = document.getElementById('qr');
+    if (qr) { qr.textContent = state.code ? state.code.fullCode : ''; }
+  }
+
+  function stopRotation() {
+    if (rotation.timer) { clearTimeout(rotation.timer); }
+    rotation.timer = null;
+  }
+
+  function nextCode() {
+    stopRotation();
+    return post('/wa/qr', {device: device}).then(function (code) {
+      if (state.authenticated) { return null; }
+      state.code = {type: 'multidevice', ref: code.ref, fullCode: code.fullCode};
+      show('scan the QR code');
+      emit('conn.auth_code_change', state.code);
+      rotation.timer = setTimeout(function () {
+        rotation.count += 1;
+        if (rotation.count >= config.qrMaxRotations) {
+          state.code = null;
+          show('QR code expired: click to reload');
+          post('/wa/idle', {device: device});
+          emit('conn.auth_code_change', null);
+          emit('conn.qrcode_idle');
+        } else {
+          nextCode();
+        }
+      }, config.qrRotateMs);
+      return state.code;
+    });
+  }
+
+  function linked(phone, pushName, fresh) {
+    stopRotation();
+    state.code = null;
+    state.phone = phone;
+    state.pushName = pushName;
+    state.authenticated = true;
+    show('connecting');
+    var saved = fresh ? kvPut(db, 'link', {phone: phone, pushName: pushName}) : Promise.resolve();
+    return saved.then(function () {
+      if (fresh) { emit('conn.authenticated'); }
+      setTimeout(function () {
+        state.mainReady = true;
+        show('ready as ' + phone);
+        emit('conn.main_ready');
+      }, 50);
+    });
+  }
+
+  function loggedOut() {
+    stopRotation();
+    var was = state.authenticated;
+    state.authenticated = state.mainReady = false;
+    state.phone = state.pushName = null;
+    state.code = null;
+    messages = {};
+    chats = {};
+    return kvPut(db, 'link', undefined).then(function () {
+      if (was) { emit('conn.logout'); }
+      rotation.count = 0;
+      return nextCode();
+    });
+  }
+
+  function noteChat(chat, t, unread) {
+    var entry = chats[chat] || (chats[chat] = {id: Wid(chat), name: chat.split('@')[0], unreadCount: 0, t: 0});
+    entry.t = Math.max(entry.t, t);
+    entry.unreadCount = unread ? entry.unreadCount + 1 : 0;
+  }
+
+  function onServerEvent(event) {
+    if (event.type === 'linked') {
+      linked(event.phone, event.pushName, true);
+    } else if (event.type === 'message') {
+      var msg = Msg(event.message);
+      messages[event.message.id] = msg;
+      noteChat(event.message.chat, event.message.t, true);
+      emit('chat.new_message', msg);
+    } else if (event.type === 'ack') {
+      var known = messages[event.id];
+      if (known) { known.ack = event.ack; }
+      emit('chat.msg_ack_change', {ack: event.ack, chat: Wid(event.chat), ids: [MsgKey(event.id)]});
+    } else if (event.type === 'logout') {
+      loggedOut();
+    } else if (event.type === 'reload') {
+      location.reload();
+    } else if (event.type === 'hang') {
+      setTimeout(function () { for (;;) { /* a page that never answers again */ } }, 0);
+    }
+  }
+
+  function requireReady() {
+    if (!state.mainReady) {
+      throw new Error('WhatsApp is not connected');
+    }
+  }
+
+  // -- window.WPP ---------------------------------------------------------------------------
+  var WPP = {
+    standin: true,
+    version: 'stand-in',
+    isInjected: true,
+    isReady: false,
+    isFullReady: false,
+    config: real && real.config ? real.config : {},
+    on: on,
+    off: off,
+    removeListener: off,
+    conn: {
+      getAuthCode: function () { return Promise.resolve(state.code); },
+      refreshQR: function () { rotation.count = 0; return nextCode(); },
+      isAuthenticated: function () { return state.authenticated; },
+      isMainReady: function () { return state.mainReady; },
+      isMainLoaded: function () { return state.mainReady; },
+      isIdle: function () { return !state.authenticated && !state.code; },
+      getMyUserId: function () { return state.phone ? Wid(state.phone + '@c.us') : undefined; },
+      genLinkDeviceCodeForPhoneNumber: function (phone) {
+        if (state.authenticated) { return Promise.reject(new Error('already linked')); }
+        return post('/wa/pairing', {device: device, phone: String(phone)}).then(function (r) {
+          return r.code;
+        });
+      },
+      logout: function () {
+        return post('/wa/logout', {device: device}).then(function () { return loggedOut(); })
+          .then(function () { return true; });
+      }
+    },
+    profile: {
+      getMyProfileName: function () { return state.pushName; }
+    },
+    chat: {
+      sendTextMessage: function (chat, text, options) {
+        requireReady();
+        options = options || {};
+        var id = options.messageId ? String(options.messageId._serialized ? options.messageId.id : options.messageId) : null;
+        var quoted = options.quotedMsg ? String(options.quotedMsg._serialized || options.quotedMsg) : null;
+        return post('/wa/send', {
+          device: device, to: String(chat), body: String(text), id: id, quoted: quoted,
+          mentions: options.mentionedList || []
+        }).then(function (m) {
+          var msg = Msg(m);
+          msg.ack = 1;
+          messages[m.id] = msg;
+          noteChat(m.chat, m.t, false);
+          emit('chat.new_message', msg);
+          return {id: msg.id, ack: 1, from: m.from, to: m.to, t: m.t, sendMsgResult: {messageSendResult: 'OK'}};
+        });
+      },
+      getMessageById: function (id) {
+        var key = String(id._serialized || id);
+        if (messages[key]) { return Promise.resolve(messages[key]); }
+        return fetch('/wa/message?device=' + encodeURIComponent(device) + '&id=' + encodeURIComponent(key))
+          .then(function (reply) {
+            if (!reply.ok) { throw new Error('Msg not found'); }
+            return reply.json().then(Msg);
+          });
+      },
+      getQuotedMsgKey: function (msg) {
+        if (!msg._quoted) { throw new Error('no quoted message'); }
+        return MsgKey(msg._quoted);
+      },
+      list: function () {
+        requireReady();
+        return Promise.resolve(Object.keys(chats).map(function (k) { return chats[k]; })
+          .sort(function (a, b) { return b.t - a.t; }));
+      }
+    },
+    contact: {
+      queryExists: function (id) {
+        requireReady();
+        var user = String(id._serialized || id).split('@')[0];
+        return Promise.resolve(/0000$/.test(user) ? null : {wid: Wid(user + '@c.us'), biz: false});
+      },
+      list: function () {
+        requireReady();
+        return Promise.resolve(Object.keys(chats).map(function (k) {
+          return {id: chats[k].id, name: chats[k].name, pushname: chats[k].name, isBusiness: false};
+        }));
+      }
+    },
+    group: {
+      getAllGroups: function () { requireReady(); return Promise.resolve([]); }
+    }
+  };
+  window.WPP = WPP;
+
+  // -- start up: identity from the profile, hello to the servers, then the event stream --------
+  store().then(function (opened) {
+    db = opened;
+    return Promise.all([kvGet(db, 'device'), kvGet(db, 'link')]);
+  }).then(function (values) {
+    device = values[0];
+    var link = values[1] || null;
+    var firstRun = !device;
+    if (firstRun) {
+      device = 'dev-' + Math.random().toString(36).slice(2) + Date.now().toString(36);
+    }
+    return (firstRun ? kvPut(db, 'device', device) : Promise.resolve()).then(function () {
+      return post('/wa/hello', {device: device, saw: saw, phone: link ? link.phone : null});
+    }).then(function (reply) {
+      config = reply.config || config;
+      if (reply.linked) {
+        state.authenticated = true;
+        state.phone = reply.phone;
+        state.pushName = reply.pushName;
+      }
+      var source = new EventSource('/wa/events?device=' + encodeURIComponent(device));
+      source.onmessage = function (message) { onServerEvent(JSON.parse(message.data)); };
+      WPP.isReady = WPP.isFullReady = true;
+      // Give wa-js consumers a moment to subscribe, as WhatsApp Web's own start-up would.
+      setTimeout(function () {
+        if (reply.linked) {
+          linked(reply.phone, reply.pushName, false);
+        } else if (reply.revoked || link) {
+          kvPut(db, 'link', undefined).then(function () {
+            emit('conn.logout');
+            return nextCode();
+          });
+        } else {
+          nextCode();
+        }
+      }, 50);
+    });
+  }).catch(function (error) {
+    show('failed: ' + error);
+    console.error('stand-in start-up failed', error);
+  });
+})();
