@@ -237,12 +237,6 @@ class Config:
             raise ConfigError("DATABASE_URL must be set when DATABASE_TYPE=postgres")
         log_level = env.choice("LOG_LEVEL", "info", LOG_LEVELS)
         storage_type = env.choice("STORAGE_TYPE", "local", ("local", "s3", "minio"))
-        # Backups go where media goes unless told otherwise.
-        backup_storage = env.choice("BACKUP_STORAGE", storage_type, ("local", "s3", "minio"))
-        backup_s3_bucket = env.opt("BACKUP_S3_BUCKET") or env.opt("STORAGE_S3_BUCKET")
-        if backup_storage != "local" and not backup_s3_bucket:
-            raise ConfigError("BACKUP_S3_BUCKET (or STORAGE_S3_BUCKET) must be set when "
-                              "backups go to S3 (BACKUP_STORAGE or STORAGE_TYPE is s3/minio)")
         config = cls(
             port=env.int("PORT", 2785, minimum=1, maximum=65535),
             api_prefix="/" + env.str("API_PREFIX", "/api").strip("/"),
@@ -324,9 +318,11 @@ class Config:
             backup_retention_daily=env.int("BACKUP_RETENTION_DAILY", 7, minimum=0),
             backup_retention_weekly=env.int("BACKUP_RETENTION_WEEKLY", 4, minimum=0),
             backup_retention_monthly=env.int("BACKUP_RETENTION_MONTHLY", 12, minimum=0),
-            backup_storage=backup_storage,
+            # Backups go where media goes unless told otherwise. A missing bucket is the
+            # backup's error, not every process's: media may need no bucket yet.
+            backup_storage=env.choice("BACKUP_STORAGE", storage_type, ("local", "s3", "minio")),
             backup_path=Path(env.str("BACKUP_PATH", str(data_dir / "backups"))),
-            backup_s3_bucket=backup_s3_bucket,
+            backup_s3_bucket=env.opt("BACKUP_S3_BUCKET") or env.opt("STORAGE_S3_BUCKET"),
             backup_s3_prefix=_prefix(env.str("BACKUP_S3_PREFIX", "backups/")),
         )
         for key, value in overrides.items():

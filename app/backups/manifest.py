@@ -7,6 +7,7 @@ ENCRYPTION_KEY, so a restore trusts its checksums only when the manifest is unal
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from app.backups import BackupCorrupt, WrongKey
@@ -28,8 +29,10 @@ def encode(body: dict[str, Any], key: BackupKey) -> bytes:
     return json.dumps(signed, indent=2, sort_keys=True).encode() + b"\n"
 
 
-def decode(data: bytes, key: BackupKey, backup_id: str) -> dict[str, Any]:
-    """The verified manifest body, or BackupCorrupt / WrongKey saying what is wrong."""
+def decode(data: bytes, keys: Sequence[BackupKey], backup_id: str
+           ) -> tuple[dict[str, Any], BackupKey]:
+    """The verified manifest body and the key that made it (the current ENCRYPTION_KEY or
+    one of ENCRYPTION_KEY_PREVIOUS), or BackupCorrupt / WrongKey saying what is wrong."""
     try:
         manifest = json.loads(data)
         signature = manifest.pop("signature")
@@ -42,14 +45,17 @@ def decode(data: bytes, key: BackupKey, backup_id: str) -> dict[str, Any]:
     if manifest.get("version") != VERSION:
         raise BackupCorrupt(f"backup {backup_id}: manifest version {manifest.get('version')} "
                             f"is not supported by this version of OpenWA")
-    if key_id != key.key_id:
+    key = next((candidate for candidate in keys if candidate.key_id == key_id), None)
+    if key is None:
+        known = ", ".join(candidate.key_id for candidate in keys)
         raise WrongKey(f"backup {backup_id} was made with another ENCRYPTION_KEY (key id "
-                       f"{key_id}; the ENCRYPTION_KEY set here has key id {key.key_id}). "
-                       f"Set the ENCRYPTION_KEY the backup was made with.")
+                       f"{key_id}; the keys set here have key id {known}). Set the "
+                       f"ENCRYPTION_KEY the backup was made with, or add it to "
+                       f"ENCRYPTION_KEY_PREVIOUS.")
     if not key.verify(_canonical(manifest), str(value)):
         raise BackupCorrupt(f"backup {backup_id}: the manifest failed authentication: it was "
                             f"altered or damaged after the backup was made")
     if manifest.get("id") != backup_id:
         raise BackupCorrupt(f"backup {backup_id}: the manifest belongs to backup "
                             f"{manifest.get('id')}")
-    return manifest  # type: ignore[no-any-return]
+    return manifest, key

@@ -189,7 +189,9 @@ class S3Storage(Storage):
     kind = "s3"
 
     def __init__(self, config: Config) -> None:
-        assert config.backup_s3_bucket
+        if not config.backup_s3_bucket:
+            raise BackupError(f"backups go to S3 (BACKUP_STORAGE={config.backup_storage}) but no "
+                              f"bucket is set: set BACKUP_S3_BUCKET (or STORAGE_S3_BUCKET)")
         self.bucket = config.backup_s3_bucket
         self.prefix = config.backup_s3_prefix
         # MinIO serves buckets under the path unless told to use virtual hosts.

@@ -322,7 +322,7 @@ def sync_records(config: Config, storage: Storage | None = None) -> None:
     the restored backup itself as running) and after backups were removed by hand.
     """
     storage = storage or open_storage(config)
-    key = BackupKey(config.encryption_key)
+    keys = keys_of(config)
     stored = set(storage.list_ids())
     records = {record.id: record for record in db.session.scalars(select(Backup))}
     for backup_id in sorted(stored):
@@ -331,7 +331,7 @@ def sync_records(config: Config, storage: Storage | None = None) -> None:
             continue
         try:
             data = storage.read_manifest(backup_id)
-            body = manifest.decode(data, key, backup_id)
+            body, _ = manifest.decode(data, keys, backup_id)
         except BackupError as error:
             log.warning("backups: cannot read backup %s: %s", backup_id, error)
             continue
@@ -377,13 +377,12 @@ def list_backups(config: Config) -> list[Backup]:
         if config.encryption_key:  # manifests cannot be verified without it
             sync_records(config, storage)
         return list(db.session.scalars(select(Backup).order_by(Backup.started_at.desc())))
-    key = BackupKey(config.encryption_key)
+    keys = keys_of(config)
     found = []
     for backup_id in reversed(storage.list_ids()):
         data = storage.read_manifest(backup_id)
-        found.append(Backup(id=backup_id,
-                            **_record_values(manifest.decode(data, key, backup_id), data,
-                                             storage, backup_id)))
+        body, _ = manifest.decode(data, keys, backup_id)
+        found.append(Backup(id=backup_id, **_record_values(body, data, storage, backup_id)))
     return found
 
 
@@ -469,13 +468,13 @@ def _check_plain(backup_id: str, part: dict[str, Any], size: int, digest: str) -
                             f"not match the manifest's checksum. Nothing was changed.")
 
 
-def _prepare_database(config: Config, storage: Storage, backup_id: str, part: dict[str, Any],
-                      scratch: Path, progress: Progress) -> Path:
+def _prepare_database(config: Config, key: BackupKey, storage: Storage, backup_id: str,
+                      part: dict[str, Any], scratch: Path, progress: Progress) -> Path:
     stored = _verified(storage, backup_id, part, scratch, progress, DATABASE)
     plain = scratch / ("database.dump" if config.database_type == "postgres"
                        else "database.sqlite")
     progress.begin(f"decrypt {DATABASE}", int(part["size"]))
-    with open_part(stored, key_of(config), part["file"], progress.advance) as reader, \
+    with open_part(stored, key, part["file"], progress.advance) as reader, \
             plain.open("wb") as out:
         while data := reader.read(1024 * 1024):
             out.write(data)
@@ -488,19 +487,22 @@ def _prepare_database(config: Config, storage: Storage, backup_id: str, part: di
     return plain
 
 
-def _prepare_profiles(config: Config, storage: Storage, backup_id: str, part: dict[str, Any],
+def _prepare_profiles(key: BackupKey, storage: Storage, backup_id: str, part: dict[str, Any],
                       scratch: Path, staging: Path, progress: Progress) -> None:
     stored = _verified(storage, backup_id, part, scratch, progress, SESSIONS)
     progress.begin(f"decrypt {SESSIONS}", int(part["size"]))
-    with open_part(stored, key_of(config), part["file"], progress.advance) as reader:
+    with open_part(stored, key, part["file"], progress.advance) as reader:
         profiles.extract(reader, staging)
         reader.drain()
     progress.end()
     _check_plain(backup_id, part, reader.size, reader.sha256)
 
 
-def key_of(config: Config) -> BackupKey:
-    return BackupKey(config.encryption_key)
+def keys_of(config: Config) -> list[BackupKey]:
+    """The keys that open backups: ENCRYPTION_KEY (which makes them), then the previous
+    ones of a rotation (ENCRYPTION_KEY_PREVIOUS)."""
+    return [BackupKey(config.encryption_key),
+            *(BackupKey(previous) for previous in config.encryption_key_previous)]
 
 
 def _release_connections() -> None:
@@ -517,14 +519,14 @@ def restore(config: Config, backup_id: str, force: bool = False,
     """
     progress = progress or NoProgress()
     started = time.monotonic()
-    key = key_of(config)
+    keys = keys_of(config)
     storage = open_storage(config)
     if backup_id == "latest":
         ids = storage.list_ids()
         if not ids:
             raise BackupNotFound(f"there is no backup in {storage.describe()}")
         backup_id = ids[-1]
-    body = manifest.decode(storage.read_manifest(backup_id), key, backup_id)
+    body, key = manifest.decode(storage.read_manifest(backup_id), keys, backup_id)
     _check_compatible(config, body, backup_id)
     _refuse_if_live(config, force)
     parts = body["parts"]
@@ -533,9 +535,9 @@ def restore(config: Config, backup_id: str, force: bool = False,
     with tempfile.TemporaryDirectory(prefix="openwa-restore-") as folder:
         scratch = Path(folder)
         try:
-            dump = _prepare_database(config, storage, backup_id, parts[DATABASE], scratch,
+            dump = _prepare_database(config, key, storage, backup_id, parts[DATABASE], scratch,
                                      progress)
-            _prepare_profiles(config, storage, backup_id, parts[SESSIONS], scratch, staging,
+            _prepare_profiles(key, storage, backup_id, parts[SESSIONS], scratch, staging,
                               progress)
             # Everything is verified. The checks took a while: is anything running now?
             _refuse_if_live(config, force)

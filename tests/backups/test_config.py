@@ -55,8 +55,17 @@ def test_backups_follow_media_storage_unless_told_otherwise():
     config = Config.from_env({**s3, "BACKUP_S3_BUCKET": "vault", "BACKUP_S3_PREFIX": "/a/b/"})
     assert (config.backup_s3_bucket, config.backup_s3_prefix) == ("vault", "a/b/")
     assert Config.from_env({**s3, "BACKUP_STORAGE": "local"}).backup_storage == "local"
-    with pytest.raises(ConfigError, match=r"BACKUP_S3_BUCKET \(or STORAGE_S3_BUCKET\) must be"):
-        Config.from_env({"BACKUP_STORAGE": "s3"})
+
+
+def test_a_missing_bucket_stops_the_backup_not_the_platform(tmp_path):
+    from app.backups import BackupError
+    from app.backups.storage import open_storage
+
+    config = Config.from_env({"STORAGE_TYPE": "s3", "DATA_PATH": str(tmp_path)})
+    assert config.backup_storage == "s3" and config.backup_s3_bucket is None
+    with pytest.raises(BackupError, match=r"no bucket is set: set BACKUP_S3_BUCKET \(or "
+                                          r"STORAGE_S3_BUCKET\)"):
+        open_storage(config)
 
 
 def _celeryconfig(monkeypatch: pytest.MonkeyPatch, schedule: str | None) -> ModuleType:

@@ -110,9 +110,28 @@ def test_wrong_key_is_refused_with_the_key_ids(deployment: Deployment):
     other = dataclasses.replace(deployment.config, encryption_key=new_key())
     made_with = BackupKey(deployment.config.encryption_key).key_id
     _assert_refused(deployment, backup_id, WrongKey,
-                    rf"made with another ENCRYPTION_KEY \(key id {made_with}; the "
-                    rf"ENCRYPTION_KEY set here has key id {BackupKey(other.encryption_key).key_id}",
-                    config=other)
+                    rf"made with another ENCRYPTION_KEY \(key id {made_with}; the keys set "
+                    rf"here have key id {BackupKey(other.encryption_key).key_id}\)\. .*"
+                    rf"or add it to ENCRYPTION_KEY_PREVIOUS", config=other)
+
+
+def test_after_a_key_rotation_old_backups_restore_with_the_previous_key(sqlite_deployment):
+    deployment = sqlite_deployment
+    old = deployment.config.encryption_key
+    backup_id = _backup(deployment)
+    rows = deployment.tables()
+    rotated = dataclasses.replace(deployment.config, encryption_key=new_key(),
+                                  encryption_key_previous=[new_key(), old])
+    _change_after_backup(deployment)
+    with deployment.context():
+        backups.restore(rotated, backup_id)
+        newer = backups.create_backup(rotated).id
+        ids = {b.id: b.status for b in backups.list_backups(rotated)}
+    assert deployment.tables() == rows
+    assert ids == {backup_id: "completed", newer: "completed"}
+    key_ids = {json.loads((deployment.backups_dir / i / "manifest.json").read_text())
+               ["encryption"]["key_id"] for i in ids}
+    assert key_ids == {BackupKey(old).key_id, BackupKey(rotated.encryption_key).key_id}
 
 
 def test_unset_key_stops_backup_and_restore_with_how_to_fix_it(sqlite_deployment):
