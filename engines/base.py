@@ -132,6 +132,26 @@ class Engine(ABC):
         self.session_id = session_id
         self.profile_dir = Path(profile_dir)
         self.options = options
+        self._state = EngineState.CLOSED
+        self._events: list[EngineEvent] = []
+
+    # -- shared by the engines: the state machine and the event buffer ----------
+    def _emit(self, kind: EventKind, data: dict[str, Any]) -> None:
+        self._events.append(EngineEvent(kind, data))
+
+    def _set_state(self, state: EngineState, reason: str | None = None) -> None:
+        """Move to ``state`` and report it (a STATE event), once per change."""
+        if state is self._state:
+            return
+        self._state = state
+        data: dict[str, Any] = {"state": state.value}
+        if reason:
+            data["reason"] = reason
+        self._emit(EventKind.STATE, data)
+
+    def _require_ready(self) -> None:
+        if self._state is not EngineState.READY:
+            raise EngineNotReady(f"session {self.session_id} is {self._state.value}, not ready")
 
     # -- life cycle -------------------------------------------------------
     @abstractmethod

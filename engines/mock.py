@@ -134,9 +134,7 @@ class MockEngine(Engine):
     ) -> None:
         super().__init__(session_id, profile_dir, options)
         self._clock = clock
-        self._state = EngineState.CLOSED
         self._failing_starts = 0
-        self._events: list[EngineEvent] = []
         # Timed events (acks, echo replies): a heap of (due, sequence, event).
         self._timed: list[tuple[float, int, EngineEvent]] = []
         self._sequence = 0
@@ -359,21 +357,6 @@ class MockEngine(Engine):
         return []
 
     # -- internals: events and state --------------------------------------
-    def _emit(self, kind: EventKind, data: dict[str, Any]) -> None:
-        self._events.append(EngineEvent(kind, data))
-
-    def _set_state(self, state: EngineState, reason: str | None = None) -> None:
-        if state is self._state:
-            return
-        self._state = state
-        data: dict[str, Any] = {"state": state.value}
-        if reason:
-            data["reason"] = reason
-        self._emit(EventKind.STATE, data)
-
-    def _require_ready(self) -> None:
-        if self._state is not EngineState.READY:
-            raise EngineNotReady(f"session {self.session_id} is {self._state.value}, not ready")
 
     def _schedule(self, due: float, event: EngineEvent) -> None:
         self._sequence += 1

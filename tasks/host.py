@@ -197,6 +197,12 @@ class HostRuntime:
     def _unlinked(self, session_id: str) -> None:
         """The phone removed the device (the engine has wiped the profile): stop the session
         until a user starts it again, which shows a new QR."""
+        self._stop_for_good(session_id, "disconnected", "logged out from the phone")
+        log.info("session %s was logged out from the phone; stopped", session_id)
+
+    def _stop_for_good(self, session_id: str, status: str, reason: str) -> None:
+        """Close the engine, hand back the lease, and mark the session stopped: nothing may
+        start it again behind the user's back."""
         held = self.held.pop(session_id)
         self._stop_consuming(session_id)
         try:
@@ -204,9 +210,7 @@ class HostRuntime:
         except EngineError:
             pass
         hosts.release(session_id, self.name, held.token)
-        set_status(session_id, "disconnected", desired_state=STOPPED, qr_code=None,
-                   last_error="logged out from the phone")
-        log.info("session %s was logged out from the phone; stopped", session_id)
+        set_status(session_id, status, desired_state=STOPPED, qr_code=None, last_error=reason)
 
     def heartbeat(self) -> None:
         renewed_until = self._lease_deadline()
@@ -242,15 +246,9 @@ class HostRuntime:
 
     def _give_up(self, session_id: str, reason: str) -> None:
         """Reconnection exhausted: `failed`, and never started again behind the user's back."""
-        held = self.held.pop(session_id)
-        self._stop_consuming(session_id)
-        try:
-            held.engine.close()
-        except EngineError:
-            pass
-        hosts.release(session_id, self.name, held.token)
-        set_status(session_id, "failed", desired_state=STOPPED, qr_code=None,
-                   last_error=f"reconnection failed after {held.reconnect_attempts - 1} attempts: {reason}")
+        attempts = self.held[session_id].reconnect_attempts - 1
+        self._stop_for_good(session_id, "failed",
+                            f"reconnection failed after {attempts} attempts: {reason}")
         log.warning("session %s failed: %s", session_id, reason)
 
     def _maybe_reconnect(self, session_id: str) -> None:

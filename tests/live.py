@@ -11,12 +11,12 @@ from typing import Any
 import requests
 
 from app.embedded_redis import free_port
-from tests.integration.conftest import ROOT, Proc, wait_for
+from tests.integration.conftest import ROOT, Proc, SessionFlows, wait_for
 
 MASTER_KEY = "owa_k1_" + "ab" * 32
 
 
-class LivePlatform:
+class LivePlatform(SessionFlows):
     """Every role as a process; the API spoken to over HTTP like a real client."""
 
     def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
@@ -59,16 +59,9 @@ class LivePlatform:
     def status(self, sid: str) -> dict[str, Any]:
         return self.call("GET", f"/sessions/{sid}").json()  # type: ignore[no-any-return]
 
-    def wait_status(self, sid: str, status: str, timeout: float = 30) -> dict[str, Any]:
-        return wait_for(lambda: (s := self.status(sid))["status"] == status and s,  # type: ignore[no-any-return]
-                        timeout, 0.1, f"{sid} to be {status}")
-
-    def create_ready_session(self, name: str) -> dict[str, Any]:
-        assert self.call("POST", "/sessions", json={"name": name}).status_code == 201
-        assert self.call("POST", f"/sessions/{name}/start").status_code == 200
-        self.wait_status(name, "qr_ready")
-        assert self.call("POST", f"/sessions/{name}/mock/scan").status_code == 200
-        return self.wait_status(name, "ready")
+    def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        reply = self.call(method, path, **kwargs)
+        return reply.status_code, reply.json()
 
     def stop_all(self) -> None:
         for proc in reversed(self.procs):

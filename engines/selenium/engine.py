@@ -85,8 +85,6 @@ class SeleniumEngine(Engine):
 
     def __init__(self, session_id: str, profile_dir: Path, options: EngineOptions) -> None:
         super().__init__(session_id, profile_dir, options)
-        self._state = EngineState.CLOSED
-        self._events: list[EngineEvent] = []
         self._browser: Browser | None = None
         self._channel: CdpChannel | None = None
         self._lock = profiles.ProfileLock(self.profile_dir)
@@ -450,21 +448,6 @@ class SeleniumEngine(Engine):
         }
 
     # -- internals ---------------------------------------------------------------
-    def _emit(self, kind: EventKind, data: dict[str, Any]) -> None:
-        self._events.append(EngineEvent(kind, data))
-
-    def _set_state(self, state: EngineState, reason: str | None = None) -> None:
-        if state is self._state:
-            return
-        self._state = state
-        data: dict[str, Any] = {"state": state.value}
-        if reason:
-            data["reason"] = reason
-        self._emit(EventKind.STATE, data)
-
-    def _require_ready(self) -> None:
-        if self._state is not EngineState.READY:
-            raise EngineNotReady(f"session {self.session_id} is {self._state.value}, not ready")
 
 
 def _short(error: BaseException) -> str:

@@ -73,7 +73,29 @@ class Proc:
         return self.log_path.read_text(errors="replace")
 
 
-class Platform:
+class SessionFlows:
+    """Session steps every platform flavour shares; each says how it speaks to the API."""
+
+    def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        """(status code, JSON body) of one API call; ``path`` is below /api."""
+        raise NotImplementedError
+
+    def wait_status(self, sid: str, status: str, timeout: float = 30) -> dict[str, Any]:
+        def check() -> Any:
+            body = self.request("GET", f"/sessions/{sid}")[1]
+            return body if body["status"] == status else None
+
+        return wait_for(check, timeout, 0.05, f"session {sid} to be {status}")  # type: ignore[no-any-return]
+
+    def create_ready_session(self, name: str) -> dict[str, Any]:
+        assert self.request("POST", "/sessions", json={"name": name})[0] == 201
+        assert self.request("POST", f"/sessions/{name}/start")[0] == 200
+        self.wait_status(name, "qr_ready")
+        assert self.request("POST", f"/sessions/{name}/mock/scan")[0] == 200
+        return self.wait_status(name, "ready")
+
+
+class Platform(SessionFlows):
     """The API (a Flask test client) plus real Celery processes sharing its database."""
 
     def __init__(self, app: Flask, client: FlaskClient, key: str, env: dict[str, str],
@@ -112,19 +134,9 @@ class Platform:
             db.session.expunge(session)
             return session
 
-    def wait_status(self, sid: str, status: str, timeout: float = 20) -> dict[str, Any]:
-        def check() -> Any:
-            body = self.api("GET", f"/sessions/{sid}").get_json()
-            return body if body["status"] == status else None
-
-        return wait_for(check, timeout, 0.05, f"session {sid} to be {status}")  # type: ignore[no-any-return]
-
-    def create_ready_session(self, name: str) -> dict[str, Any]:
-        assert self.api("POST", "/sessions", json={"name": name}).status_code == 201
-        assert self.api("POST", f"/sessions/{name}/start").status_code == 200
-        self.wait_status(name, "qr_ready")
-        assert self.api("POST", f"/sessions/{name}/mock/scan").status_code == 200
-        return self.wait_status(name, "ready")
+    def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        reply = self.api(method, path, **kwargs)
+        return reply.status_code, reply.get_json()
 
     def stop_all(self) -> None:
         for proc in reversed(self.procs):
