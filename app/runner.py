@@ -13,11 +13,15 @@ from typing import Any
 
 import requests
 from flask import Flask
+from flask_migrate import upgrade
 from prometheus_client.multiprocess import mark_process_dead
 
 from app import logs
 from app.config import Config
+from app.embedded_redis import start as start_redis
 from app.resilience import drain_flag
+from app.services import hosts
+from app.services.api_keys import bootstrap_admin, key_file
 
 log = logging.getLogger(__name__)
 
@@ -176,10 +180,17 @@ class Platform:
             time.sleep(0.2)
         return False
 
-    def run(self, flask_app: Flask) -> int:
-        from app.embedded_redis import start as start_redis
-        from app.services.api_keys import bootstrap_admin, key_file
+    def _wait_host(self, flask_app: Flask, timeout: float) -> bool:
+        """Ready means a session can start now: the session host has reported in."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping:
+            with flask_app.app_context():
+                if hosts.live_hosts(self.config):
+                    return True
+            time.sleep(0.2)
+        return False
 
+    def run(self, flask_app: Flask) -> int:
         started = time.monotonic()
         env = dict(os.environ)
         if not self.config.redis_url:
@@ -189,14 +200,13 @@ class Platform:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         with flask_app.app_context():
-            from flask_migrate import upgrade
-
             upgrade()
             bootstrap_admin(self.config)
         for role in ROLES:
             self._spawn(role, env)
         base = f"http://127.0.0.1:{self.config.port}"
-        if not self._wait_ready(f"{base}{self.config.api_prefix}/health/ready", 120):
+        if not (self._wait_ready(f"{base}{self.config.api_prefix}/health/ready", 120)
+                and self._wait_host(flask_app, 120)):
             print("OpenWA did not become ready; stopping", file=sys.stderr, flush=True)
             return self.stop(1)
         key_path: Path = key_file(self.config)
