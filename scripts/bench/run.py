@@ -216,6 +216,8 @@ class Bench:
             "LOG_LEVEL": "warning", "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1",
             "RATE_LIMIT_ENABLED": "false", "MOCK_AUTO_SCAN_SECONDS": "0",
             "SEND_WAIT_TIMEOUT": "10", "API_DRAIN_SECONDS": "0",
+            # One session host holds every session of the many-sessions run.
+            "SESSIONS_PER_HOST": "30", "MAX_SESSIONS": "40",
             "ENCRYPTION_KEY": "bench-encryption-key-0123456789",
             "PYTHONPATH": f"{ROOT}:{BENCH}",
         })
@@ -321,6 +323,7 @@ def send_path(b: Bench, levels: list[int], seconds: float) -> dict[str, Any]:
     b.spawn("bare_flask", [sys.executable, "-m", "gunicorn", "-k", "gthread",
                            "-w", str(b.api_workers), "--threads", str(b.api_threads),
                            "-b", f"127.0.0.1:{flask_port}", "--chdir", str(BENCH),
+                           "--no-control-socket", "--access-logfile", "/dev/null",
                            "bare_flask:app"])
     wait(lambda: b.up(f"http://127.0.0.1:{flask_port}/ping"), 30, "bare flask")
     echo = f"http://127.0.0.1:{flask_port}/echo"
