@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.databases import ADMIN_URL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,9 +24,11 @@ def number(value: object) -> bool:
 
 
 @pytest.mark.timeout(240)
-def test_quick_run_writes_every_section(tmp_path: Path) -> None:
+def test_quick_run_writes_every_section(tmp_path: Path, redis_available: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
+    env.update(BENCH_REDIS_URL=redis_available, BENCH_PG_ADMIN=ADMIN_URL)
     result = subprocess.run([sys.executable, "scripts/bench/run.py", "--quick", "--out", str(tmp_path)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=230)
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=230)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     report = json.loads((tmp_path / "latest.json").read_text())
     assert (tmp_path / "latest.md").read_text().startswith("OpenWA benchmarks")
