@@ -27,8 +27,8 @@ import json
 import os
 import platform
 import resource
+import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -358,12 +358,12 @@ def send_path(b: Bench, levels: list[int], seconds: float) -> dict[str, Any]:
     b.kill("bare_celery")
     by = {name: {r["clients"]: r for r in out[name]} for name in ("send_text", "bare_flask",
                                                                   "bare_celery")}
-    out["ratios"] = {
-        str(c): {"send_vs_celery": round(by["send_text"][c]["per_s"]
-                                          / max(by["bare_celery"][c]["per_s"], 1e-9), 3),
-                 "send_vs_flask": round(by["send_text"][c]["per_s"]
-                                         / max(by["bare_flask"][c]["per_s"], 1e-9), 3)}
-        for c in levels}
+
+    def ratio(c: int, limit: str) -> float:
+        return round(by["send_text"][c]["per_s"] / max(by[limit][c]["per_s"], 1e-9), 3)
+
+    out["ratios"] = {str(c): {"send_vs_celery": ratio(c, "bare_celery"),
+                              "send_vs_flask": ratio(c, "bare_flask")} for c in levels}
     return out
 
 
@@ -590,6 +590,7 @@ def main() -> None:
         "api_workers": b.api_workers, "api_threads": b.api_threads,
         "redis": REDIS_URL,
     }
+    ok = False
     try:
         b.start_platform()
         time.sleep(3)  # settle before reading idle memory
@@ -603,8 +604,13 @@ def main() -> None:
         report["memory"]["loaded"] = peak.rows()
         if "read" not in skip:
             report["read_path"] = read_path(b, sizes, reps)
+        ok = True
     finally:
         b.stop()
+        if ok:
+            shutil.rmtree(b.work, ignore_errors=True)
+        else:
+            print(f"failed: process logs kept in {b.work}", file=sys.stderr)
     report["targets"] = targets(report)
     report["elapsed_s"] = round(time.monotonic() - t_start, 1)
     report["finished"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
