@@ -482,7 +482,8 @@ def markdown(r: dict[str, Any]) -> str:
              f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM, "
              f"{m['system']}, Python {m['python']}; API: gunicorn gthread "
              f"{r['api_workers']} workers x {r['api_threads']} threads; platform on Redis + "
-             "PostgreSQL with the mock engine; client = threads + requests on the same machine.",
+             "PostgreSQL with the mock engine; client = threads + requests on the same machine; "
+             f"load average at start {m['load_avg_at_start']} (other work on the machine).",
              ""]
     s = r.get("send_path")
     if s:
