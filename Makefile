@@ -19,6 +19,7 @@ help:
 	@echo "make test    install and run the whole test suite (CI=true: nothing may skip)"
 	@echo "make lint    flake8, isort and mypy"
 	@echo "make wajs    install the @wppconnect/wa-js bundle (selenium engine) into $(WAJS_DIR)"
+	@echo "make bench   measure the platform beside this machine's limits (bench-quick: < 2 min)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +63,14 @@ lint: $(VENV)/.dev
 	$(BIN)/flake8 app tasks engines tests celeryconfig.py wsgi.py
 	$(BIN)/isort --check-only app tasks engines tests celeryconfig.py wsgi.py
 	$(BIN)/mypy engines
+
+# Benchmarks against this machine's own limits (issue 8): Redis DB 15 and PostgreSQL on
+# 127.0.0.1 by default (BENCH_REDIS_URL, BENCH_PG_ADMIN). Results in bench-results/.
+bench: install-test
+	$(PY) scripts/bench/run.py
+
+bench-quick: install-test
+	$(PY) scripts/bench/run.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -78,6 +78,10 @@ def run_api(flask_app: Flask) -> None:
                 "proc_name": "openwa-api",
                 "control_socket_disable": True,
             }
+            # Connections the master opened (migrations, key bootstrap) must not be shared
+            # with the forked workers: two processes on one socket corrupt each other's
+            # transactions ("can't change 'autocommit' now ... INTRANS" under load).
+            options["post_fork"] = lambda server, worker: _forget_inherited_connections(flask_app)
             if config.prometheus_multiproc_dir:
                 # A dead worker's live gauges must not count any more.
                 options["child_exit"] = lambda server, worker: mark_process_dead(worker.pid)
@@ -91,6 +95,13 @@ def run_api(flask_app: Flask) -> None:
             DrainingArbiter(self).run()
 
     _Gunicorn().run()
+
+
+def _forget_inherited_connections(flask_app: Flask) -> None:
+    from app.extensions import db
+
+    with flask_app.app_context():
+        db.engine.dispose(close=False)
 
 
 def _celery_argv(config: Config, *args: str) -> list[str]:

@@ -14,9 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from app.config import Config
@@ -174,9 +173,9 @@ def history(session: Session, args: dict[str, Any]) -> tuple[list[Message], int]
     query = select(Message).where(*conditions)
     if args.get("after"):
         anchor = get_message(session, args["after"])
-        query = query.where(or_(Message.timestamp < anchor.timestamp,
-                                and_(Message.timestamp == anchor.timestamp,
-                                     Message.seq < anchor.seq)))
+        # A row comparison, not (a < x OR a = x AND b < y): PostgreSQL turns it into one
+        # index range scan; the OR form scanned half the session at 1M messages (make bench).
+        query = query.where(tuple_(Message.timestamp, Message.seq) < tuple_(anchor.timestamp, anchor.seq))
     query = (query.order_by(Message.timestamp.desc(), Message.seq.desc())
              .limit(min(args.get("limit") or 50, HISTORY_MAX)).offset(args.get("offset") or 0))
     return list(db.session.scalars(query)), total

@@ -1,0 +1,626 @@
+"""OpenWA benchmarks on this machine, each figure beside the machine's own limit measured
+the same way, in one run (issue 8).
+
+The platform runs as its real processes (`python -m app api|host|worker|beat`) on Redis
+(DB 15 by default) and PostgreSQL (a throwaway database, dropped afterwards) with the mock
+engine. Measured:
+
+- send path: send-text at 1 / 8 / 32 concurrent clients, beside a bare Flask JSON endpoint
+  under the same gunicorn settings and a bare Celery round trip (apply_async + get of a
+  no-op task, solo-pool worker, same broker and settings) from the same client threads;
+- read path: history (limit 50) newest page, a deep page by keyset (`after`) and by
+  `offset`, with 10k and (full run) 1M stored messages;
+- many sessions: N mock sessions sending at once, aggregate sends/s, per-session order
+  checked in each session's sent.jsonl;
+- memory: RSS of every process idle and under load;
+- the client's own CPU beside the server's, so a client bottleneck shows.
+
+    python scripts/bench/run.py [--quick] [--out bench-results]
+
+Writes <out>/latest.json and <out>/latest.md and prints the Markdown.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from app.embedded_redis import free_port  # noqa: E402
+
+KEY = "owa_k1_" + "be" * 32
+PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+# -- helpers -------------------------------------------------------------------
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def tree(pids: list[int]) -> list[psutil.Process]:
+    out = []
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            out.extend([root, *root.children(recursive=True)])
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def client_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load(call: Callable[[requests.Session, int, int], None], clients: int, seconds: float,
+         server: list[int], setup: Callable[[], requests.Session] | None = None,
+         warmup: float = 0.5) -> dict[str, Any]:
+    """`clients` threads call `call(http, client, n)` back to back for `seconds` (after a
+    warm-up); latency per call, throughput, client and server CPU (in cores)."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    samples: list[str] = []
+    start_flag = threading.Event()
+    phase = {"measure": False, "stop": False}
+
+    def worker(i: int) -> None:
+        http = setup() if setup else requests.Session()
+        n = 0
+        start_flag.wait()
+        while not phase["stop"]:
+            t0 = time.perf_counter()
+            try:
+                call(http, i, n)
+                ok = True
+            except Exception as exc:  # noqa: BLE001 - counted, reported
+                ok = False
+                if len(samples) < 3:
+                    samples.append(repr(exc)[:300])
+            if phase["measure"]:
+                if ok:
+                    latencies[i].append((time.perf_counter() - t0) * 1000)
+                else:
+                    errors[i] += 1
+            n += 1
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    start_flag.set()
+    time.sleep(warmup)
+    procs = tree(server)
+    c0, s0, w0 = client_cpu(), cpu_seconds(procs), time.perf_counter()
+    phase["measure"] = True
+    time.sleep(seconds)
+    phase["measure"] = False
+    c1, s1, w1 = client_cpu(), cpu_seconds(procs), time.perf_counter()
+    phase["stop"] = True
+    for t in threads:
+        t.join(30)
+    flat = [x for per in latencies for x in per]
+    wall = w1 - w0
+    return {
+        "clients": clients, "n": len(flat), "errors": sum(errors),
+        "per_s": round(len(flat) / wall, 1),
+        "p50_ms": round(percentile(flat, 0.50), 2), "p95_ms": round(percentile(flat, 0.95), 2),
+        "p99_ms": round(percentile(flat, 0.99), 2),
+        "client_cpu_cores": round((c1 - c0) / wall, 2),
+        "server_cpu_cores": round((s1 - s0) / wall, 2),
+        "error_samples": samples,
+    }
+
+
+def rss(named: dict[str, int]) -> list[dict[str, Any]]:
+    rows = []
+    for name, pid in named.items():
+        for i, proc in enumerate(tree([pid])):
+            try:
+                label = name if i == 0 else f"{name} (child {proc.pid})"
+                rows.append({"process": label, "pid": proc.pid,
+                             "rss_mib": round(proc.memory_info().rss / 2**20, 1)})
+            except psutil.NoSuchProcess:
+                pass
+    return rows
+
+
+class PeakRss:
+    """Samples RSS of every process every 0.25 s; keeps each process's peak."""
+
+    def __init__(self, named: dict[str, int]) -> None:
+        self.named, self.peak = named, {}  # type: dict[str, int], dict[tuple[str, int], float]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            for row in rss(self.named):
+                key = (row["process"], row["pid"])
+                self.peak[key] = max(self.peak.get(key, 0.0), row["rss_mib"])
+            self.stop.wait(0.25)
+
+    def __enter__(self) -> "PeakRss":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{"process": p, "pid": pid, "rss_mib": v} for (p, pid), v in self.peak.items()]
+
+
+# -- the platform ----------------------------------------------------------------
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.work = Path(tempfile.mkdtemp(prefix="openwa-bench-"))
+        self.db = f"openwa_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}/api"
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("DATABASE_", "REDIS_", "CI", "API_KEY"))}
+        env.update({
+            "DATABASE_TYPE": "postgres",
+            "DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0] + "/" + self.db,
+            "REDIS_URL": REDIS_URL,
+            "DATA_PATH": str(self.work / "data"),
+            "SESSION_DATA_PATH": str(self.work / "sessions"),
+            "API_KEY_MASTER": KEY, "PORT": str(self.port), "METRICS_PORT": "0",
+            "LOG_LEVEL": "warning", "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1",
+            "RATE_LIMIT_ENABLED": "false", "MOCK_AUTO_SCAN_SECONDS": "0",
+            "SEND_WAIT_TIMEOUT": "10", "API_DRAIN_SECONDS": "0",
+            # One session host holds every session of the many-sessions run.
+            "SESSIONS_PER_HOST": "30", "MAX_SESSIONS": "40",
+            "ENCRYPTION_KEY": "bench-encryption-key-0123456789",
+            "PYTHONPATH": f"{ROOT}:{BENCH}",
+        })
+        self.env = env
+        from app.config import Config
+        config = Config.from_env(env)
+        self.api_workers, self.api_threads = config.api_workers, config.api_threads
+        self.http = requests.Session()
+        self.http.headers["X-API-Key"] = KEY
+
+    # processes
+    def spawn(self, name: str, argv: list[str], cwd: Path = ROOT, **extra: str) -> None:
+        log = open(self.work / f"{name}.log", "wb")
+        self.procs[name] = subprocess.Popen(argv, env={**self.env, **extra}, cwd=cwd,
+                                            stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def log_tail(self, name: str) -> str:
+        path = self.work / f"{name}.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def up(self, url: str) -> bool:
+        try:
+            return requests.get(url, timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def start_platform(self) -> None:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db}"')
+        subprocess.run([sys.executable, "-m", "app", "db", "upgrade"], env=self.env, cwd=ROOT,
+                       check=True, capture_output=True)
+        for role in ("api", "host", "worker", "beat"):
+            self.spawn(role, [sys.executable, "-m", "app", role])
+        try:
+            wait(lambda: self.up(f"{self.base}/health/ready"), 90, "the API")
+        except TimeoutError:
+            raise RuntimeError(self.log_tail("api")) from None
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.kill(name)
+        try:
+            import psycopg
+
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
+        except Exception as exc:  # noqa: BLE001
+            print(f"could not drop {self.db}: {exc}", file=sys.stderr)
+
+    def platform_pids(self) -> list[int]:
+        return [self.procs[r].pid for r in ("api", "host", "worker", "beat") if r in self.procs]
+
+    # sessions
+    def call(self, method: str, path: str, **kw: Any) -> requests.Response:
+        return self.http.request(method, f"{self.base}{path}", timeout=30, **kw)
+
+    def ready_session(self, name: str) -> dict[str, Any]:
+        assert self.call("POST", "/sessions", json={"name": name}).status_code == 201
+        assert self.call("POST", f"/sessions/{name}/start").status_code == 200
+        wait(lambda: self.call("GET", f"/sessions/{name}").json()["status"] == "qr_ready", 60,
+             f"{name} qr_ready")
+        assert self.call("POST", f"/sessions/{name}/mock/scan").status_code == 200
+        return wait(lambda: (s := self.call("GET", f"/sessions/{name}").json())["status"]
+                    == "ready" and s, 60, f"{name} ready")
+
+    def api_session(self) -> requests.Session:
+        http = requests.Session()
+        http.headers["X-API-Key"] = KEY
+        return http
+
+
+# -- sections ----------------------------------------------------------------------
+def send_path(b: Bench, levels: list[int], seconds: float) -> dict[str, Any]:
+    session = b.ready_session("bench")
+    url = f"{b.base}/sessions/bench/messages/send-text"
+
+    def send(http: requests.Session, i: int, n: int) -> None:
+        reply = http.post(url, json={"chatId": "15551230009", "text": f"c{i} n{n}"}, timeout=30)
+        if reply.status_code != 201:
+            raise RuntimeError(reply.status_code, reply.text[:200])
+
+    out: dict[str, Any] = {"session_id": session["id"], "send_text": [], "bare_flask": [],
+                           "bare_celery": []}
+    for c in levels:
+        out["send_text"].append(load(send, c, seconds, b.platform_pids(), b.api_session))
+
+    # (a) bare Flask under the same gunicorn settings
+    flask_port = free_port()
+    b.spawn("bare_flask", [sys.executable, "-m", "gunicorn", "-k", "gthread",
+                           "-w", str(b.api_workers), "--threads", str(b.api_threads),
+                           "-b", f"127.0.0.1:{flask_port}", "--chdir", str(BENCH),
+                           "--no-control-socket", "--access-logfile", "/dev/null",
+                           "bare_flask:app"])
+    wait(lambda: b.up(f"http://127.0.0.1:{flask_port}/ping"), 30, "bare flask")
+    echo = f"http://127.0.0.1:{flask_port}/echo"
+
+    def flask_call(http: requests.Session, i: int, n: int) -> None:
+        if http.post(echo, json={"chatId": "15551230009", "text": f"c{i} n{n}"},
+                     timeout=30).status_code != 201:
+            raise RuntimeError("bare flask")
+
+    for c in levels:
+        out["bare_flask"].append(load(flask_call, c, seconds, [b.procs["bare_flask"].pid]))
+    b.kill("bare_flask")
+
+    # (b) bare Celery round trip, solo pool, same broker and settings
+    queue = f"bench.noop.{uuid.uuid4().hex[:8]}"
+    b.spawn("bare_celery", [sys.executable, "-m", "celery", "-A", "bare_celery", "worker",
+                            "--pool", "solo", "--concurrency", "1", "-Q", queue,
+                            "--hostname", f"bench-{queue}@%h", "--without-mingle",
+                            "--without-gossip", "--loglevel", "WARNING"], cwd=BENCH,
+            BENCH_QUEUE=queue)
+    os.environ["REDIS_URL"] = REDIS_URL
+    sys.path.insert(0, str(BENCH))
+    import bare_celery
+
+    wait(lambda: _celery_ok(bare_celery, queue), 60, "bare celery worker")
+
+    def celery_call(http: requests.Session, i: int, n: int) -> None:
+        bare_celery.noop.apply_async(({"n": n},), queue=queue).get(timeout=30)
+
+    for c in levels:
+        out["bare_celery"].append(load(celery_call, c, seconds, [b.procs["bare_celery"].pid]))
+    b.kill("bare_celery")
+    by = {name: {r["clients"]: r for r in out[name]} for name in ("send_text", "bare_flask",
+                                                                  "bare_celery")}
+
+    def ratio(c: int, limit: str) -> float:
+        return round(by["send_text"][c]["per_s"] / max(by[limit][c]["per_s"], 1e-9), 3)
+
+    out["ratios"] = {str(c): {"send_vs_celery": ratio(c, "bare_celery"),
+                              "send_vs_flask": ratio(c, "bare_flask")} for c in levels}
+    return out
+
+
+def _celery_ok(module: Any, queue: str) -> bool:
+    try:
+        module.noop.apply_async(({"n": -1},), queue=queue).get(timeout=2)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def insert_messages(b: Bench, session_id: str, count: int) -> float:
+    """COPY `count` rows for one session; returns seconds taken (incl. ANALYZE)."""
+    import psycopg
+
+    started = time.perf_counter()
+    now = dt.datetime.now(dt.timezone.utc)
+    base_ts = int(time.time()) - count
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + b.db
+    with psycopg.connect(url) as conn:
+        with conn.cursor() as cur:
+            with cur.copy("COPY messages (id, session_id, wa_message_id, chat_id, sender, "
+                          "recipient, from_me, type, body, status, timestamp, created_at, "
+                          "updated_at) FROM STDIN") as copy:
+                prefix = uuid.uuid4().hex[:8]
+                for i in range(count):
+                    chat = f"1555{i % 97:07d}@c.us"
+                    copy.write_row((f"b{prefix}{i:010d}", session_id, f"wa{prefix}{i}", chat,
+                                    chat, "15550001111@c.us", i % 2 == 0, "text",
+                                    f"benchmark message {i}", "sent", base_ts + i, now, now))
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("ANALYZE messages")
+    return time.perf_counter() - started
+
+
+def read_path(b: Bench, sizes: list[int], reps: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for size in sizes:
+        name = f"hist{size}"
+        created = b.call("POST", "/sessions", json={"name": name})
+        assert created.status_code == 201, created.text
+        sid = created.json()["id"]
+        load_s = insert_messages(b, sid, size)
+        path = f"/sessions/{name}/messages"
+        mid = b.call("GET", path, params={"limit": 1, "offset": size // 2}).json()["messages"][0]["id"]
+        cases = {"newest": {"limit": 50}, "deep_after": {"limit": 50, "after": mid},
+                 "deep_offset": {"limit": 50, "offset": size // 2}}
+        row: dict[str, Any] = {"rows": size, "insert_s": round(load_s, 1)}
+        for case, params in cases.items():
+            times = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                reply = b.call("GET", path, params=params)
+                times.append((time.perf_counter() - t0) * 1000)
+                assert reply.status_code == 200 and len(reply.json()["messages"]) == 50
+            row[case] = {"n": reps, "p50_ms": round(percentile(times, 0.5), 2),
+                         "p95_ms": round(percentile(times, 0.95), 2)}
+        out[str(size)] = row
+    if len(sizes) > 1:
+        small, big = out[str(sizes[0])], out[str(sizes[-1])]
+        out["ratio_big_vs_small_p95"] = {
+            case: round(big[case]["p95_ms"] / max(small[case]["p95_ms"], 1e-9), 2)
+            for case in ("newest", "deep_after", "deep_offset")}
+    return out
+
+
+def many_sessions(b: Bench, count: int, seconds: float) -> dict[str, Any]:
+    names = [f"multi{i:02d}" for i in range(count)]
+    # Start them all, then scan them all: faster than one by one.
+    for name in names:
+        assert b.call("POST", "/sessions", json={"name": name}).status_code == 201
+        assert b.call("POST", f"/sessions/{name}/start").status_code == 200
+    ids = {}
+    for name in names:
+        try:
+            wait(lambda: b.call("GET", f"/sessions/{name}").json()["status"] == "qr_ready", 60,
+                 f"{name} qr_ready")
+        except TimeoutError:
+            raise TimeoutError(f"{name}: {b.call('GET', f'/sessions/{name}').json()}") from None
+        b.call("POST", f"/sessions/{name}/mock/scan")
+    for name in names:
+        ids[name] = wait(lambda: (s := b.call("GET", f"/sessions/{name}").json())["status"]
+                         == "ready" and s["id"], 120, f"{name} ready")
+    sent: dict[str, list[str]] = {name: [] for name in names}
+
+    def send(http: requests.Session, i: int, n: int) -> None:
+        name = names[i]
+        reply = http.post(f"{b.base}/sessions/{name}/messages/send-text",
+                          json={"chatId": "15551230009", "text": f"{name} {n:06d}"}, timeout=30)
+        if reply.status_code != 201:
+            raise RuntimeError(reply.status_code, reply.text[:200])
+        sent[name].append(reply.json()["messageId"])
+
+    result = load(send, count, seconds, b.platform_pids(), b.api_session)
+    time.sleep(1)
+    in_order = 0
+    problems = []
+    for name in names:
+        path = b.work / "sessions" / ids[name] / "sent.jsonl"
+        recorded = [json.loads(line)["messageId"] for line in path.read_text().splitlines() if line]
+        # Each client sends one after another, so the engine must see them in that order.
+        if recorded == sent[name][:len(recorded)] and len(recorded) >= len(sent[name]):
+            in_order += 1
+        else:
+            problems.append(name)
+    result.update(sessions=count, sessions_in_order=in_order, out_of_order=problems[:5])
+    return result
+
+
+# -- report ----------------------------------------------------------------------
+def markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [f"OpenWA benchmarks ({'quick' if r['quick'] else 'full'} run, {r['finished']})",
+             "",
+             f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB RAM, "
+             f"{m['system']}, Python {m['python']}; API: gunicorn gthread "
+             f"{r['api_workers']} workers x {r['api_threads']} threads; platform on Redis + "
+             "PostgreSQL with the mock engine; client = threads + requests on the same machine; "
+             f"load average at start {m['load_avg_at_start']} (other work on the machine).",
+             ""]
+    s = r.get("send_path")
+    if s:
+        lines += ["### Send path (send-text) beside its limits", "",
+                  "| what | clients | req/s | p50 ms | p95 ms | p99 ms | errors | client CPU | server CPU |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, label in (("send_text", "send-text"), ("bare_celery", "bare Celery round trip"),
+                            ("bare_flask", "bare Flask JSON")):
+            for row in s[name]:
+                lines.append(f"| {label} | {row['clients']} | {row['per_s']} | {row['p50_ms']} | "
+                             f"{row['p95_ms']} | {row['p99_ms']} | {row['errors']} | "
+                             f"{row['client_cpu_cores']} | {row['server_cpu_cores']} |")
+        lines += ["", "CPU in cores (1.0 = one core busy).", "",
+                  "| clients | send / bare Celery | send / bare Flask |", "|---:|---:|---:|"]
+        for c, ratio in s["ratios"].items():
+            lines.append(f"| {c} | {ratio['send_vs_celery']:.0%} | {ratio['send_vs_flask']:.0%} |")
+        lines.append("")
+    rp = r.get("read_path")
+    if rp:
+        lines += ["### Read path (history, limit 50)", "",
+                  "| stored messages | newest p50 / p95 ms | deep (after) p50 / p95 ms | "
+                  "deep (offset n/2) p50 / p95 ms |", "|---:|---:|---:|---:|"]
+        for key, row in rp.items():
+            if key.startswith("ratio"):
+                continue
+            lines.append(f"| {row['rows']:,} | " + " | ".join(
+                f"{row[c]['p50_ms']} / {row[c]['p95_ms']}"
+                for c in ("newest", "deep_after", "deep_offset")) + " |")
+        if "ratio_big_vs_small_p95" in rp:
+            q = rp["ratio_big_vs_small_p95"]
+            lines.append(f"| p95 ratio | {q['newest']}x | {q['deep_after']}x | {q['deep_offset']}x |")
+        lines.append("")
+    ms = r.get("many_sessions")
+    if ms:
+        lines += ["### Many sessions", "",
+                  f"{ms['sessions']} mock sessions, one client each sending back to back: "
+                  f"**{ms['per_s']} sends/s** aggregate, p50 {ms['p50_ms']} ms, p95 {ms['p95_ms']} ms, "
+                  f"errors {ms['errors']}; order kept in {ms['sessions_in_order']}/{ms['sessions']} "
+                  f"sessions (sent.jsonl); client CPU {ms['client_cpu_cores']}, server CPU "
+                  f"{ms['server_cpu_cores']} cores.", ""]
+    mem = r.get("memory")
+    if mem:
+        lines += ["### Memory (RSS MiB)", "", "| process | idle | peak under load |",
+                  "|---|---:|---:|"]
+        peak = {row["process"]: row["rss_mib"] for row in mem["loaded"]}
+        for row in mem["idle"]:
+            lines.append(f"| {row['process']} | {row['rss_mib']} | {peak.get(row['process'], '')} |")
+        lines.append(f"| **total** | {round(sum(x['rss_mib'] for x in mem['idle']), 1)} | "
+                     f"{round(sum(x['rss_mib'] for x in mem['loaded']), 1)} |")
+        lines.append("")
+    t = r.get("targets")
+    if t:
+        lines += ["### Targets", "", "| target | measured | met |", "|---|---:|---|"]
+        for row in t:
+            lines.append(f"| {row['target']} | {row['measured']} | {'yes' if row['met'] else 'NO'} |")
+        lines.append("")
+    lines.append(f"Total run time: {r['elapsed_s']} s")
+    return "\n".join(lines) + "\n"
+
+
+def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    s = r.get("send_path")
+    if s and "8" in s["ratios"]:
+        ratio = s["ratios"]["8"]["send_vs_celery"]
+        out.append({"target": "send path >= 50% of bare Celery round trip at 8 clients",
+                    "measured": f"{ratio:.0%}", "met": ratio >= 0.5})
+    rp = r.get("read_path")
+    if rp and "ratio_big_vs_small_p95" in rp:
+        for case in ("newest", "deep_after", "deep_offset"):
+            q = rp["ratio_big_vs_small_p95"][case]
+            out.append({"target": f"history {case} p95 at 1M within 1.5x of 10k",
+                        "measured": f"{q}x", "met": q <= 1.5})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short run (CI): < 2 minutes")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    parser.add_argument("--seconds", type=float, help="measuring time per load level")
+    parser.add_argument("--sessions", type=int, help="sessions in the many-sessions run")
+    parser.add_argument("--skip", default="", help="comma list: send,read,many")
+    args = parser.parse_args()
+    seconds = args.seconds or (2.0 if args.quick else 8.0)
+    sizes = [10_000] if args.quick else [10_000, 1_000_000]
+    reps = 20 if args.quick else 100
+    n_sessions = args.sessions or (5 if args.quick else 20)
+    skip = set(filter(None, args.skip.split(",")))
+
+    t_start = time.monotonic()
+    b = Bench(args)
+    mem_total = psutil.virtual_memory().total
+    cpu_model = next((line.split(":", 1)[1].strip() for line in
+                      Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), platform.processor())
+    report: dict[str, Any] = {
+        "quick": args.quick, "seconds_per_level": seconds,
+        "machine": {"cpus": psutil.cpu_count(), "cpu_model": cpu_model,
+                    "memory_gib": round(mem_total / 2**30, 1),
+                    "system": f"{platform.system()} {platform.release()}",
+                    "python": platform.python_version(),
+                    "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "api_workers": b.api_workers, "api_threads": b.api_threads,
+        "redis": REDIS_URL,
+    }
+    ok = False
+    try:
+        b.start_platform()
+        time.sleep(3)  # settle before reading idle memory
+        named = {r: b.procs[r].pid for r in ("api", "host", "worker", "beat")}
+        report["memory"] = {"idle": rss(named)}
+        with PeakRss(named) as peak:
+            if "send" not in skip:
+                report["send_path"] = send_path(b, [1, 8, 32], seconds)
+            if "many" not in skip:
+                report["many_sessions"] = many_sessions(b, n_sessions, seconds)
+        report["memory"]["loaded"] = peak.rows()
+        if "read" not in skip:
+            report["read_path"] = read_path(b, sizes, reps)
+        ok = True
+    finally:
+        b.stop()
+        if ok:
+            shutil.rmtree(b.work, ignore_errors=True)
+        else:
+            print(f"failed: process logs kept in {b.work}", file=sys.stderr)
+    report["targets"] = targets(report)
+    report["elapsed_s"] = round(time.monotonic() - t_start, 1)
+    report["finished"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(report, indent=2))
+    text = markdown(report)
+    (args.out / "latest.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The benchmark harness works end to end (issue 8): `run.py --quick` against the real
+platform on Redis and PostgreSQL writes every section with numbers. No thresholds: figures
+on a shared CI machine prove nothing, a harness that silently stopped working would."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.databases import ADMIN_URL
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@pytest.mark.timeout(240)
+def test_quick_run_writes_every_section(tmp_path: Path, redis_available: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
+    env.update(BENCH_REDIS_URL=redis_available, BENCH_PG_ADMIN=ADMIN_URL)
+    result = subprocess.run([sys.executable, "scripts/bench/run.py", "--quick", "--out", str(tmp_path)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=230)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert (tmp_path / "latest.md").read_text().startswith("OpenWA benchmarks")
+
+    send = report["send_path"]
+    for kind in ("send_text", "bare_flask", "bare_celery"):
+        assert [row["clients"] for row in send[kind]] == [1, 8, 32]
+        for row in send[kind]:
+            assert row["n"] > 0 and row["errors"] == 0, row
+            for key in ("per_s", "p50_ms", "p95_ms", "p99_ms", "client_cpu_cores", "server_cpu_cores"):
+                assert number(row[key]), (kind, key, row)
+    assert all(number(r["send_vs_celery"]) and number(r["send_vs_flask"])
+               for r in send["ratios"].values())
+
+    history = report["read_path"]["10000"]
+    for case in ("newest", "deep_after", "deep_offset"):
+        assert number(history[case]["p95_ms"]) and number(history[case]["p50_ms"])
+
+    many = report["many_sessions"]
+    assert many["n"] > 0 and many["errors"] == 0 and number(many["per_s"])
+    assert many["sessions_in_order"] == many["sessions"]
+
+    memory = report["memory"]
+    roles = {row["process"] for row in memory["idle"]}
+    assert {"api", "host", "worker", "beat"} <= roles
+    assert all(number(row["rss_mib"]) and row["rss_mib"] > 0
+               for row in memory["idle"] + memory["loaded"])
+    assert report["targets"] and all(isinstance(t["met"], bool) for t in report["targets"])
