@@ -322,7 +322,12 @@ class SeleniumEngine(Engine):
         elif not browser.driver_alive():
             self._lost("chromedriver exited; its browser was killed, restarting both")
         elif self.use_binding and channel is not None and not channel.open:
-            self._lost("lost the DevTools connection to Chromium; restarting it")
+            # A killed browser closes its DevTools socket while it exits, a moment before the
+            # process is gone: look again briefly so the reason names what happened.
+            if browser.exits_within(0.5):
+                self._lost("Chromium exited; restarting it from the profile")
+            else:
+                self._lost("lost the DevTools connection to Chromium; restarting it")
         elif time.monotonic() >= self._next_health_check:
             self._next_health_check = time.monotonic() + self.health_check_seconds
             try:

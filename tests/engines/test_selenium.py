@@ -118,8 +118,12 @@ def test_a_missing_bundle_or_driver_is_a_clear_start_error(tmp_path: Path) -> No
     assert engine.state is EngineState.DISCONNECTED  # the host retries with backoff
     bundle = tmp_path / "wa.js"
     bundle.write_text("window.WPP = {};")
+    browser = tmp_path / "chromium"  # found, so that the missing driver is what fails
+    browser.write_text("#!/bin/sh\nexit 1\n")
+    browser.chmod(0o755)
     engine = create_engine("selenium", "y", tmp_path / "y", EngineOptions(
-        wajs_bundle_path=str(bundle), driver_path=str(tmp_path / "chromedriver")))
+        wajs_bundle_path=str(bundle), driver_path=str(tmp_path / "chromedriver"),
+        executable_path=str(browser)))
     with pytest.raises(EngineError, match="chromedriver not found .*CHROMIUM_DRIVER_PATH"):
         engine.start()
     # The lock was released: the profile is free for the next attempt.
