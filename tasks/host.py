@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery import bootsteps
@@ -26,7 +26,15 @@ from app.services import hosts
 from app.services import sessions as session_service
 from app.services.events import set_status
 from app.version import VERSION
-from engines import Engine, EngineCrashed, EngineError, EngineOptions, EngineState, create_engine
+from engines import (
+    Engine,
+    EngineCrashed,
+    EngineError,
+    EngineEvent,
+    EngineOptions,
+    EngineState,
+    create_engine,
+)
 from tasks.base import flask_app
 
 log = logging.getLogger(__name__)
@@ -43,6 +51,8 @@ class Held:
     lease_until: float  # monotonic: past it, we may no longer drive this session
     reconnect_attempts: int = 0
     next_reconnect: float = 0.0
+    # Events polled from the engine but not yet applied (the database failed): next tick.
+    backlog: list[EngineEvent] = field(default_factory=list)
 
 
 class HostRuntime:
@@ -182,6 +192,11 @@ class HostRuntime:
         held = self.held.get(session_id)
         if held is None:
             return
+        if held.backlog:
+            # What the database refused last time goes first, and nothing new is polled
+            # before it is stored: an engine may forget what a poll returned once it is
+            # polled again (the mock's inbox does), so a crash now must not lose it.
+            self._apply(session_id, held, held.backlog)
         try:
             found = held.engine.poll()
         except EngineCrashed as error:
@@ -189,10 +204,19 @@ class HostRuntime:
             set_status(session_id, "disconnected", last_error=f"engine crashed: {error}")
             self._schedule_reconnect(session_id, "engine crashed", recreate=True)
             return
-        for event in found:
-            event_service.apply(session_id, event)
+        self._apply(session_id, held, found)
         if held.engine.state is EngineState.LOGGED_OUT:
             self._unlinked(session_id)
+
+    @staticmethod
+    def _apply(session_id: str, held: Held, events: list[EngineEvent]) -> None:
+        """Apply ``events``; what a database outage left unapplied is kept for the next tick."""
+        held.backlog = []
+        try:
+            event_service.apply_all(session_id, events)
+        except event_service.EventsNotApplied as error:
+            held.backlog = error.remaining
+            raise error.__cause__ or error
 
     def _unlinked(self, session_id: str) -> None:
         """The phone removed the device (the engine has wiped the profile): stop the session

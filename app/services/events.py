@@ -1,7 +1,10 @@
 """Applying what an engine reports to the database: statuses, QR codes, messages, acks.
 
-Called by the session host between tasks. Each event is applied in its own transaction
-and is idempotent: an incoming message seen twice is stored once.
+Called by the session host between tasks. What one poll of an engine returned is applied
+in one transaction (one commit for a burst of acks and messages, not one each); if that
+fails, each event is retried in its own transaction so one bad event cannot hold back the
+others. Every handler is idempotent: an incoming message seen twice is stored once, an ack
+never moves a message backwards.
 """
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ import logging
 import secrets
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 
 from app.extensions import db
 from app.models import Message, Session, utcnow
@@ -41,6 +45,11 @@ def commit_and_publish(targets: list[str]) -> None:
 
 def set_status(session_id: str, status: str, **values: Any) -> None:
     """Change the session's status and report it (session.status) in the same transaction."""
+    commit_and_publish(_stage_status(session_id, status, **values))
+
+
+def _stage_status(session_id: str, status: str, **values: Any) -> list[str]:
+    """Add the status change and its events to the current transaction; the outbox targets."""
     previous = db.session.scalar(select(Session.status).where(Session.id == session_id))
     db.session.execute(update(Session).where(Session.id == session_id)
                        .values(status=status, updated_at=utcnow(), **values)
@@ -54,26 +63,87 @@ def set_status(session_id: str, status: str, **values: Any) -> None:
         if status == "disconnected":
             targets += webhooks.emit(session_id, "session.disconnected",
                                      {"reason": values.get("last_error")})
-    commit_and_publish(targets)
+    return targets
+
+
+# The database is unreachable or restarting: worth trying again later, unlike an event the
+# database refuses (malformed, too long), which would refuse every later try as well.
+TRANSIENT = (OperationalError, InterfaceError, DisconnectionError, SATimeoutError)
+
+
+class EventsNotApplied(Exception):
+    """The database failed part-way: ``remaining`` (in order) were not applied."""
+
+    def __init__(self, remaining: list[EngineEvent]) -> None:
+        super().__init__(f"{len(remaining)} engine events not applied")
+        self.remaining = remaining
 
 
 def apply(session_id: str, event: EngineEvent) -> None:
-    handler = _HANDLERS.get(event.kind)
-    if handler is None:
-        log.debug("ignoring %s event of %s", event.kind, session_id)
+    """Apply one event in its own transaction."""
+    apply_all(session_id, [event])
+
+
+def apply_all(session_id: str, events: list[EngineEvent]) -> None:
+    """Apply ``events`` in order, in one transaction; if that fails, one transaction each.
+
+    A duplicate is skipped (it was stored before). A database failure raises
+    ``EventsNotApplied`` (from the error) with the events still to apply, so the caller can
+    keep them for its next try instead of losing them; an event the database refuses for
+    good is logged and skipped.
+    """
+    if not events:
         return
     try:
-        handler(session_id, event.data)
-    except Exception:
+        targets = _stage_all(session_id, events)
+        db.session.commit()
+    except Exception:  # noqa: BLE001 - retried one by one below, where it is handled
         db.session.rollback()
-        raise
+    else:
+        webhooks.kick(targets)
+        return
+    for i, event in enumerate(events):
+        try:
+            targets = _stage_all(session_id, [event])
+            db.session.commit()
+            webhooks.kick(targets)
+        except IntegrityError:
+            db.session.rollback()  # stored by an earlier drain of the same event
+        except TRANSIENT as error:
+            db.session.rollback()
+            raise EventsNotApplied(events[i:]) from error
+        except Exception:  # a malformed event must not hold back the ones after it
+            db.session.rollback()
+            log.exception("skipped a %s event of %s that cannot be applied", event.kind, session_id)
 
 
-def _state(session_id: str, data: dict[str, Any]) -> None:
+def _stage_all(session_id: str, events: list[EngineEvent]) -> list[str]:
+    targets: list[str] = []
+    i = 0
+    while i < len(events):
+        if events[i].kind is EventKind.ACK:
+            # A run of acks (a busy session produces them in bursts): a few statements.
+            j = i
+            while j < len(events) and events[j].kind is EventKind.ACK:
+                j += 1
+            targets += _acks(session_id, [event.data for event in events[i:j]])
+            i = j
+            continue
+        handler = _HANDLERS.get(events[i].kind)
+        if handler is None:
+            log.debug("ignoring %s event of %s", events[i].kind, session_id)
+        else:
+            targets += handler(session_id, events[i].data)
+        i += 1
+    db.session.flush()  # a duplicate surfaces here, before the commit
+    return targets
+
+
+def _state(session_id: str, data: dict[str, Any]) -> list[str]:
     state = EngineState(data["state"])
     status = STATE_STATUS.get(state)
     if status is None:
-        return
+        return []
     values: dict[str, Any] = {}
     if state is not EngineState.QR:
         values["qr_code"] = None
@@ -81,37 +151,37 @@ def _state(session_id: str, data: dict[str, Any]) -> None:
         values.update(phone=None, push_name=None, connected_at=None)
     if state in (EngineState.DISCONNECTED, EngineState.FAILED) and data.get("reason"):
         values["last_error"] = str(data["reason"])[:2000]
-    set_status(session_id, status, **values)
+    return _stage_status(session_id, status, **values)
 
 
-def _qr(session_id: str, data: dict[str, Any]) -> None:
+def _qr(session_id: str, data: dict[str, Any]) -> list[str]:
     db.session.execute(update(Session).where(Session.id == session_id)
                        .values(qr_code=data["qr"], qr_updated_at=utcnow())
                        .execution_options(synchronize_session=False))
-    commit_and_publish(webhooks.emit(session_id, "session.qr", {"qr": data["qr"]}))
-    set_status(session_id, "qr_ready")
+    targets = webhooks.emit(session_id, "session.qr", {"qr": data["qr"]})
+    return targets + _stage_status(session_id, "qr_ready")
 
 
-def _authenticated(session_id: str, data: dict[str, Any]) -> None:
+def _authenticated(session_id: str, data: dict[str, Any]) -> list[str]:
     db.session.execute(update(Session).where(Session.id == session_id).values(qr_code=None)
                        .execution_options(synchronize_session=False))
-    commit_and_publish(webhooks.emit(session_id, "session.authenticated", {}))
-    set_status(session_id, "authenticating")
+    targets = webhooks.emit(session_id, "session.authenticated", {})
+    return targets + _stage_status(session_id, "authenticating")
 
 
-def _ready(session_id: str, data: dict[str, Any]) -> None:
+def _ready(session_id: str, data: dict[str, Any]) -> list[str]:
     now = utcnow()
-    set_status(session_id, "ready", qr_code=None, phone=data.get("phone"),
-               push_name=data.get("pushName"), connected_at=now, last_active=now,
-               last_error=None, reconnect_attempts=0)
+    return _stage_status(session_id, "ready", qr_code=None, phone=data.get("phone"),
+                         push_name=data.get("pushName"), connected_at=now, last_active=now,
+                         last_error=None, reconnect_attempts=0)
 
 
-def _message(session_id: str, data: dict[str, Any]) -> None:
+def _message(session_id: str, data: dict[str, Any]) -> list[str]:
     wa_id = data["id"]
     exists = db.session.scalar(select(Message.seq).where(Message.session_id == session_id,
                                                          Message.wa_message_id == wa_id))
     if exists is not None:
-        return
+        return []
     from_me = bool(data.get("fromMe"))
     message = Message(
         id="IN" + secrets.token_hex(11).upper(), session_id=session_id, wa_message_id=wa_id,
@@ -124,44 +194,65 @@ def _message(session_id: str, data: dict[str, Any]) -> None:
     db.session.add(message)
     db.session.execute(update(Session).where(Session.id == session_id)
                        .values(last_active=utcnow()).execution_options(synchronize_session=False))
-    try:
-        db.session.flush()
-        commit_and_publish(webhooks.emit(session_id, "message.received",
-                                         MessageSchema().dump(message)))
-    except IntegrityError:
-        db.session.rollback()  # stored by an earlier drain of the same event
+    db.session.flush()  # defaults (seq, createdAt) for the event
+    return webhooks.emit(session_id, "message.received", MessageSchema().dump(message))
 
 
-def _ack(session_id: str, data: dict[str, Any]) -> None:
-    ack = data["ack"]
-    message = db.session.scalar(select(Message).where(Message.session_id == session_id,
-                                                      Message.wa_message_id == data["messageId"]))
-    if message is None or ACK_RANK.get(ack, -1) <= ACK_RANK.get(message.status, -1):
-        return  # acks only move forward
-    message.status = ack
-    commit_and_publish(webhooks.emit(session_id, "message.ack", {
-        "id": message.id, "messageId": message.wa_message_id, "chatId": message.chat_id,
-        "ack": ack}))
+ACK_CHUNK = 500
+# One statement per ack level, built once: it moves a message to the level only from below.
+_ACK_TO = {
+    ack: update(Message)
+    .where(Message.session_id == bindparam("in_session"),
+           Message.wa_message_id.in_(bindparam("wa_ids", expanding=True)),
+           Message.status.in_([status for status, r in ACK_RANK.items() if r < rank]))
+    .values(status=ack).returning(Message.id, Message.wa_message_id, Message.chat_id)
+    .execution_options(synchronize_session=False)
+    for ack, rank in ACK_RANK.items() if rank > 0
+}
 
 
-def _revoked(session_id: str, data: dict[str, Any]) -> None:
-    commit_and_publish(webhooks.emit(session_id, "message.revoked", {
-        "messageId": data.get("messageId"), "chatId": data.get("chatId")}))
+def _acks(session_id: str, acks: list[dict[str, Any]]) -> list[str]:
+    """Apply acks in one UPDATE per ack level (lowest level first, so a message's
+    ``delivered`` is reported before its ``read``). Acks only move forward: an older or
+    repeated ack matches no row and reports nothing."""
+    by_level: dict[str, list[str]] = {}
+    for data in acks:
+        if data.get("ack") in _ACK_TO and data.get("messageId"):
+            wa_ids = by_level.setdefault(data["ack"], [])
+            if data["messageId"] not in wa_ids:
+                wa_ids.append(data["messageId"])
+    targets: list[str] = []
+    for ack in sorted(by_level, key=ACK_RANK.__getitem__):
+        wa_ids = by_level[ack]
+        for start in range(0, len(wa_ids), ACK_CHUNK):
+            chunk = wa_ids[start:start + ACK_CHUNK]
+            rows = {row.wa_message_id: row for row in db.session.execute(
+                _ACK_TO[ack], {"in_session": session_id, "wa_ids": chunk})}
+            for wa_id in chunk:  # in the order the engine reported them
+                row = rows.get(wa_id)
+                if row is not None:
+                    targets += webhooks.emit(session_id, "message.ack", {
+                        "id": row.id, "messageId": wa_id, "chatId": row.chat_id, "ack": ack})
+    return targets
 
 
-def _reaction(session_id: str, data: dict[str, Any]) -> None:
-    commit_and_publish(webhooks.emit(session_id, "message.reaction", {
+def _revoked(session_id: str, data: dict[str, Any]) -> list[str]:
+    return webhooks.emit(session_id, "message.revoked", {
+        "messageId": data.get("messageId"), "chatId": data.get("chatId")})
+
+
+def _reaction(session_id: str, data: dict[str, Any]) -> list[str]:
+    return webhooks.emit(session_id, "message.reaction", {
         "messageId": data.get("messageId"), "chatId": data.get("chatId"),
-        "from": data.get("from"), "emoji": data.get("emoji")}))
+        "from": data.get("from"), "emoji": data.get("emoji")})
 
 
-_HANDLERS = {
+_HANDLERS: dict[EventKind, Any] = {
     EventKind.STATE: _state,
     EventKind.QR: _qr,
     EventKind.AUTHENTICATED: _authenticated,
     EventKind.READY: _ready,
     EventKind.MESSAGE: _message,
-    EventKind.ACK: _ack,
     EventKind.REVOKED: _revoked,
     EventKind.REACTION: _reaction,
 }

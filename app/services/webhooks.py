@@ -22,7 +22,11 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import current_app
+from sqlalchemy import bindparam
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
 
 from app import metrics
 from app.config import Config
@@ -163,13 +167,35 @@ def emit(session_id: str, event: str, data: dict[str, Any]) -> list[str]:
 
     The caller commits (with the change the event reports) and then calls ``kick``.
     """
-    hooks = db.session.execute(select(Webhook.id, Webhook.events).where(
-        Webhook.session_id == session_id, Webhook.active.is_(True))).all()
+    hooks = _active_hooks(session_id)
     targets = [hook_id for hook_id, events in hooks if "*" in events or event in events]
     for hook_id in targets:
         db.session.add(WebhookDelivery(webhook_id=hook_id, session_id=session_id, event=event,
                                        data=data, occurred_at=utcnow(), next_attempt_at=utcnow()))
     return targets
+
+
+_HOOKS_MEMO = "openwa.active_webhooks"
+_ACTIVE_HOOKS = select(Webhook.id, Webhook.events).where(
+    Webhook.session_id == bindparam("session_id"), Webhook.active.is_(True))
+
+
+def _active_hooks(session_id: str) -> list[tuple[str, list[str]]]:
+    """The session's active webhooks, read once per transaction: a burst of events applied
+    together (a drained batch of acks) costs one query, not one per event."""
+    memo: dict[str, list[tuple[str, list[str]]]] = db.session.info.setdefault(_HOOKS_MEMO, {})
+    hooks = memo.get(session_id)
+    if hooks is None:
+        hooks = memo[session_id] = [
+            (hook_id, events)
+            for hook_id, events in db.session.execute(_ACTIVE_HOOKS, {"session_id": session_id})]
+    return hooks
+
+
+@sa_event.listens_for(OrmSession, "after_transaction_end")
+def _forget_hooks(session: OrmSession, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_HOOKS_MEMO, None)
 
 
 def kick(webhook_ids: list[str]) -> None:
