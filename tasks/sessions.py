@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery.exceptions import Reject
+from sqlalchemy import bindparam, select, update
 
 from app import logs, metrics
 from app.extensions import db
@@ -73,9 +74,20 @@ def logout_session(session_id: str) -> dict[str, Any]:
     return ok("logged-out")
 
 
+# The send path's statements, built once: building a statement costs more CPU than
+# running it (make bench), and a send runs these on every message.
+_LOAD = select(Message).where(Message.id == bindparam("message_id"))
+_SENDING = (update(Message).where(Message.id == bindparam("message_id")).values(status="sending")
+            .execution_options(synchronize_session=False))
+_SENT = (update(Message)
+         .where(Message.id == bindparam("message_id"), Message.status.not_in(FINAL_SENT))
+         .values(wa_message_id=bindparam("wa_id"), timestamp=bindparam("sent_at"), status="sent")
+         .execution_options(synchronize_session=False))
+
+
 @openwa_task("tasks.sessions.send_message")
 def send_message(message_id: str) -> dict[str, Any]:
-    message = db.session.query(Message).filter_by(id=message_id).one_or_none()
+    message = db.session.execute(_LOAD, {"message_id": message_id}).scalar_one_or_none()
     if message is None:
         log.info("message %s is gone; nothing to send", message_id)
         return fail("NOT_FOUND", f"Message '{message_id}' not found")
@@ -88,6 +100,9 @@ def send_message(message_id: str) -> dict[str, Any]:
     if held is None:
         # Only in a race with a stop or a handover: put it back for the holder.
         raise Reject(f"session {message.session_id} is not held here", requeue=True)
+    # Read what the send needs now: a commit expires the row, and reloading it costs a query.
+    out = Outgoing(message.id, message.session_id, message.chat_id, message.type, message.body,
+                   message.quoted_message_id, message.mentions)
     engine = held.engine
     started = time.perf_counter()
     try:
@@ -96,38 +111,51 @@ def send_message(message_id: str) -> dict[str, Any]:
         if message.status == "sending":
             # A redelivery after a crash: ask the engine before sending again.
             try:
-                sent = engine.find_sent(message.chat_id, message.id)
+                sent = engine.find_sent(out.chat_id, out.id)
             except EngineUnsupported:
                 sent = None
             if sent is not None:
-                return _mark_sent(message, sent.message_id, sent.timestamp)
-        message.status = "sending"
+                return _mark_sent(out, sent.message_id, sent.timestamp)
+        db.session.execute(_SENDING, {"message_id": out.id})
         db.session.commit()
-        sent = engine.send_text(message.chat_id, message.body or "", message_id=message.id,
-                                quoted_message_id=message.quoted_message_id,
-                                mentions=message.mentions)
+        sent = engine.send_text(out.chat_id, out.body or "", message_id=out.id,
+                                quoted_message_id=out.quoted_message_id, mentions=out.mentions)
     except EngineError as error:
-        message.status, message.error = "failed", str(error) or type(error).__name__
-        commit_and_publish(webhooks.emit(message.session_id, "message.failed", {
-            "id": message.id, "chatId": message.chat_id, "error": message.error}))
-        metrics.messages_sent_total.labels(message.session_id, message.type, "failed").inc()
+        reason = str(error) or type(error).__name__
+        db.session.execute(update(Message).where(Message.id == out.id)
+                           .values(status="failed", error=reason)
+                           .execution_options(synchronize_session=False))
+        commit_and_publish(webhooks.emit(out.session_id, "message.failed", {
+            "id": out.id, "chatId": out.chat_id, "error": reason}))
+        metrics.messages_sent_total.labels(out.session_id, out.type, "failed").inc()
         log.warning("send of %s failed after %.3f s: %s", message_id,
-                    time.perf_counter() - started, message.error)
+                    time.perf_counter() - started, reason)
         return _engine_error(error)
-    metrics.message_send_duration_seconds.labels(message.session_id, message.type).observe(
+    metrics.message_send_duration_seconds.labels(out.session_id, out.type).observe(
         time.perf_counter() - started)
-    metrics.messages_sent_total.labels(message.session_id, message.type, "sent").inc()
-    return _mark_sent(message, sent.message_id, sent.timestamp)
+    metrics.messages_sent_total.labels(out.session_id, out.type, "sent").inc()
+    return _mark_sent(out, sent.message_id, sent.timestamp)
 
 
-def _mark_sent(message: Message, wa_id: str, timestamp: int) -> dict[str, Any]:
-    message.wa_message_id, message.timestamp = wa_id, timestamp
+class Outgoing(NamedTuple):
+    id: str
+    session_id: str
+    chat_id: str
+    type: str
+    body: str | None
+    quoted_message_id: str | None
+    mentions: list[str] | None
+
+
+def _mark_sent(out: Outgoing, wa_id: str, timestamp: int) -> dict[str, Any]:
+    """Record the engine's id; report message.sent once (not again on a redelivery)."""
+    changed = db.session.execute(_SENT, {"message_id": out.id, "wa_id": wa_id,
+                                         "sent_at": timestamp}).rowcount
     targets: list[str] = []
-    if message.status not in FINAL_SENT:
-        message.status = "sent"
-        targets = webhooks.emit(message.session_id, "message.sent", {
-            "id": message.id, "messageId": wa_id, "chatId": message.chat_id,
-            "type": message.type, "body": message.body, "timestamp": timestamp})
+    if changed:
+        targets = webhooks.emit(out.session_id, "message.sent", {
+            "id": out.id, "messageId": wa_id, "chatId": out.chat_id,
+            "type": out.type, "body": out.body, "timestamp": timestamp})
     commit_and_publish(targets)
     return ok({"messageId": wa_id, "timestamp": timestamp})
 
