@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from flask import current_app
+from sqlalchemy import bindparam
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,8 +33,12 @@ def config() -> Config:
     return current_app.config["OPENWA"]  # type: ignore[no-any-return]
 
 
+# Built once: every request on a session runs it.
+_BY_ID_OR_NAME = select(Session).where(or_(Session.id == bindparam("sid"), Session.name == bindparam("sid")))
+
+
 def find(sid: str) -> Session | None:
-    return db.session.scalar(select(Session).where(or_(Session.id == sid, Session.name == sid)))
+    return db.session.scalar(_BY_ID_OR_NAME, {"sid": sid})
 
 
 def get(sid: str) -> Session:

@@ -140,6 +140,31 @@ def test_use_updates_last_used_at_and_usage_count(app, client, admin_key, make_k
     assert started <= last_used <= datetime.now(timezone.utc) + timedelta(seconds=1)
 
 
+def _stored_usage(app, raw):
+    from app.extensions import db
+    from app.models import ApiKey
+
+    with app.app_context():
+        key = db.session.get(ApiKey, key_id(app, raw))
+        return key.usage_count, key.last_used_at
+
+
+def test_usage_is_written_in_the_background_within_a_second_not_per_request(app, client, make_key):
+    """A request does not write its key's row (that write was one commit per request on one
+    shared row); the process writes the sum at most a second later, nobody asking."""
+    import time
+
+    raw = make_key("viewer")
+    for _ in range(5):
+        assert client.get("/api/sessions", headers=auth(raw)).status_code == 200
+    assert _stored_usage(app, raw) == (0, None)  # not yet: written by the timer
+    deadline = time.monotonic() + 5
+    while _stored_usage(app, raw)[0] != 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    count, last_used = _stored_usage(app, raw)
+    assert count == 5 and last_used is not None
+
+
 # -- roles ----------------------------------------------------------------------------------------
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 ROUTES = [
