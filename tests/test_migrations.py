@@ -48,3 +48,42 @@ def test_upgrade_downgrade_upgrade_and_models_match(fresh_database, tmp_path, re
                                     db.metadata)
         assert diff == [], f"models and migrations differ: {diff}"
         db.engine.dispose()
+
+
+def test_message_counts_are_backfilled_from_the_stored_messages(
+        fresh_database, tmp_path, redis_available):
+    """Upgrading a database that already holds messages counts them (0003 → 0004), and the
+    triggers count what comes after."""
+    from sqlalchemy import text
+
+    app = create_app(make_config(tmp_path, fresh_database, redis_available))
+    with app.app_context():
+        upgrade(revision="0003")
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO sessions (id, name, status, desired_state, lease_token, "
+                              "reconnect_attempts, created_at, updated_at) VALUES "
+                              "('s1', 'one', 'created', 'stopped', 0, 0, :now, :now)"),
+                         {"now": "2026-01-01 00:00:00+00:00"})
+            for i, (chat, from_me) in enumerate([("a@c.us", False)] * 3 + [("a@c.us", True)]
+                                                + [("b@c.us", False)] * 2):
+                conn.execute(text("INSERT INTO messages (id, session_id, chat_id, from_me, type, "
+                                  "status, timestamp, created_at, updated_at) VALUES "
+                                  "(:id, 's1', :chat, :from_me, 'text', 'sent', :ts, :now, :now)"),
+                             {"id": f"m{i}", "chat": chat, "from_me": from_me, "ts": i,
+                              "now": "2026-01-01 00:00:00+00:00"})
+        upgrade()
+
+        def counts():
+            with db.engine.connect() as conn:
+                return {(c, bool(f)): n for c, f, n in conn.execute(text(
+                    "SELECT chat_id, from_me, n FROM message_counts WHERE n > 0"))}
+
+        assert counts() == {("a@c.us", False): 3, ("a@c.us", True): 1, ("b@c.us", False): 2}
+        with db.engine.begin() as conn:
+            conn.execute(text("DELETE FROM messages WHERE chat_id = 'b@c.us'"))
+            conn.execute(text("INSERT INTO messages (id, session_id, chat_id, from_me, type, "
+                              "status, timestamp, created_at, updated_at) VALUES "
+                              "('m9', 's1', 'c@c.us', true, 'text', 'sent', 9, :now, :now)"),
+                         {"now": "2026-01-01 00:00:00+00:00"})
+        assert counts() == {("a@c.us", False): 3, ("a@c.us", True): 1, ("c@c.us", True): 1}
+        db.engine.dispose()

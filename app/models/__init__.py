@@ -4,9 +4,9 @@ from app.models.backup import Backup
 from app.models.base import Base, utcnow
 from app.models.host import Host
 from app.models.idempotency import IdempotencyKey
-from app.models.message import Message
+from app.models.message import Message, MessageCount
 from app.models.session import RUNNING, STATUSES, STOPPED, Session
 from app.models.webhook import EVENTS, Webhook, WebhookDelivery
 
 __all__ = ["EVENTS", "ROLES", "ApiKey", "Backup", "Base", "Host", "IdempotencyKey", "Message",
-           "RUNNING", "STATUSES", "STOPPED", "Session", "Webhook", "WebhookDelivery", "utcnow"]
+           "MessageCount", "RUNNING", "STATUSES", "STOPPED", "Session", "Webhook", "WebhookDelivery", "utcnow"]

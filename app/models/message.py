@@ -56,3 +56,18 @@ class Message(Base):
     @property
     def direction(self) -> str:
         return "outgoing" if self.from_me else "incoming"
+
+
+class MessageCount(Base):
+    """How many messages a session holds per chat and direction, kept exact by database
+    triggers on ``messages`` (migration 0004) in the transaction of every insert and delete:
+    the history's ``total`` is then a sum over a few rows instead of a count over all of
+    them. ``chat_id``, ``from_me`` and ``session_id`` of a stored message never change."""
+
+    __tablename__ = "message_counts"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    from_me: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from app.config import Config
 from app.errors import ApiError, Conflict, NotFound, SessionNotReady
 from app.extensions import db
-from app.models import RUNNING, ApiKey, IdempotencyKey, Message, Session, utcnow
+from app.models import RUNNING, ApiKey, IdempotencyKey, Message, MessageCount, Session, utcnow
 from app.services import dispatch
 
 SEND_TEXT_TASK = "tasks.sessions.send_message"
@@ -170,7 +170,7 @@ def history(session: Session, args: dict[str, Any]) -> tuple[list[Message], int]
         conditions.append(Message.timestamp >= args["since"] // 1000)
     if args.get("until") is not None:
         conditions.append(Message.timestamp <= args["until"] // 1000)
-    total = db.session.scalar(select(func.count()).select_from(Message).where(*conditions)) or 0
+    total = _total(session, args, conditions)
     query = select(Message).where(*conditions)
     if args.get("after"):
         anchor = get_message(session, args["after"])
@@ -180,3 +180,17 @@ def history(session: Session, args: dict[str, Any]) -> tuple[list[Message], int]
     query = (query.order_by(Message.timestamp.desc(), Message.seq.desc())
              .limit(min(args.get("limit") or 50, HISTORY_MAX)).offset(args.get("offset") or 0))
     return list(db.session.scalars(query)), total
+
+
+def _total(session: Session, args: dict[str, Any], conditions: list[Any]) -> int:
+    """How many messages match. Filtered by chat and direction only (the usual history
+    views), a sum over the trigger-kept ``message_counts`` rows: the same time at a million
+    messages as at ten. Other filters count the matching rows."""
+    if args.get("type") or args.get("since") is not None or args.get("until") is not None:
+        return db.session.scalar(select(func.count()).select_from(Message).where(*conditions)) or 0
+    query = select(func.coalesce(func.sum(MessageCount.n), 0)).where(MessageCount.session_id == session.id)
+    if args.get("chat_id"):
+        query = query.where(MessageCount.chat_id == args["chat_id"])
+    if args.get("direction"):
+        query = query.where(MessageCount.from_me.is_(args["direction"] == "outgoing"))
+    return int(db.session.scalar(query) or 0)

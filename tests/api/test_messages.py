@@ -363,3 +363,75 @@ def test_a_message_of_another_session_is_404(app, client, viewer_key, ready):
     for ident in (message.id, message.wa_message_id):
         assert_error(client.get(f"/api/sessions/{ready.id}/messages/{ident}",
                                 headers=auth(viewer_key)), 404)
+
+
+# -- total: the counters kept by database triggers ------------------------------------------------
+def _exact_counts(app, session_id):
+    """count(*) per (chat, direction) from the rows, and what message_counts holds."""
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.models import Message, MessageCount
+
+    with app.app_context():
+        rows = dict(((chat, from_me), n) for chat, from_me, n in db.session.execute(
+            select(Message.chat_id, Message.from_me, func.count())
+            .where(Message.session_id == session_id).group_by(Message.chat_id, Message.from_me)))
+        kept = dict(((c.chat_id, c.from_me), c.n) for c in db.session.scalars(
+            select(MessageCount).where(MessageCount.session_id == session_id)) if c.n)
+    return rows, kept
+
+
+def test_history_total_follows_inserts_and_deletes_of_every_kind(
+        app, client, operator_key, viewer_key, ready):
+    """Rows stored by the ORM, by the send route's Core insert, deleted one by one and in bulk:
+    the trigger-kept counters always equal a count of the rows, and `total` reads them."""
+    from sqlalchemy import delete
+
+    from app.extensions import db
+    from app.models import Message
+
+    alice, bob = "6281111111111@c.us", "6282222222222@c.us"
+    for i in range(4):
+        make_message(app, ready.id, chat_id=alice, timestamp=1_700_000_000 + i)
+    make_message(app, ready.id, chat_id=bob, from_me=True, sender=None, recipient=bob)
+    for text in ("one", "two"):
+        assert client.post(send_url(ready), json={"chatId": bob, "text": text},
+                           headers=auth(operator_key)).status_code == 202
+    other = make_session(app, "other")
+    make_message(app, other.id, chat_id=alice)
+
+    rows, kept = _exact_counts(app, ready.id)
+    assert rows == kept == {(alice, False): 4, (bob, True): 3}
+    assert history(client, viewer_key, ready)["total"] == 7
+    assert history(client, viewer_key, ready, f"?chatId={bob}")["total"] == 3
+    assert history(client, viewer_key, ready, "?direction=incoming")["total"] == 4
+    assert history(client, viewer_key, ready, f"?chatId={alice}&direction=outgoing")["total"] == 0
+
+    with app.app_context():  # one row, then a bulk delete of a chat
+        oldest = db.session.scalar(Message.__table__.select().with_only_columns(Message.id)
+                                   .where(Message.session_id == ready.id, Message.chat_id == alice)
+                                   .order_by(Message.timestamp).limit(1))
+        db.session.execute(delete(Message).where(Message.id == oldest))
+        db.session.execute(delete(Message).where(Message.session_id == ready.id,
+                                                 Message.chat_id == bob))
+        db.session.commit()
+    rows, kept = _exact_counts(app, ready.id)
+    assert rows == kept == {(alice, False): 3}
+    assert history(client, viewer_key, ready)["total"] == 3
+
+    # Deleting a session takes its counters with it; the other session's stay.
+    assert client.delete(f"/api/sessions/{ready.id}", headers=auth(operator_key)).status_code == 204
+    assert _exact_counts(app, ready.id) == ({}, {})
+    assert _exact_counts(app, other.id)[1] == {(alice, False): 1}
+
+
+def test_history_total_with_a_time_or_type_filter_counts_the_matching_rows(
+        app, client, viewer_key, ready):
+    for i in range(3):
+        make_message(app, ready.id, timestamp=1_700_000_000 + 100 * i)
+    make_message(app, ready.id, type="location", body=None, timestamp=1_700_000_500)
+    assert history(client, viewer_key, ready, "?since=1700000100000")["total"] == 3
+    assert history(client, viewer_key, ready, "?until=1700000100000")["total"] == 2
+    assert history(client, viewer_key, ready, "?type=location")["total"] == 1
+    assert history(client, viewer_key, ready)["total"] == 4
