@@ -296,50 +296,73 @@ def drain(webhook_id: str, budget_seconds: float = 60.0) -> dict[str, int]:
         return {"delivered": 0, "busy": 1}
     delivered = 0
     deadline = time.monotonic() + budget_seconds
-    try:
-        while time.monotonic() < deadline:
-            webhook = db.session.get(Webhook, webhook_id)
-            if webhook is None or not webhook.active:
-                break
-            delivery = db.session.scalar(
-                select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id,
-                                              WebhookDelivery.status == PENDING)
-                .order_by(WebhookDelivery.seq).limit(1))
-            if delivery is None or delivery.next_attempt_at > utcnow():
-                break  # the oldest is backing off: nothing later may overtake it
-            _extend(webhook_id, hold)
-            body = envelope(delivery)
-            started = time.perf_counter()
-            ok, code, error = post(webhook, delivery.event, body, delivery.id,
-                                   delivery.idempotency_key, delivery.attempts)
-            metrics.webhook_delivery_duration_seconds.labels(delivery.event).observe(
-                time.perf_counter() - started)
-            delivery.attempts += 1
-            delivery.last_status_code, delivery.last_error = code, error
-            if ok:
-                delivery.status, delivery.delivered_at = DELIVERED, utcnow()
-                metrics.webhook_deliveries_total.labels(delivery.event, "success").inc()
-                delivered += 1
-                db.session.commit()
-                continue
-            retries = cfg.webhook_retry_count if webhook.retry_count is None else webhook.retry_count
-            if delivery.attempts > retries:
-                delivery.status = DEAD
-                metrics.webhook_deliveries_total.labels(delivery.event, "dead").inc()
-                log.warning("webhook %s: delivery %s is dead after %d attempts: %s",
-                            webhook_id, delivery.id, delivery.attempts, error)
-                db.session.commit()
-                continue  # a dead letter no longer holds the line
-            delivery.next_attempt_at = utcnow() + timedelta(
-                seconds=backoff(delivery.attempts, cfg.webhook_retry_delay_ms,
-                                cfg.webhook_retry_max_delay_ms))
-            metrics.webhook_deliveries_total.labels(delivery.event, "retry").inc()
+    while True:
+        try:
+            count, caught_up = _deliver_due(webhook_id, deadline, hold)
+            delivered += count
+        finally:
+            db.session.rollback()
+            _unlock(webhook_id)
+        # A row committed while we held the lock had its own drain turned away as busy:
+        # look once more now that the lock is free, or it would wait for the sweep.
+        if not (caught_up and time.monotonic() < deadline and _has_due(webhook_id)
+                and _lock(webhook_id, hold)):
+            return {"delivered": delivered, "busy": 0}
+
+
+def _has_due(webhook_id: str) -> bool:
+    return db.session.scalar(
+        select(WebhookDelivery.seq).where(WebhookDelivery.webhook_id == webhook_id,
+                                          WebhookDelivery.status == PENDING,
+                                          WebhookDelivery.next_attempt_at <= utcnow()).limit(1)) is not None
+
+
+def _deliver_due(webhook_id: str, deadline: float, hold: float) -> tuple[int, bool]:
+    """Under the lock: (deliveries made, whether it stopped because none was left)."""
+    cfg = config()
+    delivered = 0
+    while time.monotonic() < deadline:
+        webhook = db.session.get(Webhook, webhook_id)
+        if webhook is None or not webhook.active:
+            return delivered, False
+        delivery = db.session.scalar(
+            select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id,
+                                          WebhookDelivery.status == PENDING)
+            .order_by(WebhookDelivery.seq).limit(1))
+        if delivery is None:
+            return delivered, True
+        if delivery.next_attempt_at > utcnow():
+            return delivered, False  # the oldest is backing off: nothing later may overtake it
+        _extend(webhook_id, hold)
+        body = envelope(delivery)
+        started = time.perf_counter()
+        ok, code, error = post(webhook, delivery.event, body, delivery.id,
+                               delivery.idempotency_key, delivery.attempts)
+        metrics.webhook_delivery_duration_seconds.labels(delivery.event).observe(
+            time.perf_counter() - started)
+        delivery.attempts += 1
+        delivery.last_status_code, delivery.last_error = code, error
+        if ok:
+            delivery.status, delivery.delivered_at = DELIVERED, utcnow()
+            metrics.webhook_deliveries_total.labels(delivery.event, "success").inc()
+            delivered += 1
             db.session.commit()
-            break
-    finally:
-        db.session.rollback()
-        _unlock(webhook_id)
-    return {"delivered": delivered, "busy": 0}
+            continue
+        retries = cfg.webhook_retry_count if webhook.retry_count is None else webhook.retry_count
+        if delivery.attempts > retries:
+            delivery.status = DEAD
+            metrics.webhook_deliveries_total.labels(delivery.event, "dead").inc()
+            log.warning("webhook %s: delivery %s is dead after %d attempts: %s",
+                        webhook_id, delivery.id, delivery.attempts, error)
+            db.session.commit()
+            continue  # a dead letter no longer holds the line
+        delivery.next_attempt_at = utcnow() + timedelta(
+            seconds=backoff(delivery.attempts, cfg.webhook_retry_delay_ms,
+                            cfg.webhook_retry_max_delay_ms))
+        metrics.webhook_deliveries_total.labels(delivery.event, "retry").inc()
+        db.session.commit()
+        return delivered, False
+    return delivered, False
 
 
 def send_test(webhook: Webhook) -> dict[str, Any]:

@@ -152,6 +152,46 @@ def test_a_later_event_never_overtakes_an_earlier_one_being_retried(
     assert [b["data"]["body"] for b in receiver.bodies()] == ["hello 1", "hello 1", "hello 2", "hello 3"]
 
 
+def test_an_event_stored_while_a_drain_holds_the_lock_is_delivered_by_that_drain(
+        wh_app, client, operator_key, session_id, receiver):
+    """Just before the drain lets go of the webhook, a new event is stored and its own drain
+    is turned away (busy): the drain that held the lock must look again after letting go,
+    or the event would wait for the sweep (WEBHOOK_SWEEP_INTERVAL)."""
+    import threading
+
+    from sqlalchemy import event as sa_event
+
+    webhook_id = hook(client, operator_key, session_id, receiver.url, events=["message.received"])
+    turned_away: list[dict] = []
+
+    def meanwhile() -> None:
+        incoming(wh_app, session_id, 2)
+        turned_away.append(drain(wh_app, webhook_id))
+
+    fired: list[bool] = []
+
+    def before_unlock(conn, cursor, statement, parameters, context, executemany):
+        values = parameters.values() if isinstance(parameters, dict) else parameters
+        unlocking = statement.startswith("UPDATE webhooks SET locked_until") and None in values
+        if unlocking and receiver.bodies() and not fired:
+            fired.append(True)
+            other = threading.Thread(target=meanwhile)  # its own connection, as a worker has
+            other.start()
+            other.join(30)
+
+    incoming(wh_app, session_id, 1)
+    with wh_app.app_context():
+        engine = db.engine
+    sa_event.listen(engine, "before_cursor_execute", before_unlock)
+    try:
+        result = drain(wh_app, webhook_id)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", before_unlock)
+    assert turned_away == [{"delivered": 0, "busy": 1}]
+    assert [b["data"]["body"] for b in receiver.bodies()] == ["hello 1", "hello 2"]
+    assert result == {"delivered": 2, "busy": 0}
+
+
 def test_only_matching_active_webhooks_get_an_event(wh_app, client, operator_key, session_id, receiver):
     acks_only = hook(client, operator_key, session_id, receiver.url, events=["message.ack"])
     incoming(wh_app, session_id, 1)
