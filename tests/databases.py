@@ -49,3 +49,17 @@ def env_for(backend: str, url_or_path: str) -> dict[str, str]:
     if backend == "postgres":
         return {"DATABASE_TYPE": "postgres", "DATABASE_URL": url_or_path}
     return {"DATABASE_TYPE": "sqlite", "DATABASE_SQLITE_PATH": str(Path(url_or_path))}
+
+
+def head_revision() -> str:
+    """The newest Alembic revision (what `openwa db upgrade` brings a database to)."""
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    from app.db_setup import MIGRATIONS_DIR
+
+    config = AlembicConfig(str(MIGRATIONS_DIR / "alembic.ini"))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head

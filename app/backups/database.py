@@ -60,6 +60,14 @@ BEGIN
   LOOP
     EXECUTE format('DROP TYPE IF EXISTS %I CASCADE', r.typname);
   END LOOP;
+  -- Our trigger functions (message_counts); not those an extension owns.
+  FOR r IN SELECT p.oid::regprocedure AS signature FROM pg_proc p
+           JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = current_schema() AND p.prokind = 'f'
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+  LOOP
+    EXECUTE format('DROP FUNCTION IF EXISTS %s CASCADE', r.signature);
+  END LOOP;
 END
 $openwa$;
 """

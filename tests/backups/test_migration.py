@@ -1,4 +1,5 @@
-"""Migration 0003 (the backups table) upgrades and downgrades on SQLite and PostgreSQL."""
+"""Migration 0003 (the backups table) upgrades and downgrades on SQLite and PostgreSQL
+(the head revision comes after it)."""
 from __future__ import annotations
 
 from flask_migrate import downgrade, upgrade
@@ -7,6 +8,7 @@ from sqlalchemy import inspect, text
 from app.extensions import db
 from app.services.backups import current_revision
 from tests.backups.conftest import Deployment
+from tests.databases import head_revision
 
 
 def _state(deployment: Deployment) -> tuple[str | None, bool, list[str]]:
@@ -20,7 +22,7 @@ def _state(deployment: Deployment) -> tuple[str | None, bool, list[str]]:
 
 
 def test_upgrade_downgrade_upgrade(deployment: Deployment):
-    assert _state(deployment) == ("0003", True, ["ix_backups_status_started"])
+    assert _state(deployment) == (head_revision(), True, ["ix_backups_status_started"])
     with deployment.context():
         db.session.execute(text(
             "INSERT INTO backups (id, status, \"trigger\", storage, location, database_backend,"
@@ -33,4 +35,4 @@ def test_upgrade_downgrade_upgrade(deployment: Deployment):
     with deployment.context():
         upgrade()
         db.engine.dispose()
-    assert _state(deployment) == ("0003", True, ["ix_backups_status_started"])
+    assert _state(deployment) == (head_revision(), True, ["ix_backups_status_started"])

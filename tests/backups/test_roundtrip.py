@@ -12,6 +12,7 @@ from app.extensions import db
 from app.models import Backup, Message, Session
 from app.services import backups
 from tests.backups.conftest import Deployment, expected_in_backup
+from tests.databases import head_revision
 
 
 def test_backup_wipe_restore_brings_back_every_row_and_every_profile(deployment: Deployment):
@@ -133,7 +134,7 @@ def test_manifest_lists_checksums_sizes_versions_and_revision(deployment: Deploy
     folder = deployment.backups_dir / record.id
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["id"] == record.id and manifest["trigger"] == "scheduled"
-    assert manifest["database"] == {"backend": deployment.backend, "alembic_revision": "0003"}
+    assert manifest["database"] == {"backend": deployment.backend, "alembic_revision": head_revision()}
     assert manifest["encryption"]["algorithm"].startswith("AES-256-GCM")
     parts = manifest["parts"]
     assert set(parts) == {"database", "sessions"}
