@@ -121,17 +121,18 @@ def _stage_all(session_id: str, events: list[EngineEvent]) -> list[str]:
     targets: list[str] = []
     i = 0
     while i < len(events):
-        if events[i].kind is EventKind.ACK:
-            # A run of acks (a busy session produces them in bursts): a few statements.
+        kind = events[i].kind
+        if kind in _RUNS:
+            # A busy session produces acks and messages in bursts: a few statements a run.
             j = i
-            while j < len(events) and events[j].kind is EventKind.ACK:
+            while j < len(events) and events[j].kind is kind:
                 j += 1
-            targets += _acks(session_id, [event.data for event in events[i:j]])
+            targets += _RUNS[kind](session_id, [event.data for event in events[i:j]])
             i = j
             continue
-        handler = _HANDLERS.get(events[i].kind)
+        handler = _HANDLERS.get(kind)
         if handler is None:
-            log.debug("ignoring %s event of %s", events[i].kind, session_id)
+            log.debug("ignoring %s event of %s", kind, session_id)
         else:
             targets += handler(session_id, events[i].data)
         i += 1
@@ -176,29 +177,48 @@ def _ready(session_id: str, data: dict[str, Any]) -> list[str]:
                          last_error=None, reconnect_attempts=0)
 
 
-def _message(session_id: str, data: dict[str, Any]) -> list[str]:
-    wa_id = data["id"]
-    exists = db.session.scalar(select(Message.seq).where(Message.session_id == session_id,
-                                                         Message.wa_message_id == wa_id))
-    if exists is not None:
+ID_CHUNK = 500  # WhatsApp ids per IN (...) list
+_KNOWN = select(Message.wa_message_id).where(
+    Message.session_id == bindparam("in_session"),
+    Message.wa_message_id.in_(bindparam("wa_ids", expanding=True)))
+_TOUCH = (update(Session).where(Session.id == bindparam("in_session"))
+          .values(last_active=bindparam("active_at")).execution_options(synchronize_session=False))
+
+
+def _messages(session_id: str, messages: list[dict[str, Any]]) -> list[str]:
+    """Store a run of incoming (or sent-from-the-phone) messages: one look-up of the ids
+    already stored, one insert, one touch of the session, whatever the run's length."""
+    wa_ids = list(dict.fromkeys(data["id"] for data in messages))
+    known: set[str] = set()
+    for start in range(0, len(wa_ids), ID_CHUNK):
+        known.update(db.session.scalars(_KNOWN, {"in_session": session_id,
+                                                 "wa_ids": wa_ids[start:start + ID_CHUNK]}))
+    new: list[Message] = []
+    for data in messages:
+        if data["id"] in known:
+            continue  # stored by an earlier drain of the same event
+        known.add(data["id"])
+        from_me = bool(data.get("fromMe"))
+        new.append(Message(
+            id="IN" + secrets.token_hex(11).upper(), session_id=session_id, wa_message_id=data["id"],
+            chat_id=data["chatId"], sender=data.get("from"), recipient=data.get("to"),
+            from_me=from_me, type=data.get("type") or "text", body=data.get("body"),
+            caption=data.get("caption"), media=data.get("media"),
+            quoted_message_id=data.get("quotedMessageId"),
+            status="sent" if from_me else "delivered", timestamp=int(data.get("timestamp") or 0),
+        ))
+    if not new:
         return []
-    from_me = bool(data.get("fromMe"))
-    message = Message(
-        id="IN" + secrets.token_hex(11).upper(), session_id=session_id, wa_message_id=wa_id,
-        chat_id=data["chatId"], sender=data.get("from"), recipient=data.get("to"),
-        from_me=from_me, type=data.get("type") or "text", body=data.get("body"),
-        caption=data.get("caption"), media=data.get("media"),
-        quoted_message_id=data.get("quotedMessageId"),
-        status="sent" if from_me else "delivered", timestamp=int(data.get("timestamp") or 0),
-    )
-    db.session.add(message)
-    db.session.execute(update(Session).where(Session.id == session_id)
-                       .values(last_active=utcnow()).execution_options(synchronize_session=False))
-    db.session.flush()  # defaults (seq, createdAt) for the event
-    return webhooks.emit(session_id, "message.received", MessageSchema().dump(message))
+    db.session.add_all(new)
+    db.session.execute(_TOUCH, {"in_session": session_id, "active_at": utcnow()})
+    db.session.flush()  # defaults (seq, createdAt) for the events
+    schema = MessageSchema()
+    targets: list[str] = []
+    for message in new:
+        targets += webhooks.emit(session_id, "message.received", schema.dump(message))
+    return targets
 
 
-ACK_CHUNK = 500
 # One statement per ack level, built once: it moves a message to the level only from below.
 _ACK_TO = {
     ack: update(Message)
@@ -224,8 +244,8 @@ def _acks(session_id: str, acks: list[dict[str, Any]]) -> list[str]:
     targets: list[str] = []
     for ack in sorted(by_level, key=ACK_RANK.__getitem__):
         wa_ids = by_level[ack]
-        for start in range(0, len(wa_ids), ACK_CHUNK):
-            chunk = wa_ids[start:start + ACK_CHUNK]
+        for start in range(0, len(wa_ids), ID_CHUNK):
+            chunk = wa_ids[start:start + ID_CHUNK]
             rows = {row.wa_message_id: row for row in db.session.execute(
                 _ACK_TO[ack], {"in_session": session_id, "wa_ids": chunk})}
             for wa_id in chunk:  # in the order the engine reported them
@@ -252,7 +272,8 @@ _HANDLERS: dict[EventKind, Any] = {
     EventKind.QR: _qr,
     EventKind.AUTHENTICATED: _authenticated,
     EventKind.READY: _ready,
-    EventKind.MESSAGE: _message,
     EventKind.REVOKED: _revoked,
     EventKind.REACTION: _reaction,
 }
+# Kinds whose runs (consecutive events of that kind) are applied together.
+_RUNS: dict[EventKind, Any] = {EventKind.MESSAGE: _messages, EventKind.ACK: _acks}
