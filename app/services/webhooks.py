@@ -317,52 +317,73 @@ def _has_due(webhook_id: str) -> bool:
                                           WebhookDelivery.next_attempt_at <= utcnow()).limit(1)) is not None
 
 
+DRAIN_BATCH = 50
+
+
 def _deliver_due(webhook_id: str, deadline: float, hold: float) -> tuple[int, bool]:
-    """Under the lock: (deliveries made, whether it stopped because none was left)."""
+    """Under the lock: (deliveries made, whether it stopped because none was left).
+
+    Due rows are read 50 at a time and each outcome is committed on its own; the lock is
+    extended only when it would run out within one more attempt."""
     cfg = config()
+    attempt_s = cfg.webhook_timeout_ms / 1000
+    lock_ends = time.monotonic() + hold
     delivered = 0
-    while time.monotonic() < deadline:
-        webhook = db.session.get(Webhook, webhook_id)
-        if webhook is None or not webhook.active:
-            return delivered, False
-        delivery = db.session.scalar(
-            select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id,
-                                          WebhookDelivery.status == PENDING)
-            .order_by(WebhookDelivery.seq).limit(1))
-        if delivery is None:
-            return delivered, True
-        if delivery.next_attempt_at > utcnow():
-            return delivered, False  # the oldest is backing off: nothing later may overtake it
-        _extend(webhook_id, hold)
-        body = envelope(delivery)
-        started = time.perf_counter()
-        ok, code, error = post(webhook, delivery.event, body, delivery.id,
-                               delivery.idempotency_key, delivery.attempts)
-        metrics.webhook_delivery_duration_seconds.labels(delivery.event).observe(
-            time.perf_counter() - started)
-        delivery.attempts += 1
-        delivery.last_status_code, delivery.last_error = code, error
-        if ok:
-            delivery.status, delivery.delivered_at = DELIVERED, utcnow()
-            metrics.webhook_deliveries_total.labels(delivery.event, "success").inc()
-            delivered += 1
-            db.session.commit()
-            continue
-        retries = cfg.webhook_retry_count if webhook.retry_count is None else webhook.retry_count
-        if delivery.attempts > retries:
-            delivery.status = DEAD
-            metrics.webhook_deliveries_total.labels(delivery.event, "dead").inc()
-            log.warning("webhook %s: delivery %s is dead after %d attempts: %s",
-                        webhook_id, delivery.id, delivery.attempts, error)
-            db.session.commit()
-            continue  # a dead letter no longer holds the line
-        delivery.next_attempt_at = utcnow() + timedelta(
-            seconds=backoff(delivery.attempts, cfg.webhook_retry_delay_ms,
-                            cfg.webhook_retry_max_delay_ms))
-        metrics.webhook_deliveries_total.labels(delivery.event, "retry").inc()
-        db.session.commit()
+    session = db.session()
+    expire, session.expire_on_commit = session.expire_on_commit, False  # the batch stays loaded
+    try:
+        while time.monotonic() < deadline:
+            webhook = db.session.get(Webhook, webhook_id, populate_existing=True)
+            if webhook is None or not webhook.active:
+                return delivered, False
+            batch = list(db.session.scalars(
+                select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id,
+                                              WebhookDelivery.status == PENDING)
+                .order_by(WebhookDelivery.seq).limit(DRAIN_BATCH)))
+            if not batch:
+                return delivered, True
+            for delivery in batch:
+                if time.monotonic() >= deadline:
+                    return delivered, False
+                if delivery.next_attempt_at > utcnow():
+                    return delivered, False  # the oldest is backing off: nothing may overtake it
+                if lock_ends - time.monotonic() < attempt_s + 5:
+                    _extend(webhook_id, hold)
+                    lock_ends = time.monotonic() + hold
+                outcome = _attempt(webhook, delivery, cfg)
+                db.session.commit()
+                if outcome == "retry":
+                    return delivered, False
+                delivered += outcome == "delivered"
         return delivered, False
-    return delivered, False
+    finally:
+        session.expire_on_commit = expire
+
+
+def _attempt(webhook: Webhook, delivery: WebhookDelivery, cfg: Config) -> str:
+    """POST one delivery and record the outcome (uncommitted): delivered, dead or retry."""
+    started = time.perf_counter()
+    ok, code, error = post(webhook, delivery.event, envelope(delivery), delivery.id,
+                           delivery.idempotency_key, delivery.attempts)
+    metrics.webhook_delivery_duration_seconds.labels(delivery.event).observe(
+        time.perf_counter() - started)
+    delivery.attempts += 1
+    delivery.last_status_code, delivery.last_error = code, error
+    if ok:
+        delivery.status, delivery.delivered_at = DELIVERED, utcnow()
+        metrics.webhook_deliveries_total.labels(delivery.event, "success").inc()
+        return "delivered"
+    retries = cfg.webhook_retry_count if webhook.retry_count is None else webhook.retry_count
+    if delivery.attempts > retries:
+        delivery.status = DEAD
+        metrics.webhook_deliveries_total.labels(delivery.event, "dead").inc()
+        log.warning("webhook %s: delivery %s is dead after %d attempts: %s",
+                    webhook.id, delivery.id, delivery.attempts, error)
+        return "dead"  # a dead letter no longer holds the line
+    delivery.next_attempt_at = utcnow() + timedelta(
+        seconds=backoff(delivery.attempts, cfg.webhook_retry_delay_ms, cfg.webhook_retry_max_delay_ms))
+    metrics.webhook_deliveries_total.labels(delivery.event, "retry").inc()
+    return "retry"
 
 
 def send_test(webhook: Webhook) -> dict[str, Any]:
