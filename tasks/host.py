@@ -55,6 +55,10 @@ class Held:
     backlog: list[EngineEvent] = field(default_factory=list)
 
 
+# While engines keep reporting events, the host polls them again this soon.
+BUSY_POLL_SECONDS = 0.025
+
+
 class HostRuntime:
     """Everything a session host holds. One per process; used from one thread."""
 
@@ -65,6 +69,8 @@ class HostRuntime:
         self.held: dict[str, Held] = {}
         self.consumer: Any = None
         self.next_heartbeat = 0.0
+        self.next_tick = 0.0
+        self.busy = False  # the last tick applied events: look again soon
         self.booted = False
 
     # -- binding to the consumer -----------------------------------------------
@@ -168,6 +174,15 @@ class HostRuntime:
         log.warning("stopped driving %s: %s", session_id, why)
 
     # -- the timer -----------------------------------------------------------------
+    def pulse(self) -> None:
+        """Called every BUSY_POLL_SECONDS: a tick every HOST_POLL_INTERVAL while the engines
+        are quiet, at once again while they keep reporting events (a burst of incoming
+        messages is stored within tens of milliseconds, not a poll interval apart)."""
+        now = time.monotonic()
+        if self.busy or now >= self.next_tick:
+            self.next_tick = now + self.config.host_poll_interval
+            self.tick()
+
     def tick(self) -> None:
         """Between tasks: drain events, reconnect, renew leases. Never raises: a database
         or broker outage must not kill the host, only delay its bookkeeping."""
@@ -175,11 +190,12 @@ class HostRuntime:
         for session_id, held in list(self.held.items()):
             if now > held.lease_until:
                 self.drop(session_id, "lease not renewed in time")
+        self.busy = False
         with flask_app().app_context():
             try:
                 for session_id in list(self.held):
                     logs.session_id.set(session_id)
-                    self.drain(session_id)
+                    self.busy |= self.drain(session_id) > 0
                     self._maybe_reconnect(session_id)
                 logs.session_id.set(None)
                 if time.monotonic() >= self.next_heartbeat:
@@ -188,10 +204,12 @@ class HostRuntime:
                 db.session.rollback()
                 log.warning("host bookkeeping failed, retrying next tick: %s", type(error).__name__)
 
-    def drain(self, session_id: str) -> None:
+    def drain(self, session_id: str) -> int:
+        """Poll the engine and apply what it reports; the number of events applied."""
         held = self.held.get(session_id)
         if held is None:
-            return
+            return 0
+        applied = len(held.backlog)
         if held.backlog:
             # What the database refused last time goes first, and nothing new is polled
             # before it is stored: an engine may forget what a poll returned once it is
@@ -203,10 +221,11 @@ class HostRuntime:
             log.warning("engine of %s crashed: %s", session_id, error)
             set_status(session_id, "disconnected", last_error=f"engine crashed: {error}")
             self._schedule_reconnect(session_id, "engine crashed", recreate=True)
-            return
+            return applied
         self._apply(session_id, held, found)
         if held.engine.state is EngineState.LOGGED_OUT:
             self._unlinked(session_id)
+        return applied + len(found)
 
     @staticmethod
     def _apply(session_id: str, held: Held, events: list[EngineEvent]) -> None:
@@ -358,7 +377,8 @@ class HostConsumerStep(bootsteps.StartStopStep):
     def start(self, consumer: Any) -> None:
         host = ensure_runtime(consumer.hostname)
         host.attach(consumer)
-        self.timer_ref = consumer.timer.call_repeatedly(host.config.host_poll_interval, host.tick)
+        self.timer_ref = consumer.timer.call_repeatedly(
+            min(BUSY_POLL_SECONDS, host.config.host_poll_interval), host.pulse)
 
     def stop(self, consumer: Any) -> None:
         if self.timer_ref is not None:

@@ -146,3 +146,42 @@ def test_while_the_database_is_unreachable_events_wait_and_are_applied_when_it_i
         assert stored.status == "qr_ready" and stored.qr_code
     assert runtime.held[session.id].backlog == []
     engine.close()
+
+
+def test_a_busy_host_polls_again_at_once_and_a_quiet_one_waits_its_interval(app, session, tmp_path):
+    """HOST_POLL_INTERVAL paces a quiet host; while the engines keep reporting events, the
+    next pulse (every 25 ms) polls again instead of waiting for the interval."""
+    from engines.mock import write_json_atomic
+    from tasks import base
+
+    app.config["OPENWA"].host_poll_interval = 3600.0  # "quiet" means: not again this test
+    engine = create_engine("mock", session.id, tmp_path / "profile",
+                           EngineOptions(auto_scan_seconds=0))
+    engine.start()
+    runtime = HostRuntime("pulse-host", app.config["OPENWA"])
+    runtime.held[session.id] = Held(engine, 1, time.monotonic() + 3600)
+    runtime.next_heartbeat = time.monotonic() + 3600  # this test is not about leases
+    previous, base._flask_app = base._flask_app, app
+    try:
+        runtime.pulse()  # the first tick: the QR is stored
+        assert runtime.busy
+        engine.simulate_scan()
+        runtime.pulse()  # busy: polled again at once, well before the interval
+        with app.app_context():
+            stored = db.session.get(Session, session.id)
+            assert stored.status == "ready"
+            phone = stored.phone
+        runtime.pulse()  # nothing new: quiet again
+        assert not runtime.busy
+        inbox = tmp_path / "_mocknet" / phone / "inbox"
+        write_json_atomic(inbox / "0001-quiet.json", {"id": "QUIET1", "from": "15559990000",
+                                                      "to": phone, "type": "text", "body": "hi",
+                                                      "timestamp": 1_700_000_000})
+        runtime.pulse()  # quiet and the interval not over: not polled
+        assert statuses(app, session.id) == {}
+        runtime.next_tick = 0.0  # the interval is over
+        runtime.pulse()
+        assert statuses(app, session.id) == {"false_15559990000@c.us_QUIET1": "delivered"}
+    finally:
+        base._flask_app = previous
+        engine.close()
