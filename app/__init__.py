@@ -10,9 +10,10 @@ from app.version import VERSION
 
 
 def _engine_options(config: Config) -> dict[str, Any]:
+    # No pool_pre_ping: db_setup pings a connection only when it has sat idle (a ping per
+    # checkout was a round trip per transaction, several per send).
     if config.database_type == "postgres":
-        return {"pool_pre_ping": True, "pool_size": config.database_pool_max,
-                "max_overflow": 0, "pool_recycle": 1800}
+        return {"pool_size": config.database_pool_max, "max_overflow": 0, "pool_recycle": 1800}
     return {"pool_pre_ping": True, "connect_args": {"timeout": 30, "check_same_thread": False}}
 
 
@@ -63,6 +64,9 @@ def create_app(config: Config | None = None) -> Flask:
         celery_app.conf.update(broker_url=config.redis_url, result_backend=config.redis_url)
     db_setup.install_sqlite_pragmas()
     db.init_app(app)
+    if config.database_type == "postgres":
+        with app.app_context():
+            db_setup.ping_when_idle(db.engine)
     migrate.init_app(app, db, directory=str(db_setup.MIGRATIONS_DIR))
     limiter.init_app(app)
     cache.init_app(app)
