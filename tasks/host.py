@@ -33,6 +33,7 @@ from engines import (
     EngineEvent,
     EngineOptions,
     EngineState,
+    EventKind,
     create_engine,
 )
 from tasks.base import flask_app
@@ -59,6 +60,10 @@ class Held:
 BUSY_POLL_SECONDS = 0.025
 
 
+def _awaited(events: list[EngineEvent]) -> int:
+    return sum(1 for event in events if event.kind is not EventKind.ACK)
+
+
 class HostRuntime:
     """Everything a session host holds. One per process; used from one thread."""
 
@@ -70,7 +75,7 @@ class HostRuntime:
         self.consumer: Any = None
         self.next_heartbeat = 0.0
         self.next_tick = 0.0
-        self.busy = False  # the last tick applied events: look again soon
+        self.busy = False  # the last tick applied events someone waits on: look again soon
         self.booted = False
 
     # -- binding to the consumer -----------------------------------------------
@@ -205,11 +210,13 @@ class HostRuntime:
                 log.warning("host bookkeeping failed, retrying next tick: %s", type(error).__name__)
 
     def drain(self, session_id: str) -> int:
-        """Poll the engine and apply what it reports; the number of events applied."""
+        """Poll the engine and apply what it reports. Returns how many of the events applied
+        someone waits on: all but acks, which trail every send and can wait for the interval
+        (counting them kept a sending host ticking every 25 ms in small transactions)."""
         held = self.held.get(session_id)
         if held is None:
             return 0
-        applied = len(held.backlog)
+        applied = _awaited(held.backlog)
         if held.backlog:
             # What the database refused last time goes first, and nothing new is polled
             # before it is stored: an engine may forget what a poll returned once it is
@@ -225,7 +232,7 @@ class HostRuntime:
         self._apply(session_id, held, found)
         if held.engine.state is EngineState.LOGGED_OUT:
             self._unlinked(session_id)
-        return applied + len(found)
+        return applied + _awaited(found)
 
     @staticmethod
     def _apply(session_id: str, held: Held, events: list[EngineEvent]) -> None:

@@ -149,8 +149,8 @@ def test_while_the_database_is_unreachable_events_wait_and_are_applied_when_it_i
 
 
 def test_a_busy_host_polls_again_at_once_and_a_quiet_one_waits_its_interval(app, session, tmp_path):
-    """HOST_POLL_INTERVAL paces a quiet host; while the engines keep reporting events, the
-    next pulse (every 25 ms) polls again instead of waiting for the interval."""
+    """HOST_POLL_INTERVAL paces a quiet host; while the engines keep reporting events (other
+    than acks), the next pulse (every 25 ms) polls again instead of waiting for the interval."""
     from engines.mock import write_json_atomic
     from tasks import base
 
@@ -173,6 +173,10 @@ def test_a_busy_host_polls_again_at_once_and_a_quiet_one_waits_its_interval(app,
             phone = stored.phone
         runtime.pulse()  # nothing new: quiet again
         assert not runtime.busy
+        engine.send_text("15550001111", "hello", message_id="OUT1")  # its ack comes at once
+        runtime.next_tick = 0.0
+        runtime.pulse()
+        assert not runtime.busy  # acks alone do not keep a host polling every 25 ms
         inbox = tmp_path / "_mocknet" / phone / "inbox"
         write_json_atomic(inbox / "0001-quiet.json", {"id": "QUIET1", "from": "15559990000",
                                                       "to": phone, "type": "text", "body": "hi",
