@@ -43,6 +43,14 @@ def test_quick_run_writes_every_section(tmp_path: Path, redis_available: str) ->
     assert all(number(r["send_vs_celery"]) and number(r["send_vs_flask"])
                for r in send["ratios"].values())
 
+    inbound = report["inbound_path"]
+    assert inbound["received"] == inbound["injected"] > 0 and inbound["duplicates"] == 0
+    for key in ("events_per_s", "p50_ms", "p95_ms", "p99_ms", "client_cpu_cores", "server_cpu_cores"):
+        assert number(inbound[key]), (key, inbound)
+    bare = inbound["bare_post_loop"]
+    assert bare["n"] > 0 and bare["errors"] == 0 and number(bare["per_s"]) and number(bare["p95_ms"])
+    assert any(t["target"].startswith("inbound-to-webhook") for t in report["targets"])
+
     history = report["read_path"]["10000"]
     for case in ("newest", "deep_after", "deep_offset"):
         assert number(history[case]["p95_ms"]) and number(history[case]["p50_ms"])

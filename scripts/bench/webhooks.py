@@ -19,9 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
@@ -31,36 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from app.embedded_redis import free_port, start as start_redis  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from receiver import Receiver  # noqa: E402
+
 KEY = "owa_k1_" + "cd" * 32
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.arrivals: list[tuple[float, dict]] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with receiver.lock:
-                    receiver.arrivals.append((time.perf_counter(), body))
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-
-    def count(self, event: str | None = None) -> int:
-        with self.lock:
-            return sum(1 for _, b in self.arrivals if event is None or b["event"] == event)
 
 
 def percentile(values: list[float], q: float) -> float:
