@@ -319,8 +319,6 @@ def send_path(b: Bench, levels: list[int], seconds: float) -> dict[str, Any]:
 
     out: dict[str, Any] = {"session_id": session["id"], "send_text": [], "bare_flask": [],
                            "bare_celery": []}
-    for c in levels:
-        out["send_text"].append(load(send, c, seconds, b.platform_pids(), b.api_session))
 
     # (a) bare Flask under the same gunicorn settings
     flask_port = free_port()
@@ -336,10 +334,6 @@ def send_path(b: Bench, levels: list[int], seconds: float) -> dict[str, Any]:
         if http.post(echo, json={"chatId": "15551230009", "text": f"c{i} n{n}"},
                      timeout=30).status_code != 201:
             raise RuntimeError("bare flask")
-
-    for c in levels:
-        out["bare_flask"].append(load(flask_call, c, seconds, [b.procs["bare_flask"].pid]))
-    b.kill("bare_flask")
 
     # (b) bare Celery round trip, solo pool, same broker and settings
     queue = f"bench.noop.{uuid.uuid4().hex[:8]}"
@@ -357,8 +351,13 @@ def send_path(b: Bench, levels: list[int], seconds: float) -> dict[str, Any]:
     def celery_call(http: requests.Session, i: int, n: int) -> None:
         bare_celery.noop.apply_async(({"n": n},), queue=queue).get(timeout=30)
 
+    # Each level measures the three back to back, so a ratio compares figures taken within
+    # seconds of each other: this machine's speed moves by a third between minutes.
     for c in levels:
+        out["send_text"].append(load(send, c, seconds, b.platform_pids(), b.api_session))
+        out["bare_flask"].append(load(flask_call, c, seconds, [b.procs["bare_flask"].pid]))
         out["bare_celery"].append(load(celery_call, c, seconds, [b.procs["bare_celery"].pid]))
+    b.kill("bare_flask")
     b.kill("bare_celery")
     by = {name: {r["clients"]: r for r in out[name]} for name in ("send_text", "bare_flask",
                                                                   "bare_celery")}
