@@ -167,15 +167,6 @@ class Browser:
         except psutil.Error:
             return False
 
-    def exits_within(self, seconds: float) -> bool:
-        """Whether the browser is gone within ``seconds`` (polled)."""
-        deadline = time.monotonic() + seconds
-        while self.browser_alive():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-        return True
-
     def tree(self) -> list[psutil.Process]:
         """The browser process and all its descendants (renderers, GPU, utilities)."""
         if not self.browser_alive():

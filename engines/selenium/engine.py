@@ -324,7 +324,7 @@ class SeleniumEngine(Engine):
         elif self.use_binding and channel is not None and not channel.open:
             # A killed browser closes its DevTools socket while it exits, a moment before the
             # process is gone: look again briefly so the reason names what happened.
-            if browser.exits_within(0.5):
+            if browser.wait_exit(0.5):
                 self._lost("Chromium exited; restarting it from the profile")
             else:
                 self._lost("lost the DevTools connection to Chromium; restarting it")
