@@ -154,16 +154,18 @@ class UsageMeter:
         self.pending, self.timer = {}, None
 
 
+_METERS: weakref.WeakSet[UsageMeter] = weakref.WeakSet()
+_METERS_LOCK = threading.Lock()
+
+
 def _usage_meter() -> UsageMeter:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    meter = app.extensions.get("openwa_key_usage")
-    if meter is None:
-        meter = app.extensions["openwa_key_usage"] = UsageMeter(app)
-        _METERS.add(meter)
+    with _METERS_LOCK:  # one per app, also when its first requests arrive together
+        meter = app.extensions.get("openwa_key_usage")
+        if meter is None:
+            meter = app.extensions["openwa_key_usage"] = UsageMeter(app)
+            _METERS.add(meter)
     return meter
-
-
-_METERS: weakref.WeakSet[UsageMeter] = weakref.WeakSet()
 
 
 def flush_usage() -> None:
@@ -184,7 +186,12 @@ def _flush_at_exit() -> None:
             pass
 
 
-os.register_at_fork(after_in_child=lambda: [m.reset_after_fork() for m in list(_METERS)])
+def _reset_meters_after_fork() -> None:
+    for meter in list(_METERS):
+        meter.reset_after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_meters_after_fork)
 
 
 def _active_admins(exclude: str | None = None) -> int:
