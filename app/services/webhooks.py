@@ -323,7 +323,7 @@ DRAIN_BATCH = 50
 def _deliver_due(webhook_id: str, deadline: float, hold: float) -> tuple[int, bool]:
     """Under the lock: (deliveries made, whether it stopped because none was left).
 
-    Due rows are read 50 at a time and each outcome is committed on its own; the lock is
+    Due rows are read DRAIN_BATCH at a time and each outcome is committed on its own; the lock is
     extended only when it would run out within one more attempt."""
     cfg = config()
     attempt_s = cfg.webhook_timeout_ms / 1000
