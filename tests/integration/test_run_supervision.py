@@ -215,7 +215,7 @@ def test_a_killed_role_is_restarted_as_a_child_and_the_platform_keeps_working(tm
     def sent() -> bool:
         history = run.request("GET", "/sessions/demo/messages?limit=20")[1]
         return any(m["body"] == "after the restarts" and m["status"] in ("sent", "delivered", "read")
-                   for m in history["data"])
+                   for m in history["messages"])
 
     wait_for(sent, 60, 0.3, "the message sent through the restarted host")
     assert run.process.poll() is None
@@ -275,7 +275,7 @@ def test_messages_queued_before_a_hard_kill_are_sent_by_the_next_run(tmp_path, r
 
     def all_sent() -> bool:
         history = second.request("GET", "/sessions/demo/messages?limit=50")[1]
-        done = {m["body"] for m in history["data"]
+        done = {m["body"] for m in history["messages"]
                 if m["status"] in ("sent", "delivered", "read") and m["direction"] == "outgoing"}
         return set(texts) <= done
 
