@@ -235,6 +235,7 @@ def test_a_crash_loop_stops_the_platform_with_one_line_naming_the_role_and_its_e
     assert restarts == ["1", "2", "4", "8"], out[-5000:]
     stop = re.findall(r"openwa: flower is crash-looping \(5 exits in 120 s\); last error: (.*); "
                       r"stopping OpenWA", out)
+    print(f"crash loop: {stop}")
     assert len(stop) == 1 and re.search(r"Address already in use|Errno 98", stop[0]), out[-5000:]
     assert "OpenWA stopped" in out
     for role in ("api", "host", "worker", "beat"):
