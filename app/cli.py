@@ -1,21 +1,25 @@
 """The ``openwa`` command: Flask's CLI group with the platform's roles and key tools."""
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import threading
 import time
 from datetime import datetime
-from typing import TextIO
+from typing import Any, Callable, TextIO
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import FlaskGroup, routes_command, shell_command
 
-from app import create_app, runner
+from app import create_app
 from app.backups import BackupError
 from app.backups.progress import human_bytes
-from app.config import Config
+from app.config import Config, ConfigError
+from app.launch import roles
+from app.launch.guard import InstanceLocked
+from app.launch.platform import Platform
 from app.models import ROLES
 from app.services import api_keys, backups, webhooks
 
@@ -34,43 +38,70 @@ def _config() -> Config:
     return current_app.config["OPENWA"]  # type: ignore[no-any-return]
 
 
+def _role(launch: Callable[..., None]) -> Callable[..., None]:
+    """A role refused at start (bad setting, folder in use) says so in one line, exit 2/1."""
+    @functools.wraps(launch)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            launch(*args, **kwargs)
+        except ConfigError as error:
+            click.echo(f"openwa: configuration error: {error}", err=True)
+            sys.exit(2)
+        except InstanceLocked as error:
+            click.echo(f"openwa: {error}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _flask_app() -> Flask:
+    return current_app._get_current_object()  # type: ignore[attr-defined, no-any-return]
+
+
 @cli.command("run")
 def run_command() -> None:
-    """Everything on one machine: API, session host, worker, beat and Flower."""
-    platform = runner.Platform(_config())
-    sys.exit(platform.run(current_app._get_current_object()))  # type: ignore[attr-defined]
+    """Everything on one machine: API, session host, worker, beat and Flower, supervised
+    (a crashed role is restarted), none outliving it, one per DATA_PATH."""
+    sys.exit(Platform(_config()).run(_flask_app()))
 
 
 @cli.command("api")
+@_role
 def api_command() -> None:
     """The REST API under gunicorn (PORT, API_WORKERS, API_THREADS)."""
     with current_app.app_context():
         api_keys.bootstrap_admin(_config())
-    runner.run_api(current_app._get_current_object())  # type: ignore[attr-defined]
+    roles.run_api(_flask_app())
 
 
 @cli.command("host")
+@_role
 def host_command() -> None:
     """A session host: Celery worker, solo pool, owns up to SESSIONS_PER_HOST engines."""
-    runner.run_host(current_app._get_current_object())  # type: ignore[attr-defined]
+    roles.run_host(_flask_app())
 
 
 @cli.command("worker")
+@_role
 def worker_command() -> None:
     """A Celery worker for the default, webhooks, media and backups queues."""
-    runner.run_worker(current_app._get_current_object())  # type: ignore[attr-defined]
+    roles.run_worker(_flask_app())
 
 
 @cli.command("beat")
-def beat_command() -> None:
-    """Celery beat: health probe, sweeps, backups, pruning."""
-    runner.run_beat(current_app._get_current_object())  # type: ignore[attr-defined]
+@click.option("--lock-fd", type=int, default=None, hidden=True,
+              help="The data folder's lock, held by the `openwa run` that started this beat.")
+@_role
+def beat_command(lock_fd: int | None) -> None:
+    """Celery beat: health probe, sweeps, backups, pruning (one per DATA_PATH)."""
+    roles.run_beat(_flask_app(), lock_fd)
 
 
 @cli.command("flower")
+@_role
 def flower_command() -> None:
     """Flower, the operators' view of workers, queues and tasks (FLOWER_BASIC_AUTH)."""
-    runner.run_flower(current_app._get_current_object())  # type: ignore[attr-defined]
+    roles.run_flower(_flask_app())
 
 
 @cli.group("keys")

@@ -40,3 +40,16 @@ def test_no_other_module_reads_the_environment_directly():
         if re.search(r"os\.environ\.get|os\.getenv|os\.environ\[[^\]]+\](?!\s*=)", path.read_text()):
             offenders.append(str(path.relative_to(ROOT)))
     assert not offenders, f"read configuration through app.config.Config: {offenders}"
+
+
+def test_python_dotenv_parses_every_line_of_env_example(caplog):
+    """`openwa` reads `.env` with python-dotenv; a copy of the example must load cleanly
+    (a stray line like ``=======`` made it warn "could not parse statement")."""
+    from dotenv import dotenv_values
+
+    with caplog.at_level("WARNING", logger="dotenv.main"):
+        values = dotenv_values(ROOT / ".env.example")
+    assert not [r.getMessage() for r in caplog.records], "python-dotenv could not parse a line"
+    uncommented = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(),
+                                 flags=re.MULTILINE))
+    assert set(values) == uncommented
