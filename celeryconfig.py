@@ -9,6 +9,8 @@ import os
 from celery.schedules import crontab
 from kombu import Exchange, Queue
 
+from common.names import DECLARED_QUEUES, TASK_ROUTES, Queues, Tasks
+
 
 def _int(name, default):
     value = os.environ.get(name, "").strip()
@@ -44,22 +46,12 @@ broker_transport_options = {
 }
 result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
 
-task_default_queue = "default"
-task_default_exchange = "default"
-task_default_routing_key = "default"
+task_default_queue = Queues.DEFAULT
+task_default_exchange = Queues.DEFAULT
+task_default_routing_key = Queues.DEFAULT
 task_create_missing_queues = True  # session.<id> and host.<name> queues come and go
-task_queues = (
-    Queue("default", Exchange("default"), routing_key="default"),
-    Queue("webhooks", Exchange("webhooks"), routing_key="webhooks"),
-    Queue("media", Exchange("media"), routing_key="media"),
-    Queue("backups", Exchange("backups"), routing_key="backups"),
-)
-task_routes = {
-    "tasks.webhooks.*": {"queue": "webhooks"},
-    "tasks.media.*": {"queue": "media"},
-    "tasks.backups.*": {"queue": "backups"},
-    "tasks.maintenance.*": {"queue": "default"},
-}
+task_queues = tuple(Queue(name, Exchange(name), routing_key=name) for name in DECLARED_QUEUES)
+task_routes = {pattern: {"queue": queue} for pattern, queue in TASK_ROUTES.items()}
 
 # Flower and the operators' view: events on, queued tasks visible as pending.
 worker_send_task_events = True
@@ -77,19 +69,19 @@ def _cron(expression):
 
 beat_schedule = {
     "session-health-probe": {
-        "task": "tasks.maintenance.probe_sessions",
+        "task": Tasks.PROBE_SESSIONS,
         "schedule": float(_int("SESSION_PROBE_INTERVAL", 10)),
     },
     "message-send-sweep": {
-        "task": "tasks.maintenance.sweep_messages",
+        "task": Tasks.SWEEP_MESSAGES,
         "schedule": float(_int("SEND_SWEEP_INTERVAL", 30)),
     },
     "webhook-outbox-sweep": {
-        "task": "tasks.webhooks.sweep",
+        "task": Tasks.WEBHOOK_SWEEP,
         "schedule": float(_int("WEBHOOK_SWEEP_INTERVAL", 5)),
     },
     "prune-expired-rows": {
-        "task": "tasks.maintenance.prune",
+        "task": Tasks.PRUNE,
         "schedule": 3600.0,
     },
 }
@@ -98,6 +90,6 @@ beat_schedule = {
 _backup_schedule = os.environ.get("BACKUP_SCHEDULE", "").strip() or "0 2 * * *"
 if _backup_schedule.lower() not in ("off", "none", "disabled", "false"):
     beat_schedule["scheduled-backup"] = {
-        "task": "tasks.backups.scheduled_backup",
+        "task": Tasks.SCHEDULED_BACKUP,
         "schedule": _cron(_backup_schedule),
     }

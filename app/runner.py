@@ -22,10 +22,11 @@ from app.embedded_redis import start as start_redis
 from app.resilience import drain_flag
 from app.services import hosts
 from app.services.api_keys import bootstrap_admin, key_file
+from common.names import DECLARED_QUEUES, host_queue
 
 log = logging.getLogger(__name__)
 
-WORKER_QUEUES = "default,webhooks,media,backups"
+WORKER_QUEUES = ",".join(DECLARED_QUEUES)
 ROLES = ("api", "host", "worker", "beat", "flower")
 
 
@@ -121,7 +122,7 @@ def run_host(flask_app: Flask) -> None:
     name = host_node_name(config)
     celery.worker_main(_celery_argv(
         config, "worker", "--session-host", "--pool", "solo", "--concurrency", "1",
-        "--hostname", name, "--queues", f"host.{name}", "--without-mingle"))
+        "--hostname", name, "--queues", host_queue(name), "--without-mingle"))
 
 
 def run_worker(flask_app: Flask) -> None:

@@ -34,12 +34,12 @@ from sqlalchemy import select
 from app import metrics
 from app.errors import error_response
 from app.extensions import api, db
-from app.models import RUNNING, Session, utcnow
+from app.models import RUNNING, Session, SessionStatus, utcnow
 from app.services import dispatch, hosts
+from common.names import DECLARED_QUEUES, host_queue, session_queue
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("openwa.access")
-DECLARED_QUEUES = ("default", "webhooks", "media", "backups")
 METRICS_ENDPOINT = "metrics.Metrics"
 
 
@@ -59,7 +59,7 @@ class DeploymentCollector(Collector):
         yield GaugeMetricFamily("active_sessions_total", "Sessions that should be running",
                                 value=sum(1 for r in rows if r[2] == RUNNING))
         yield GaugeMetricFamily("connected_sessions_total", "Sessions that are ready",
-                                value=sum(1 for r in rows if r[1] == "ready"))
+                                value=sum(1 for r in rows if r[1] == SessionStatus.READY))
         yield GaugeMetricFamily(
             "sessions_without_lease", "Sessions that should run but no live lease covers",
             value=sum(1 for r in rows if r[2] == RUNNING and (r[3] is None or r[3] <= now)))
@@ -71,8 +71,8 @@ class DeploymentCollector(Collector):
         db.session.rollback()
         queues = GaugeMetricFamily("message_queue_size", "Messages waiting in a broker queue",
                                    labels=["queue_name"])
-        names = [*DECLARED_QUEUES, *(f"session.{r[0]}" for r in rows if r[2] == RUNNING),
-                 *(f"host.{h.name}" for h in live)]
+        names = [*DECLARED_QUEUES, *(session_queue(r[0]) for r in rows if r[2] == RUNNING),
+                 *(host_queue(h.name) for h in live)]
         try:
             for name, size in dispatch.queue_lengths(names).items():
                 queues.add_metric([name], float(size))

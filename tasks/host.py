@@ -20,12 +20,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from app import logs
 from app.config import Config
 from app.extensions import celery_app, db
-from app.models import STOPPED
+from app.models import STOPPED, SessionStatus
 from app.services import events as event_service
 from app.services import hosts
 from app.services import sessions as session_service
 from app.services.events import set_status
 from app.version import VERSION
+from common.names import session_queue
 from engines import (
     Engine,
     EngineCrashed,
@@ -95,11 +96,11 @@ class HostRuntime:
 
     def _consume(self, session_id: str) -> None:
         if self.consumer is not None:
-            self.consumer.add_task_queue(f"session.{session_id}")
+            self.consumer.add_task_queue(session_queue(session_id))
 
     def _stop_consuming(self, session_id: str) -> None:
         if self.consumer is not None:
-            self.consumer.cancel_task_queue(f"session.{session_id}")
+            self.consumer.cancel_task_queue(session_queue(session_id))
 
     # -- sessions ------------------------------------------------------------
     def engine_options(self) -> EngineOptions:
@@ -139,7 +140,7 @@ class HostRuntime:
             return "not-claimed"
         held = Held(self._new_engine(session_id), token, self._lease_deadline())
         self.held[session_id] = held
-        set_status(session_id, "initializing", last_error=None)
+        set_status(session_id, SessionStatus.INITIALIZING, last_error=None)
         try:
             held.engine.start()
         except EngineError as error:
@@ -151,7 +152,7 @@ class HostRuntime:
         return "started"
 
     def stop_session(self, session_id: str, *, logout: bool = False,
-                     status: str = "disconnected") -> None:
+                     status: str = SessionStatus.DISCONNECTED) -> None:
         held = self.held.pop(session_id, None)
         if held is None:
             return
@@ -226,7 +227,7 @@ class HostRuntime:
             found = held.engine.poll()
         except EngineCrashed as error:
             log.warning("engine of %s crashed: %s", session_id, error)
-            set_status(session_id, "disconnected", last_error=f"engine crashed: {error}")
+            set_status(session_id, SessionStatus.DISCONNECTED, last_error=f"engine crashed: {error}")
             self._schedule_reconnect(session_id, "engine crashed", recreate=True)
             return applied
         self._apply(session_id, held, found)
@@ -247,7 +248,7 @@ class HostRuntime:
     def _unlinked(self, session_id: str) -> None:
         """The phone removed the device (the engine has wiped the profile): stop the session
         until a user starts it again, which shows a new QR."""
-        self._stop_for_good(session_id, "disconnected", "logged out from the phone")
+        self._stop_for_good(session_id, SessionStatus.DISCONNECTED, "logged out from the phone")
         log.info("session %s was logged out from the phone; stopped", session_id)
 
     def _stop_for_good(self, session_id: str, status: str, reason: str) -> None:
@@ -297,7 +298,7 @@ class HostRuntime:
     def _give_up(self, session_id: str, reason: str) -> None:
         """Reconnection exhausted: `failed`, and never started again behind the user's back."""
         attempts = self.held[session_id].reconnect_attempts - 1
-        self._stop_for_good(session_id, "failed",
+        self._stop_for_good(session_id, SessionStatus.FAILED,
                             f"reconnection failed after {attempts} attempts: {reason}")
         log.warning("session %s failed: %s", session_id, reason)
 
@@ -331,7 +332,7 @@ class HostRuntime:
                 except EngineError:
                     pass
                 hosts.release(session_id, self.name, held.token)
-                set_status(session_id, "disconnected", last_error="session host shut down")
+                set_status(session_id, SessionStatus.DISCONNECTED, last_error="session host shut down")
                 released.append(session_id)
             hosts.forget_host(self.name)
             if released:

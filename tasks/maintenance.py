@@ -11,25 +11,26 @@ from sqlalchemy import delete
 from app.extensions import db
 from app.models import Host, IdempotencyKey, utcnow
 from app.services import messages, sessions
+from common.names import Tasks
 from tasks.base import openwa_task
 
 log = logging.getLogger(__name__)
 
 
-@openwa_task("tasks.maintenance.probe_sessions")
+@openwa_task(Tasks.PROBE_SESSIONS)
 def probe_sessions() -> dict[str, Any]:
     """Hand every session that should run but has no live lease to a host with room."""
     assigned = sessions.assign_orphans(current_app.config["OPENWA"])
     return {"assigned": assigned}
 
 
-@openwa_task("tasks.maintenance.sweep_messages")
+@openwa_task(Tasks.SWEEP_MESSAGES)
 def sweep_messages() -> dict[str, Any]:
     """Re-enqueue committed sends whose broker message was lost."""
     return {"requeued": messages.resend_stale(current_app.config["OPENWA"])}
 
 
-@openwa_task("tasks.maintenance.prune")
+@openwa_task(Tasks.PRUNE)
 def prune() -> dict[str, int]:
     """Forget idempotency keys after a day and hosts silent for a day."""
     cutoff = utcnow() - timedelta(days=1)

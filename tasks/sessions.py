@@ -15,10 +15,10 @@ from sqlalchemy import bindparam, select, update
 
 from app import logs, metrics
 from app.extensions import db
-from app.models import RUNNING, Message, Session
+from app.models import FINAL_SENT, RUNNING, Message, Session
 from app.services import webhooks
 from app.services.events import commit_and_publish
-from app.services.messages import FINAL_SENT
+from common.names import Tasks
 from engines import EngineError, EngineNotReady, EngineState, EngineUnsupported
 from tasks.base import openwa_task
 from tasks.host import runtime
@@ -45,7 +45,7 @@ def _engine_error(error: EngineError) -> dict[str, Any]:
     return fail("ENGINE_ERROR", str(error) or type(error).__name__)
 
 
-@openwa_task("tasks.sessions.start_session")
+@openwa_task(Tasks.START_SESSION)
 def start_session(session_id: str) -> dict[str, Any]:
     logs.session_id.set(session_id)
     session = db.session.get(Session, session_id)
@@ -54,7 +54,7 @@ def start_session(session_id: str) -> dict[str, Any]:
     return ok(runtime().start_session(session_id))
 
 
-@openwa_task("tasks.sessions.stop_session")
+@openwa_task(Tasks.STOP_SESSION)
 def stop_session(session_id: str) -> dict[str, Any]:
     logs.session_id.set(session_id)
     session = db.session.get(Session, session_id)
@@ -64,7 +64,7 @@ def stop_session(session_id: str) -> dict[str, Any]:
     return ok("stopped")
 
 
-@openwa_task("tasks.sessions.logout_session")
+@openwa_task(Tasks.LOGOUT_SESSION)
 def logout_session(session_id: str) -> dict[str, Any]:
     logs.session_id.set(session_id)
     host = runtime()
@@ -85,7 +85,7 @@ _SENT = (update(Message)
          .execution_options(synchronize_session=False))
 
 
-@openwa_task("tasks.sessions.send_message")
+@openwa_task(Tasks.SEND_MESSAGE)
 def send_message(message_id: str) -> dict[str, Any]:
     message = db.session.execute(_LOAD, {"message_id": message_id}).scalar_one_or_none()
     if message is None:
@@ -160,7 +160,7 @@ def _mark_sent(out: Outgoing, wa_id: str, timestamp: int) -> dict[str, Any]:
     return ok({"messageId": wa_id, "timestamp": timestamp})
 
 
-@openwa_task("tasks.sessions.engine_query")
+@openwa_task(Tasks.ENGINE_QUERY)
 def engine_query(session_id: str, method: str, args: list[Any]) -> dict[str, Any]:
     logs.session_id.set(session_id)
     if method not in QUERY_METHODS:

@@ -37,10 +37,6 @@ _TASK_ERRORS: dict[str, type[ApiError]] = {
 }
 
 
-def host_queue(host_name: str) -> str:
-    return f"host.{host_name}"
-
-
 def _result_store_gave_up(error: RuntimeError) -> bool:
     """Celery's Redis result backend raises RuntimeError once its reconnects are spent and
     stays broken; it is per thread, so dropping it lets the next call build a fresh one."""

@@ -21,12 +21,23 @@ from sqlalchemy.exc import IntegrityError
 from app.config import Config
 from app.errors import ApiError, Conflict, NotFound, SessionNotReady
 from app.extensions import db
-from app.models import RUNNING, ApiKey, IdempotencyKey, Message, MessageCount, Session, utcnow
+from app.models import (
+    FINAL_SENT,
+    RUNNING,
+    ApiKey,
+    IdempotencyKey,
+    Message,
+    MessageCount,
+    MessageStatus,
+    Session,
+    SessionStatus,
+    utcnow,
+)
 from app.services import dispatch
+from common.names import Tasks, session_queue
 
-SEND_TEXT_TASK = "tasks.sessions.send_message"
+SEND_TEXT_TASK = Tasks.SEND_MESSAGE
 HISTORY_MAX = 100
-FINAL_SENT = ("sent", "delivered", "read")
 
 
 _INSERT_MESSAGE = insert(Message.__table__)
@@ -54,7 +65,7 @@ def _reply_for(message: Message, cfg: Config) -> tuple[dict[str, Any], int]:
     """Wait for the send's outcome and answer 201, 202 or the engine's error."""
     if message.status in FINAL_SENT:
         return _sent_reply(message)
-    if message.status == "failed":
+    if message.status == MessageStatus.FAILED:
         raise ApiError(message.error or "Send failed", status=502, code="SEND_FAILED")
     return _wait_reply(message.id, cfg)
 
@@ -62,7 +73,7 @@ def _reply_for(message: Message, cfg: Config) -> tuple[dict[str, Any], int]:
 def _wait_reply(message_id: str, cfg: Config) -> tuple[dict[str, Any], int]:
     reply = dispatch.wait(dispatch.result_of(send_task_id(message_id)), cfg.send_wait_timeout)
     if reply is None:
-        return {"id": message_id, "status": "pending"}, 202
+        return {"id": message_id, "status": MessageStatus.PENDING.value}, 202
     result = dispatch.unwrap(reply)
     return {"messageId": result["messageId"], "timestamp": result["timestamp"]}, 201
 
@@ -74,7 +85,7 @@ def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
         existing = _find_idempotent(key, idempotency_key)
         if existing is not None:
             return _replay(existing, session, payload, cfg)
-    if session.status != "ready":
+    if session.status != SessionStatus.READY:
         raise SessionNotReady(f"Session '{session.name}' is not ready (status {session.status})")
     message_id, queue = new_message_id(), session.queue
     # Core, not the unit of work: a send is the hottest write there is (make bench).
@@ -83,7 +94,7 @@ def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
         "recipient": payload["chat_id"], "sender": f"{session.phone}@c.us" if session.phone else None,
         "from_me": True, "type": kind, "body": payload.get("text"),
         "quoted_message_id": payload.get("quoted_message_id"), "mentions": payload.get("mentions"),
-        "status": "pending", "timestamp": int(time.time())})
+        "status": MessageStatus.PENDING, "timestamp": int(time.time())})
     if idempotency_key:
         db.session.add(IdempotencyKey(api_key_id=key.id, key=idempotency_key,
                                       request_hash=_request_hash(session, payload),
@@ -119,12 +130,12 @@ def resend_stale(cfg: Config) -> int:
     stale = db.session.execute(
         select(Message.id, Session.id)
         .join(Session, Session.id == Message.session_id)
-        .where(Message.status.in_(("pending", "sending")), Message.from_me.is_(True),
+        .where(Message.status.in_((MessageStatus.PENDING, MessageStatus.SENDING)), Message.from_me.is_(True),
                Message.updated_at < cutoff, Session.desired_state == RUNNING,
                Session.lease_expires_at > utcnow())
         .order_by(Message.seq).limit(1000)).all()
     for message_id, session_id in stale:
-        dispatch.send(SEND_TEXT_TASK, [message_id], f"session.{session_id}",
+        dispatch.send(SEND_TEXT_TASK, [message_id], session_queue(session_id),
                       task_id=send_task_id(message_id))
         db.session.execute(update(Message).where(Message.id == message_id)
                            .values(updated_at=utcnow()).execution_options(synchronize_session=False))

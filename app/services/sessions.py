@@ -19,14 +19,23 @@ from sqlalchemy.exc import IntegrityError
 from app.config import Config
 from app.errors import ApiError, BadRequest, Conflict, NotFound
 from app.extensions import db
-from app.models import RUNNING, STOPPED, IdempotencyKey, Message, Session, utcnow
+from app.models import (
+    RUNNING,
+    STOPPED,
+    IdempotencyKey,
+    Message,
+    Session,
+    SessionStatus,
+    utcnow,
+)
 from app.services import dispatch, hosts
+from common.names import Tasks, host_queue
 
 log = logging.getLogger(__name__)
 
-START_TASK = "tasks.sessions.start_session"
-STOP_TASK = "tasks.sessions.stop_session"
-LOGOUT_TASK = "tasks.sessions.logout_session"
+START_TASK = Tasks.START_SESSION
+STOP_TASK = Tasks.STOP_SESSION
+LOGOUT_TASK = Tasks.LOGOUT_SESSION
 
 
 def config() -> Config:
@@ -80,7 +89,7 @@ def _dispatch_start(session: Session) -> None:
         # No host has room now: the health probe assigns it as soon as one has.
         log.info("no session host with free capacity for %s; the probe will assign it", session.id)
         return
-    dispatch.send(START_TASK, [session.id], dispatch.host_queue(host.name))
+    dispatch.send(START_TASK, [session.id], host_queue(host.name))
 
 
 def start(session: Session) -> Session:
@@ -96,7 +105,7 @@ def start(session: Session) -> Session:
                        status=429, code="MAX_SESSIONS_REACHED")
     result = db.session.execute(
         update(Session).where(Session.id == session.id, Session.desired_state == STOPPED)
-        .values(desired_state=RUNNING, status="initializing", last_error=None,
+        .values(desired_state=RUNNING, status=SessionStatus.INITIALIZING, last_error=None,
                 reconnect_attempts=0, updated_at=utcnow())
         .execution_options(synchronize_session=False))
     db.session.commit()
@@ -106,7 +115,8 @@ def start(session: Session) -> Session:
     running = db.session.scalar(select(func.count()).select_from(Session)
                                 .where(Session.desired_state == RUNNING)) or 0
     if running > cfg.max_sessions:
-        _set_stopped(session.id, status="created" if session.status == "created" else session.status)
+        keep = SessionStatus.CREATED if session.status == SessionStatus.CREATED else session.status
+        _set_stopped(session.id, status=keep)
         raise ApiError(f"MAX_SESSIONS ({cfg.max_sessions}) sessions are already running",
                        status=429, code="MAX_SESSIONS_REACHED")
     db.session.refresh(session)
@@ -114,7 +124,7 @@ def start(session: Session) -> Session:
     return session
 
 
-def _set_stopped(session_id: str, status: str = "disconnected") -> None:
+def _set_stopped(session_id: str, status: str = SessionStatus.DISCONNECTED) -> None:
     db.session.execute(update(Session).where(Session.id == session_id)
                        .values(desired_state=STOPPED, status=status, qr_code=None,
                                updated_at=utcnow())
@@ -126,7 +136,7 @@ def _command_holder(session: Session, task: str, timeout: float) -> bool:
     """Run ``task`` on the host holding the session and wait; False if none holds it."""
     if not session.lease_holder or not hosts.holder_alive(session, config()):
         return False
-    dispatch.call(task, [session.id], dispatch.host_queue(session.lease_holder), timeout)
+    dispatch.call(task, [session.id], host_queue(session.lease_holder), timeout)
     return True
 
 
@@ -139,7 +149,8 @@ def stop(session: Session) -> Session:
     db.session.refresh(session)
     if was_running and not _command_holder(session, STOP_TASK, config().engine_call_timeout):
         _set_stopped(session.id)
-    elif not was_running and session.status not in ("created", "disconnected", "failed"):
+    elif not was_running and session.status not in (SessionStatus.CREATED, SessionStatus.DISCONNECTED,
+                                                    SessionStatus.FAILED):
         _set_stopped(session.id)
     db.session.refresh(session)
     return session
@@ -163,7 +174,7 @@ def logout(session: Session) -> Session:
     if not _command_holder(session, LOGOUT_TASK, config().engine_call_timeout):
         _wipe_profile(session)
     db.session.execute(update(Session).where(Session.id == session.id)
-                       .values(status="disconnected", phone=None, push_name=None, qr_code=None,
+                       .values(status=SessionStatus.DISCONNECTED, phone=None, push_name=None, qr_code=None,
                                connected_at=None, updated_at=utcnow())
                        .execution_options(synchronize_session=False))
     db.session.commit()
@@ -201,7 +212,7 @@ def assign_orphans(cfg: Config, only: list[str] | None = None) -> int:
         if not free:
             break
         name = max(free, key=lambda n: (free[n], n))
-        dispatch.send(START_TASK, [session.id], dispatch.host_queue(name))
+        dispatch.send(START_TASK, [session.id], host_queue(name))
         free[name] -= 1
         if free[name] <= 0:
             del free[name]
