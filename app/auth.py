@@ -8,8 +8,9 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, TypeVar, cast
 
-from flask import current_app, g, request
+from flask import g, request
 
+from app.config import settings
 from app.errors import Forbidden, NotFound
 from app.models import ApiKey, Session
 from app.services import api_keys
@@ -32,7 +33,7 @@ def current_key() -> ApiKey:
     key = getattr(g, "api_key", None)
     if key is None:
         key = api_keys.authenticate(presented_key(), request.remote_addr,
-                                    current_app.config["OPENWA"])
+                                    settings())
         g.api_key = key
     return cast(ApiKey, key)
 

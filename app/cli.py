@@ -15,7 +15,7 @@ from flask.cli import FlaskGroup, routes_command, shell_command
 from app import create_app, runner
 from app.backups import BackupError
 from app.backups.progress import human_bytes
-from app.config import Config
+from app.config import settings
 from app.models import ROLES
 from app.services import api_keys, backups, webhooks
 
@@ -30,14 +30,10 @@ cli.add_command(shell_command)
 cli.add_command(routes_command)
 
 
-def _config() -> Config:
-    return current_app.config["OPENWA"]  # type: ignore[no-any-return]
-
-
 @cli.command("run")
 def run_command() -> None:
     """Everything on one machine: API, session host, worker, beat and Flower."""
-    platform = runner.Platform(_config())
+    platform = runner.Platform(settings())
     sys.exit(platform.run(current_app._get_current_object()))  # type: ignore[attr-defined]
 
 
@@ -45,7 +41,7 @@ def run_command() -> None:
 def api_command() -> None:
     """The REST API under gunicorn (PORT, API_WORKERS, API_THREADS)."""
     with current_app.app_context():
-        api_keys.bootstrap_admin(_config())
+        api_keys.bootstrap_admin(settings())
     runner.run_api(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
@@ -88,7 +84,7 @@ def keys_create(name: str, role: str, sessions: tuple[str, ...], ips: tuple[str,
                 expires: datetime | None) -> None:
     """Create a key and print it (shown once)."""
     key, raw = api_keys.create({"name": name, "role": role, "allowed_sessions": list(sessions),
-                                "allowed_ips": list(ips), "expires_at": expires}, _config())
+                                "allowed_ips": list(ips), "expires_at": expires}, settings())
     click.echo(f"{key.id}\t{key.role}\t{raw}")
 
 
@@ -175,7 +171,7 @@ class TerminalProgress:
               help="Keep every backup this time (do not apply the retention policy).")
 def backup_command(no_retention: bool) -> None:
     """Take an encrypted backup of the database and the session profiles now."""
-    config = _config()
+    config = settings()
     try:
         record = backups.create_backup(config, "manual", TerminalProgress())
         click.echo(f"backup {record.id} completed: {human_bytes(record.size_bytes or 0)} in "
@@ -199,7 +195,7 @@ def backups_group() -> None:
 def backups_list(as_json: bool) -> None:
     """List the backups, newest first, with their status."""
     try:
-        records = backups.list_backups(_config())
+        records = backups.list_backups(settings())
     except BackupError as error:
         raise click.ClickException(str(error)) from None
     if as_json:
@@ -235,7 +231,7 @@ def restore_command(backup_id: str, force: bool, yes: bool) -> None:
 
     The backup is fetched, checked and decrypted before anything is changed.
     """
-    config = _config()
+    config = settings()
     if not yes and sys.stdin.isatty():
         click.confirm(f"Replace the database and the session profiles with backup "
                       f"{backup_id}?", abort=True)

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterator
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from prometheus_client import (
@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 
 from app import metrics
+from app.config import settings
 from app.errors import error_response
 from app.extensions import api, db
 from app.models import RUNNING, Session, SessionStatus, utcnow
@@ -47,7 +48,7 @@ class DeploymentCollector(Collector):
     """Sessions, hosts and queue lengths, read when Prometheus scrapes."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        config = current_app.config["OPENWA"]
+        config = settings()
         rows = db.session.execute(select(Session.id, Session.status, Session.desired_state,
                                          Session.lease_expires_at)).all()
         now = utcnow()
@@ -83,7 +84,7 @@ class DeploymentCollector(Collector):
 
 def exposition() -> bytes:
     scrape = CollectorRegistry(auto_describe=False)
-    if current_app.config["OPENWA"].prometheus_multiproc_dir:
+    if settings().prometheus_multiproc_dir:
         MultiProcessCollector(scrape)
         ProcessCollector(registry=scrape)
         GCCollector(registry=scrape)
@@ -96,7 +97,7 @@ def exposition() -> bytes:
 
 
 def metrics_view() -> Response:
-    token = current_app.config["OPENWA"].metrics_token
+    token = settings().metrics_token
     if token:
         presented = request.headers.get("Authorization", "")
         if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):

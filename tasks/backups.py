@@ -4,10 +4,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import current_app
-
 from app.backups import BackupRunning
 from app.backups.progress import LogProgress
+from app.config import settings
 from app.services import backups
 from common.names import Tasks
 from tasks.base import openwa_task
@@ -22,7 +21,7 @@ log = logging.getLogger(__name__)
 @openwa_task(Tasks.SCHEDULED_BACKUP, acks_late=False)
 def scheduled_backup() -> dict[str, Any]:
     """Take the scheduled backup, then delete what the retention policy does not keep."""
-    config = current_app.config["OPENWA"]
+    config = settings()
     try:
         record = backups.create_backup(config, trigger="scheduled",
                                        progress=LogProgress(log, "scheduled backup"))

@@ -18,7 +18,7 @@ from click import Option
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import logs
-from app.config import Config
+from app.config import Config, settings
 from app.extensions import celery_app, db
 from app.models import STOPPED, SessionStatus
 from app.services import events as event_service
@@ -356,7 +356,7 @@ def runtime() -> HostRuntime:
 def ensure_runtime(name: str) -> HostRuntime:
     global _runtime
     if _runtime is None:
-        _runtime = HostRuntime(name, flask_app().config["OPENWA"])
+        _runtime = HostRuntime(name, settings(flask_app()))
     return _runtime
 
 

@@ -5,9 +5,9 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import delete
 
+from app.config import settings
 from app.extensions import db
 from app.models import Host, IdempotencyKey, utcnow
 from app.services import messages, sessions
@@ -20,14 +20,14 @@ log = logging.getLogger(__name__)
 @openwa_task(Tasks.PROBE_SESSIONS)
 def probe_sessions() -> dict[str, Any]:
     """Hand every session that should run but has no live lease to a host with room."""
-    assigned = sessions.assign_orphans(current_app.config["OPENWA"])
+    assigned = sessions.assign_orphans(settings())
     return {"assigned": assigned}
 
 
 @openwa_task(Tasks.SWEEP_MESSAGES)
 def sweep_messages() -> dict[str, Any]:
     """Re-enqueue committed sends whose broker message was lost."""
-    return {"requeued": messages.resend_stale(current_app.config["OPENWA"])}
+    return {"requeued": messages.resend_stale(settings())}
 
 
 @openwa_task(Tasks.PRUNE)

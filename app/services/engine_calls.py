@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
+from app.config import settings
 from app.errors import Conflict, SessionNotReady
 from app.extensions import cache
 from app.models import RUNNING, Session, SessionStatus
@@ -22,7 +21,7 @@ def call(session: Session, method: str, args: list[Any], *, require_ready: bool 
         raise SessionNotReady(f"Session '{session.name}' is not ready (status {session.status})")
     if not require_ready and session.desired_state != RUNNING:
         raise Conflict(f"Session '{session.name}' is not started", code="SESSION_NOT_STARTED")
-    timeout = current_app.config["OPENWA"].engine_call_timeout
+    timeout = settings().engine_call_timeout
     if method not in CACHEABLE:
         return dispatch.call(QUERY_TASK, [session.id, method, args], session.queue, timeout)
     key = f"engine:{session.id}:{method}:{':'.join(map(str, args))}"

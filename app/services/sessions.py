@@ -10,13 +10,12 @@ import logging
 import shutil
 from pathlib import Path
 
-from flask import current_app
 from sqlalchemy import bindparam
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.config import Config
+from app.config import Config, settings
 from app.errors import ApiError, BadRequest, Conflict, NotFound
 from app.extensions import db
 from app.models import (
@@ -36,10 +35,6 @@ log = logging.getLogger(__name__)
 START_TASK = Tasks.START_SESSION
 STOP_TASK = Tasks.STOP_SESSION
 LOGOUT_TASK = Tasks.LOGOUT_SESSION
-
-
-def config() -> Config:
-    return current_app.config["OPENWA"]  # type: ignore[no-any-return]
 
 
 # Built once: every request on a session runs it.
@@ -80,11 +75,11 @@ def create(name: str) -> Session:
 
 
 def profile_dir(session: Session) -> Path:
-    return config().session_data_path / session.id
+    return settings().session_data_path / session.id
 
 
 def _dispatch_start(session: Session) -> None:
-    host = hosts.pick_host(config())
+    host = hosts.pick_host(settings())
     if host is None:
         # No host has room now: the health probe assigns it as soon as one has.
         log.info("no session host with free capacity for %s; the probe will assign it", session.id)
@@ -97,7 +92,7 @@ def start(session: Session) -> Session:
 
     The conditional update makes a double start a 400, never two engines.
     """
-    cfg = config()
+    cfg = settings()
     running = db.session.scalar(select(func.count()).select_from(Session)
                                 .where(Session.desired_state == RUNNING)) or 0
     if running >= cfg.max_sessions and session.desired_state != RUNNING:
@@ -134,7 +129,7 @@ def _set_stopped(session_id: str, status: str = SessionStatus.DISCONNECTED) -> N
 
 def _command_holder(session: Session, task: str, timeout: float) -> bool:
     """Run ``task`` on the host holding the session and wait; False if none holds it."""
-    if not session.lease_holder or not hosts.holder_alive(session, config()):
+    if not session.lease_holder or not hosts.holder_alive(session, settings()):
         return False
     dispatch.call(task, [session.id], host_queue(session.lease_holder), timeout)
     return True
@@ -147,7 +142,7 @@ def stop(session: Session) -> Session:
                        .values(desired_state=STOPPED).execution_options(synchronize_session=False))
     db.session.commit()
     db.session.refresh(session)
-    if was_running and not _command_holder(session, STOP_TASK, config().engine_call_timeout):
+    if was_running and not _command_holder(session, STOP_TASK, settings().engine_call_timeout):
         _set_stopped(session.id)
     elif not was_running and session.status not in (SessionStatus.CREATED, SessionStatus.DISCONNECTED,
                                                     SessionStatus.FAILED):
@@ -171,7 +166,7 @@ def logout(session: Session) -> Session:
                        .values(desired_state=STOPPED).execution_options(synchronize_session=False))
     db.session.commit()
     db.session.refresh(session)
-    if not _command_holder(session, LOGOUT_TASK, config().engine_call_timeout):
+    if not _command_holder(session, LOGOUT_TASK, settings().engine_call_timeout):
         _wipe_profile(session)
     db.session.execute(update(Session).where(Session.id == session.id)
                        .values(status=SessionStatus.DISCONNECTED, phone=None, push_name=None, qr_code=None,
