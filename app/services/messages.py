@@ -1,24 +1,27 @@
-"""Sending and reading messages.
+"""Sending and reading messages: the whole send lifecycle of every message type.
 
 A send is committed as ``pending`` before it is enqueued on the session's own queue, so
 nothing the API accepted is lost with the broker; the API then waits up to
-SEND_WAIT_TIMEOUT for the host's answer.
+SEND_WAIT_TIMEOUT for the host's answer (201 sent, 202 still pending). On the session
+host, :func:`deliver` moves it pending -> sending -> sent (or failed), asking the engine
+first (``find_sent``) when a redelivery finds it already ``sending``. The send task is a
+thin entry point around :func:`deliver`; a new message type adds a line to ``SENDERS``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
-from flask import current_app
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import func, insert, or_, select, tuple_, update
+from sqlalchemy import bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from app.config import Config
+from app.config import Config, settings
 from app.errors import ApiError, Conflict, NotFound, SessionNotReady
 from app.extensions import db
 from app.models import (
@@ -33,11 +36,17 @@ from app.models import (
     SessionStatus,
     utcnow,
 )
-from app.services import dispatch
+from app import logs, metrics
+from app.services import dispatch, webhooks
+from app.services.events import commit_and_publish
+from app.services.replies import engine_failure, fail, ok
+from engines import Engine, EngineError, EngineNotReady, EngineState, EngineUnsupported, SentMessage
 from common.names import Tasks, session_queue
 
 SEND_TEXT_TASK = Tasks.SEND_MESSAGE
 HISTORY_MAX = 100
+
+log = logging.getLogger(__name__)
 
 
 _INSERT_MESSAGE = insert(Message.__table__)
@@ -80,7 +89,7 @@ def _wait_reply(message_id: str, cfg: Config) -> tuple[dict[str, Any], int]:
 
 def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
          idempotency_key: str | None) -> tuple[dict[str, Any], int]:
-    cfg: Config = current_app.config["OPENWA"]
+    cfg: Config = settings()
     if idempotency_key:
         existing = _find_idempotent(key, idempotency_key)
         if existing is not None:
@@ -205,3 +214,111 @@ def _total(session: Session, args: dict[str, Any], conditions: list[Any]) -> int
     if args.get("direction"):
         query = query.where(MessageCount.from_me.is_(args["direction"] == "outgoing"))
     return int(db.session.scalar(query) or 0)
+
+
+# -- the send, on the session host ---------------------------------------------------------------
+class Outgoing(NamedTuple):
+    """What a send needs of its row, read once (a commit expires the ORM row)."""
+
+    id: str
+    session_id: str
+    chat_id: str
+    type: str
+    body: str | None
+    quoted_message_id: str | None
+    mentions: list[str] | None
+
+
+#: How each message type is handed to an engine; a type without a line here is refused.
+SENDERS: dict[str, Callable[[Engine, Outgoing], SentMessage]] = {
+    "text": lambda engine, out: engine.send_text(
+        out.chat_id, out.body or "", message_id=out.id, quoted_message_id=out.quoted_message_id,
+        mentions=out.mentions),
+}
+
+
+class NotHeld(Exception):
+    """The message's session is not driven by this host (a race with a stop or a handover):
+    the task puts the send back on the queue for the holder."""
+
+
+# The send path's statements, built once: building a statement costs more CPU than
+# running it (make bench), and a send runs these on every message.
+_LOAD = select(Message).where(Message.id == bindparam("message_id"))
+_SENDING = (update(Message).where(Message.id == bindparam("message_id"))
+            .values(status=MessageStatus.SENDING).execution_options(synchronize_session=False))
+_SENT = (update(Message)
+         .where(Message.id == bindparam("message_id"), Message.status.not_in(FINAL_SENT))
+         .values(wa_message_id=bindparam("wa_id"), timestamp=bindparam("sent_at"),
+                 status=MessageStatus.SENT)
+         .execution_options(synchronize_session=False))
+_FAILED = (update(Message).where(Message.id == bindparam("message_id"))
+           .values(status=MessageStatus.FAILED, error=bindparam("reason"))
+           .execution_options(synchronize_session=False))
+
+
+def deliver(message_id: str, engine_of: Callable[[str], Engine | None]) -> dict[str, Any]:
+    """Send a committed message through its session's engine (``engine_of(session_id)``,
+    None when this host does not hold it: :class:`NotHeld`) and record the outcome.
+
+    Idempotent: a message already sent answers its WhatsApp id again, a failed one its
+    error, and one found ``sending`` (a redelivery after a crash) is looked up with the
+    engine's ``find_sent`` before it is sent again. Answers a task reply (replies.py).
+    """
+    message = db.session.execute(_LOAD, {"message_id": message_id}).scalar_one_or_none()
+    if message is None:
+        log.info("message %s is gone; nothing to send", message_id)
+        return fail("NOT_FOUND", f"Message '{message_id}' not found")
+    logs.session_id.set(message.session_id)
+    if message.status in FINAL_SENT:
+        return ok({"messageId": message.wa_message_id, "timestamp": message.timestamp})
+    if message.status == MessageStatus.FAILED:
+        return fail("ENGINE_ERROR", message.error or "Send failed")
+    engine = engine_of(message.session_id)
+    if engine is None:
+        raise NotHeld(f"session {message.session_id} is not held here")
+    out = Outgoing(message.id, message.session_id, message.chat_id, message.type, message.body,
+                   message.quoted_message_id, message.mentions)
+    started = time.perf_counter()
+    try:
+        if engine.state is not EngineState.READY:
+            raise EngineNotReady("Session is not ready")
+        if message.status == MessageStatus.SENDING:
+            try:
+                found = engine.find_sent(out.chat_id, out.id)
+            except EngineUnsupported:
+                found = None
+            if found is not None:
+                return _mark_sent(out, found)
+        sender = SENDERS.get(out.type)
+        if sender is None:
+            raise EngineUnsupported(f"cannot send a {out.type} message")
+        db.session.execute(_SENDING, {"message_id": out.id})
+        db.session.commit()
+        sent = sender(engine, out)
+    except EngineError as error:
+        reason = str(error) or type(error).__name__
+        db.session.execute(_FAILED, {"message_id": out.id, "reason": reason})
+        commit_and_publish(webhooks.emit(out.session_id, "message.failed", {
+            "id": out.id, "chatId": out.chat_id, "error": reason}))
+        metrics.messages_sent_total.labels(out.session_id, out.type, MessageStatus.FAILED).inc()
+        log.warning("send of %s failed after %.3f s: %s", message_id,
+                    time.perf_counter() - started, reason)
+        return engine_failure(error)
+    metrics.message_send_duration_seconds.labels(out.session_id, out.type).observe(
+        time.perf_counter() - started)
+    metrics.messages_sent_total.labels(out.session_id, out.type, MessageStatus.SENT).inc()
+    return _mark_sent(out, sent)
+
+
+def _mark_sent(out: Outgoing, sent: SentMessage) -> dict[str, Any]:
+    """Record the engine's id; report message.sent once (not again on a redelivery)."""
+    changed = db.session.execute(_SENT, {"message_id": out.id, "wa_id": sent.message_id,
+                                         "sent_at": sent.timestamp}).rowcount
+    targets: list[str] = []
+    if changed:
+        targets = webhooks.emit(out.session_id, "message.sent", {
+            "id": out.id, "messageId": sent.message_id, "chatId": out.chat_id,
+            "type": out.type, "body": out.body, "timestamp": sent.timestamp})
+    commit_and_publish(targets)
+    return ok({"messageId": sent.message_id, "timestamp": sent.timestamp})
