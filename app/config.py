@@ -133,14 +133,17 @@ class Config:
     # browser
     chromium_executable_path: str | None = setting("CHROMIUM_EXECUTABLE_PATH", None,
                                                    "PUPPETEER_EXECUTABLE_PATH")
-    chromium_driver_path: str = setting("CHROMIUM_DRIVER_PATH", "/usr/bin/chromedriver")
+    # None: chromedriver on the PATH, else /usr/bin/chromedriver, else webdriver-manager's
+    chromium_driver_path: str | None = setting("CHROMIUM_DRIVER_PATH")
     chromium_headless: bool = setting("CHROMIUM_HEADLESS", True, "PUPPETEER_HEADLESS")
     chromium_args: list[str] = setting("CHROMIUM_ARGS", [], "PUPPETEER_ARGS")
     chromium_allowed_hosts: list[str] = setting("CHROMIUM_ALLOWED_HOSTS", WHATSAPP_HOSTS)
     chromium_command_timeout: float = setting("CHROMIUM_COMMAND_TIMEOUT", 10.0, minimum=1.0)
     chromium_event_delivery: str = setting("CHROMIUM_EVENT_DELIVERY", "binding",
                                            choices=("binding", "poll"))
-    webdriver_manager: bool = setting("WEBDRIVER_MANAGER", False)
+    webdriver_manager: bool = setting("WEBDRIVER_MANAGER", True)
+    webdriver_cache_path: Path = setting("WEBDRIVER_CACHE_PATH", under_data="webdriver")
+    se_offline: bool = setting("SE_OFFLINE", False)
     wajs_bundle_path: str = setting("WAJS_BUNDLE_PATH", WAJS_DEFAULT_PATH)
     whatsapp_web_url: str = setting("WHATSAPP_WEB_URL", "https://web.whatsapp.com/")
     # security
@@ -226,7 +229,7 @@ class Config:
             url = self.database_url
             for prefix in ("postgres://", "postgresql://"):
                 if url.startswith(prefix):
-                    url = "postgresql+psycopg://" + url[len(prefix):]
+                    url = "postgresql+psycopg2://" + url[len(prefix):]
             if self.database_ssl and "sslmode=" not in url:
                 url += ("&" if "?" in url else "?") + "sslmode=require"
             return url

@@ -94,7 +94,9 @@ class EngineOptions:
     wajs_bundle_path: str | None = None
     allowed_hosts: list[str] = field(default_factory=list)  # empty: resolve every host
     command_timeout: float = 10.0  # seconds a call into the page may take
-    webdriver_manager: bool = False  # opt-in: fetch a driver when none is installed
+    webdriver_manager: bool = True  # fetch a driver when the system has none
+    driver_cache_dir: str | None = None  # webdriver-manager's cache
+    offline: bool = False  # SE_OFFLINE: use only a cached driver, never download one
     event_delivery: str = "binding"  # "binding" (CDP) or "poll"
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -17,10 +17,12 @@ import time
 from datetime import timedelta
 from typing import Any, Callable, NamedTuple
 
+from sqlalchemy import bindparam
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
+from app import logs, metrics
 from app.config import Config, settings
 from app.errors import ApiError, Conflict, NotFound, SessionNotReady
 from app.extensions import db
@@ -36,12 +38,11 @@ from app.models import (
     SessionStatus,
     utcnow,
 )
-from app import logs, metrics
 from app.services import dispatch, webhooks
 from app.services.events import commit_and_publish
 from app.services.replies import engine_failure, fail, ok
-from engines import Engine, EngineError, EngineNotReady, EngineState, EngineUnsupported, SentMessage
 from common.names import Tasks, session_queue
+from engines import Engine, EngineError, EngineNotReady, EngineState, EngineUnsupported, SentMessage
 
 SEND_TEXT_TASK = Tasks.SEND_MESSAGE
 HISTORY_MAX = 100
