@@ -118,6 +118,8 @@ class HostRuntime:
             allowed_hosts=list(cfg.chromium_allowed_hosts),
             command_timeout=cfg.chromium_command_timeout,
             webdriver_manager=cfg.webdriver_manager,
+            driver_cache_dir=str(cfg.webdriver_cache_path),
+            offline=cfg.se_offline,
             event_delivery=cfg.chromium_event_delivery,
         )
 
@@ -173,10 +175,7 @@ class HostRuntime:
         if held is None:
             return
         self._stop_consuming(session_id)
-        try:
-            held.engine.close()
-        except EngineError:
-            pass
+        close_quietly(held.engine)
         log.warning("stopped driving %s: %s", session_id, why)
 
     # -- the timer -----------------------------------------------------------------
@@ -256,10 +255,7 @@ class HostRuntime:
         start it again behind the user's back."""
         held = self.held.pop(session_id)
         self._stop_consuming(session_id)
-        try:
-            held.engine.close()
-        except EngineError:
-            pass
+        close_quietly(held.engine)
         hosts.release(session_id, self.name, held.token)
         set_status(session_id, status, desired_state=STOPPED, qr_code=None, last_error=reason)
 
@@ -283,10 +279,7 @@ class HostRuntime:
             self._give_up(session_id, reason)
             return
         if recreate:
-            try:
-                held.engine.close()
-            except EngineError:
-                pass
+            close_quietly(held.engine)
             held.engine = self._new_engine(session_id)
         # Exponential backoff with full jitter over the upper half, capped at 5 minutes.
         delay = min(RECONNECT_CAP_SECONDS, 2.0 ** held.reconnect_attempts)
@@ -327,10 +320,7 @@ class HostRuntime:
             released = []
             for session_id in list(self.held):
                 held = self.held.pop(session_id)
-                try:
-                    held.engine.close()
-                except EngineError:
-                    pass
+                close_quietly(held.engine)
                 hosts.release(session_id, self.name, held.token)
                 set_status(session_id, SessionStatus.DISCONNECTED, last_error="session host shut down")
                 released.append(session_id)
@@ -342,6 +332,14 @@ class HostRuntime:
                     log.info("handed %d of %d sessions to other hosts", handed, len(released))
                 except Exception as error:  # the probe will do it if the broker is down
                     log.warning("could not hand sessions over: %s", type(error).__name__)
+
+
+def close_quietly(engine: Engine) -> None:
+    """Close an engine that is being let go of; its failure to close changes nothing."""
+    try:
+        engine.close()
+    except EngineError as error:
+        log.debug("engine of %s did not close cleanly: %s", engine.session_id, error)
 
 
 _runtime: HostRuntime | None = None
