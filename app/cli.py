@@ -17,7 +17,7 @@ from app.backups import BackupError
 from app.backups.progress import human_bytes
 from app.config import settings
 from app.models import ROLES
-from app.services import api_keys, backups, webhooks
+from app.services import api_keys, backups, key_auth, webhooks
 
 
 def _create_app() -> object:
@@ -92,7 +92,7 @@ def keys_create(name: str, role: str, sessions: tuple[str, ...], ips: tuple[str,
 def keys_list() -> None:
     """List keys (never the secret)."""
     for key in api_keys.list_keys():
-        state = "active" if key.is_active and not api_keys.expired(key) else "inactive"
+        state = "active" if key.is_active and not key_auth.expired(key) else "inactive"
         click.echo(f"{key.id}\t{key.key_prefix}…\t{key.role}\t{state}\t{key.name}")
 
 
