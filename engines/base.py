@@ -129,6 +129,14 @@ class Engine(ABC):
     """
 
     name: ClassVar[str] = ""
+    #: Folders the engine keeps beside the profiles (under SESSION_DATA_PATH) that are not
+    #: account state: a backup leaves them out and a restore leaves them where they are.
+    shared_dirs: ClassVar[frozenset[str]] = frozenset()
+    #: File names in a profile that only say "in use" (locks): a backup leaves them out, or a
+    #: restored profile would look held by another process.
+    lock_files: ClassVar[frozenset[str]] = frozenset()
+    #: Methods beyond the protocol that the API may call for tests (the mock's ``simulate_*``).
+    test_hooks: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, session_id: str, profile_dir: Path, options: EngineOptions) -> None:
         self.session_id = session_id

@@ -129,6 +129,8 @@ class MockEngine(Engine):
     """A simulated WhatsApp account; see the module docstring."""
 
     name: ClassVar[str] = "mock"
+    shared_dirs: ClassVar[frozenset[str]] = frozenset({NETWORK_DIR_NAME})
+    test_hooks: ClassVar[frozenset[str]] = frozenset({"simulate_scan", "simulate_disconnect"})
 
     def __init__(
         self,

@@ -16,14 +16,14 @@ from app.models import RUNNING, Session
 from app.services import messages
 from app.services.replies import engine_failure, fail, ok
 from common.names import Tasks
-from engines import Engine, EngineError
+from engines import Engine, EngineError, get_engine_class
 from tasks.base import openwa_task
 from tasks.host import runtime
 
 log = logging.getLogger(__name__)
 
-QUERY_METHODS = {"contacts", "chats", "groups", "check_number", "request_pairing_code",
-                 "simulate_scan", "simulate_disconnect"}
+#: Engine methods the API may call; an engine adds its own test hooks (Engine.test_hooks).
+QUERY_METHODS = frozenset({"contacts", "chats", "groups", "check_number", "request_pairing_code"})
 
 
 @openwa_task(Tasks.START_SESSION)
@@ -73,9 +73,9 @@ def _held_engine(session_id: str) -> Engine | None:
 @openwa_task(Tasks.ENGINE_QUERY)
 def engine_query(session_id: str, method: str, args: list[Any]) -> dict[str, Any]:
     logs.session_id.set(session_id)
-    if method not in QUERY_METHODS:
-        return fail("ENGINE_UNSUPPORTED", f"unknown engine call {method!r}")
     host = runtime()
+    if method not in QUERY_METHODS | get_engine_class(host.config.engine_type).test_hooks:
+        return fail("ENGINE_UNSUPPORTED", f"unknown engine call {method!r}")
     held = host.held.get(session_id)
     if held is None:
         raise Reject(f"session {session_id} is not held here", requeue=True)
