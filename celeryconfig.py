@@ -14,8 +14,8 @@ from common.names import DECLARED_QUEUES, TASK_ROUTES, Queues, Tasks
 
 _env = Env(os.environ)
 
-broker_url = _env.str("REDIS_URL", "redis://127.0.0.1:6379/0")
-result_backend = _env.str("CELERY_RESULT_BACKEND", broker_url)
+broker_url = _env.text("REDIS_URL", "redis://127.0.0.1:6379/0")
+result_backend = _env.text("CELERY_RESULT_BACKEND", broker_url)
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None  # keep trying while Redis is down
 
@@ -23,7 +23,7 @@ task_serializer = "json"
 result_serializer = "json"
 accept_content = ["json"]
 result_accept_content = ["json"]
-result_expires = _env.int("CELERY_RESULT_EXPIRES", 3600)
+result_expires = _env.integer("CELERY_RESULT_EXPIRES", 3600)
 timezone = "UTC"
 enable_utc = True
 
@@ -37,9 +37,9 @@ task_track_started = True
 # longest task (an engine call is bounded by ENGINE_CALL_TIMEOUT, 30 s by default), or a
 # slow task runs twice. The restore sweep runs every interval x throttle seconds.
 broker_transport_options = {
-    "visibility_timeout": _env.int("BROKER_VISIBILITY_TIMEOUT", 60),
-    "unacked_restore_interval": _env.int("BROKER_RESTORE_INTERVAL", 5),
-    "unacked_restore_throttle": _env.int("BROKER_RESTORE_THROTTLE", 1),
+    "visibility_timeout": _env.integer("BROKER_VISIBILITY_TIMEOUT", 60),
+    "unacked_restore_interval": _env.integer("BROKER_RESTORE_INTERVAL", 5),
+    "unacked_restore_throttle": _env.integer("BROKER_RESTORE_THROTTLE", 1),
 }
 result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
 
@@ -59,15 +59,15 @@ worker_hijack_root_logger = False
 beat_schedule = {
     "session-health-probe": {
         "task": Tasks.PROBE_SESSIONS,
-        "schedule": float(_env.int("SESSION_PROBE_INTERVAL", 10)),
+        "schedule": float(_env.integer("SESSION_PROBE_INTERVAL", 10)),
     },
     "message-send-sweep": {
         "task": Tasks.SWEEP_MESSAGES,
-        "schedule": float(_env.int("SEND_SWEEP_INTERVAL", 30)),
+        "schedule": float(_env.integer("SEND_SWEEP_INTERVAL", 30)),
     },
     "webhook-outbox-sweep": {
         "task": Tasks.WEBHOOK_SWEEP,
-        "schedule": float(_env.int("WEBHOOK_SWEEP_INTERVAL", 5)),
+        "schedule": float(_env.integer("WEBHOOK_SWEEP_INTERVAL", 5)),
     },
     "prune-expired-rows": {
         "task": Tasks.PRUNE,

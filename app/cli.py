@@ -9,18 +9,19 @@ from datetime import datetime
 from typing import TextIO
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import FlaskGroup, routes_command, shell_command
 
 from app import create_app, runner
 from app.backups import BackupError
 from app.backups.progress import human_bytes
 from app.config import settings
+from app.extensions import current_flask_app
 from app.models import ROLES
 from app.services import api_keys, backups, key_auth, webhooks
 
 
-def _create_app() -> object:
+def _create_app() -> Flask:
     return create_app()
 
 
@@ -34,7 +35,7 @@ cli.add_command(routes_command)
 def run_command() -> None:
     """Everything on one machine: API, session host, worker, beat and Flower."""
     platform = runner.Platform(settings())
-    sys.exit(platform.run(current_app._get_current_object()))  # type: ignore[attr-defined]
+    sys.exit(platform.run(current_flask_app()))
 
 
 @cli.command("api")
@@ -42,31 +43,31 @@ def api_command() -> None:
     """The REST API under gunicorn (PORT, API_WORKERS, API_THREADS)."""
     with current_app.app_context():
         api_keys.bootstrap_admin(settings())
-    runner.run_api(current_app._get_current_object())  # type: ignore[attr-defined]
+    runner.run_api(current_flask_app())
 
 
 @cli.command("host")
 def host_command() -> None:
     """A session host: Celery worker, solo pool, owns up to SESSIONS_PER_HOST engines."""
-    runner.run_host(current_app._get_current_object())  # type: ignore[attr-defined]
+    runner.run_host(current_flask_app())
 
 
 @cli.command("worker")
 def worker_command() -> None:
     """A Celery worker for the default, webhooks, media and backups queues."""
-    runner.run_worker(current_app._get_current_object())  # type: ignore[attr-defined]
+    runner.run_worker(current_flask_app())
 
 
 @cli.command("beat")
 def beat_command() -> None:
     """Celery beat: health probe, sweeps, backups, pruning."""
-    runner.run_beat(current_app._get_current_object())  # type: ignore[attr-defined]
+    runner.run_beat(current_flask_app())
 
 
 @cli.command("flower")
 def flower_command() -> None:
     """Flower, the operators' view of workers, queues and tasks (FLOWER_BASIC_AUTH)."""
-    runner.run_flower(current_app._get_current_object())  # type: ignore[attr-defined]
+    runner.run_flower(current_flask_app())
 
 
 @cli.group("keys")
@@ -126,7 +127,8 @@ class TerminalProgress:
         self._stream = stream or sys.stderr
         self._live = self._stream.isatty()
         self._lock = threading.Lock()
-        self._stage, self._total, self._done = "", None, 0
+        self._stage, self._done = "", 0
+        self._total: int | None = None
         self._started = self._shown = 0.0
 
     def begin(self, stage: str, total: int | None = None) -> None:

@@ -261,19 +261,19 @@ def _read(env: Env, spec: dataclasses.Field[Any], values: dict[str, Any]) -> Any
     if meta["choices"]:
         value = env.choice(name, default, meta["choices"], *aliases)
     elif kind == "int":
-        value = env.int(name, default, *aliases, **bounds)
+        value = env.integer(name, default, *aliases, **bounds)
     elif kind == "int | None":
-        value = None if env.raw(name, *aliases) is None else env.int(name, 0, *aliases, **bounds)
+        value = None if env.raw(name, *aliases) is None else env.integer(name, 0, *aliases, **bounds)
     elif kind == "float":
-        value = env.float(name, default, *aliases, minimum=meta["minimum"] or 0.0)
+        value = env.number(name, default, *aliases, minimum=meta["minimum"] or 0.0)
     elif kind == "bool":
-        value = env.bool(name, default, *aliases)
+        value = env.flag(name, default, *aliases)
     elif kind == "list[str]":
         value = env.csv(name, *aliases) or default
     elif kind == "Path":
-        value = Path(env.str(name, str(default), *aliases))
+        value = Path(env.text(name, str(default), *aliases))
     elif kind == "str":
-        value = env.str(name, default, *aliases)
+        value = env.text(name, default, *aliases)
     elif kind == "str | None":
         value = env.opt(name, *aliases)
     else:  # pragma: no cover - a new annotation needs a line above

@@ -44,7 +44,7 @@ def run_api(flask_app: Flask) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     logs.set_role("api")
 
-    class DrainingArbiter(Arbiter):  # type: ignore[misc]
+    class DrainingArbiter(Arbiter):
         """SIGTERM: readiness answers 503 for API_DRAIN_SECONDS (so load balancers stop
         sending), then gunicorn's graceful stop finishes the requests in flight."""
 
@@ -66,7 +66,7 @@ def run_api(flask_app: Flask) -> None:
             drain_flag(config.data_dir, os.getpid()).unlink(missing_ok=True)
             super().halt(reason=reason, exit_status=exit_status)
 
-    class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    class _Gunicorn(BaseApplication):
         def load_config(self) -> None:
             options = {
                 "bind": f"{config.bind_address}:{config.port}",

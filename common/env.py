@@ -31,7 +31,8 @@ class ConfigError(ValueError):
 
 class Env:
     """Typed reads of one environment mapping; each read names its variable on failure.
-    An empty or blank value counts as unset; aliases are read in order after the name."""
+    An empty or blank value counts as unset; aliases are read in order after the name.
+    (``text``/``integer``/``number``/``flag``: methods named after builtins would hide them.)"""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
@@ -43,7 +44,7 @@ class Env:
                 return value.strip()
         return None
 
-    def str(self, name: str, default: str, *aliases: str) -> str:
+    def text(self, name: str, default: str, *aliases: str) -> str:
         value = self.raw(name, *aliases)
         return default if value is None else value
 
@@ -60,8 +61,8 @@ class Env:
         except (TypeError, ValueError):
             raise ConfigError(f"{name}={value!r} is not {what}") from None
 
-    def int(self, name: str, default: int, *aliases: str, minimum: int | None = None,
-            maximum: int | None = None) -> int:
+    def integer(self, name: str, default: int, *aliases: str, minimum: int | None = None,
+                maximum: int | None = None) -> int:
         result = self._parse(name, default, int, "a whole number", aliases)
         if minimum is not None and result < minimum:
             raise ConfigError(f"{name}={result} must be at least {minimum}")
@@ -69,13 +70,13 @@ class Env:
             raise ConfigError(f"{name}={result} must be at most {maximum}")
         return result
 
-    def float(self, name: str, default: float, *aliases: str, minimum: float = 0.0) -> float:
+    def number(self, name: str, default: float, *aliases: str, minimum: float = 0.0) -> float:
         result = self._parse(name, default, float, "a number", aliases)
         if result < minimum:
             raise ConfigError(f"{name}={result} must be at least {minimum}")
         return result
 
-    def bool(self, name: str, default: bool, *aliases: str) -> bool:
+    def flag(self, name: str, default: bool, *aliases: str) -> bool:
         def parse(value: str) -> bool:
             lowered = value.lower()
             if lowered in _TRUE:
@@ -87,7 +88,7 @@ class Env:
         return self._parse(name, default, parse, "true or false", aliases)
 
     def choice(self, name: str, default: str, choices: tuple[str, ...], *aliases: str) -> str:
-        value = self.str(name, default, *aliases).lower()
+        value = self.text(name, default, *aliases).lower()
         if value not in choices:
             raise ConfigError(f"{name}={value!r} must be one of: {', '.join(choices)}")
         return value
@@ -117,7 +118,7 @@ def cron_schedule(expression: str) -> "crontab":
 
 def backup_schedule(env: Env) -> str | None:
     """BACKUP_SCHEDULE, checked and normalised; None when scheduled backups are off."""
-    value = env.str("BACKUP_SCHEDULE", BACKUP_SCHEDULE_DEFAULT)
+    value = env.text("BACKUP_SCHEDULE", BACKUP_SCHEDULE_DEFAULT)
     if value.lower() in SCHEDULE_OFF:
         return None
     try:

@@ -10,6 +10,7 @@ from sqlalchemy import delete
 from app.config import settings
 from app.extensions import db
 from app.models import Host, IdempotencyKey, utcnow
+from app.models.base import affected_rows
 from app.services import messages, sessions
 from common.names import Tasks
 from tasks.base import openwa_task
@@ -37,4 +38,4 @@ def prune() -> dict[str, int]:
     keys = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
     gone = db.session.execute(delete(Host).where(Host.last_heartbeat < cutoff))
     db.session.commit()
-    return {"idempotencyKeys": keys.rowcount, "hosts": gone.rowcount}  # type: ignore[attr-defined]
+    return {"idempotencyKeys": affected_rows(keys), "hosts": affected_rows(gone)}

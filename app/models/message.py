@@ -34,8 +34,9 @@ class MessageStatus(StrEnum):
 
 MESSAGE_STATUSES = tuple(status.value for status in MessageStatus)
 #: The order acks move in; an ack never moves a message backwards.
-ACK_RANK = {MessageStatus.PENDING: 0, MessageStatus.SENDING: 1, MessageStatus.SENT: 2,
-            MessageStatus.DELIVERED: 3, MessageStatus.READ: 4}
+ACK_RANK: dict[str, int] = {
+    MessageStatus.PENDING: 0, MessageStatus.SENDING: 1, MessageStatus.SENT: 2,
+    MessageStatus.DELIVERED: 3, MessageStatus.READ: 4}
 #: The engine has the message: a redelivered send must not send it again.
 FINAL_SENT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
 

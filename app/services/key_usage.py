@@ -14,7 +14,7 @@ from flask import Flask, current_app
 from sqlalchemy import case, or_, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.extensions import db
+from app.extensions import current_flask_app, db
 from app.models import ApiKey
 
 log = logging.getLogger(__name__)
@@ -90,9 +90,9 @@ _METERS_LOCK = threading.Lock()
 
 def meter() -> UsageMeter:
     """The current app's meter (one per app, made on first use)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_flask_app()
     with _METERS_LOCK:  # one per app, also when its first requests arrive together
-        meter = app.extensions.get("openwa_key_usage")
+        meter: UsageMeter | None = app.extensions.get("openwa_key_usage")
         if meter is None:
             meter = app.extensions["openwa_key_usage"] = UsageMeter(app)
             _METERS.add(meter)

@@ -15,9 +15,9 @@ import logging
 import secrets
 import time
 from datetime import timedelta
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, cast
 
-from sqlalchemy import bindparam
+from sqlalchemy import Table, bindparam
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +38,7 @@ from app.models import (
     SessionStatus,
     utcnow,
 )
+from app.models.base import affected_rows
 from app.services import dispatch, webhooks
 from app.services.events import commit_and_publish
 from app.services.replies import engine_failure, fail, ok
@@ -50,7 +51,7 @@ HISTORY_MAX = 100
 log = logging.getLogger(__name__)
 
 
-_INSERT_MESSAGE = insert(Message.__table__)
+_INSERT_MESSAGE = insert(cast(Table, Message.__table__))
 
 
 def new_message_id() -> str:
@@ -314,8 +315,8 @@ def deliver(message_id: str, engine_of: Callable[[str], Engine | None]) -> dict[
 
 def _mark_sent(out: Outgoing, sent: SentMessage) -> dict[str, Any]:
     """Record the engine's id; report message.sent once (not again on a redelivery)."""
-    changed = db.session.execute(_SENT, {"message_id": out.id, "wa_id": sent.message_id,
-                                         "sent_at": sent.timestamp}).rowcount
+    changed = affected_rows(db.session.execute(_SENT, {
+        "message_id": out.id, "wa_id": sent.message_id, "sent_at": sent.timestamp}))
     targets: list[str] = []
     if changed:
         targets = webhooks.emit(out.session_id, "message.sent", {

@@ -27,6 +27,7 @@ from app.models import (
     SessionStatus,
     utcnow,
 )
+from app.models.base import affected_rows
 from app.services import dispatch, hosts
 from common.names import Tasks, host_queue
 
@@ -104,7 +105,7 @@ def start(session: Session) -> Session:
                 reconnect_attempts=0, updated_at=utcnow())
         .execution_options(synchronize_session=False))
     db.session.commit()
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if affected_rows(result) != 1:
         raise BadRequest(f"Session '{session.name}' is already running", code="SESSION_RUNNING")
     # Two starts racing for the last slot both passed the count: the later one yields.
     running = db.session.scalar(select(func.count()).select_from(Session)
