@@ -66,3 +66,20 @@ def test_no_task_or_queue_name_is_written_outside_common_names():
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_message_and_session_statuses_are_enum_members_not_bare_strings():
+    """Statuses are values of MessageStatus / SessionStatus (app/models), never retyped."""
+    names = "|".join(["created", "initializing", "qr_ready", "authenticating", "ready",
+                      "disconnected", "failed", "pending", "sending", "sent", "delivered", "read"])
+    patterns = [re.compile(rf"""status\s*(?:==|!=|=|in)\s*\(?["'](?:{names})["']"""),
+                re.compile(rf"""(?:set_status|_stage_status|_stop_for_good|_set_stopped)\([^)]*["']"""
+                           rf"""(?:{names})["']""")]
+    offenders = []
+    for path in [*ROOT.glob("app/**/*.py"), *ROOT.glob("tasks/**/*.py")]:
+        if path.parent.name == "models":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if any(pattern.search(line) for pattern in patterns):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)

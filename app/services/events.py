@@ -160,7 +160,7 @@ def _qr(session_id: str, data: dict[str, Any]) -> list[str]:
                        .values(qr_code=data["qr"], qr_updated_at=utcnow())
                        .execution_options(synchronize_session=False))
     targets = webhooks.emit(session_id, "session.qr", {"qr": data["qr"]})
-    return targets + _stage_status(session_id, "qr_ready")
+    return targets + _stage_status(session_id, SessionStatus.QR_READY)
 
 
 def _authenticated(session_id: str, data: dict[str, Any]) -> list[str]:

@@ -192,7 +192,7 @@ def delete(session: Session) -> None:
 
 
 def pending_qr(session: Session) -> str:
-    if session.status != "qr_ready" or not session.qr_code:
+    if session.status != SessionStatus.QR_READY or not session.qr_code:
         raise Conflict(f"Session '{session.name}' has no QR code pending (status {session.status})",
                        code="QR_NOT_AVAILABLE")
     return session.qr_code
