@@ -177,9 +177,9 @@ class Engine(ABC):
         """Unlink the device and wipe the profile; the next start needs a QR."""
 
     @property
-    @abstractmethod
     def state(self) -> EngineState:
-        """The current state."""
+        """The current state (kept by :meth:`_set_state`)."""
+        return self._state
 
     @abstractmethod
     def poll(self) -> list[EngineEvent]:

@@ -167,10 +167,6 @@ class MockEngine(Engine):
 
     # -- protocol: life cycle ---------------------------------------------
     @property
-    def state(self) -> EngineState:
-        return self._state
-
-    @property
     def phone(self) -> str | None:
         """The linked phone number (digits), once known."""
         return self._phone

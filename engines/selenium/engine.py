@@ -101,10 +101,6 @@ class SeleniumEngine(Engine):
 
     # -- protocol: life cycle ---------------------------------------------
     @property
-    def state(self) -> EngineState:
-        return self._state
-
-    @property
     def browser(self) -> Browser | None:
         """The running browser (for tests and benchmarks)."""
         return self._browser
