@@ -22,6 +22,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app import db_setup, logs, resilience, telemetry
     from app.errors import register_error_handlers
     from app.extensions import api, cache, celery_app, db, limiter, migrate
+    from app.services import key_usage
 
     config = config or Config.from_env()
     logs.configure(config)
@@ -64,6 +65,7 @@ def create_app(config: Config | None = None) -> Flask:
         celery_app.conf.update(broker_url=config.redis_url, result_backend=config.redis_url)
     db_setup.install_sqlite_pragmas()
     db.init_app(app)
+    key_usage.install()  # the usage meters' exit flush and fork reset, once per process
     if config.database_type == "postgres":
         with app.app_context():
             db_setup.ping_when_idle(db.engine)

@@ -8,11 +8,12 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, TypeVar, cast
 
-from flask import current_app, g, request
+from flask import g, request
 
+from app.config import settings
 from app.errors import Forbidden, NotFound
 from app.models import ApiKey, Session
-from app.services import api_keys
+from app.services import key_auth
 from app.services import sessions as session_service
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,8 +32,8 @@ def presented_key() -> str | None:
 def current_key() -> ApiKey:
     key = getattr(g, "api_key", None)
     if key is None:
-        key = api_keys.authenticate(presented_key(), request.remote_addr,
-                                    current_app.config["OPENWA"])
+        key = key_auth.authenticate(presented_key(), request.remote_addr,
+                                    settings())
         g.api_key = key
     return cast(ApiKey, key)
 
@@ -42,7 +43,7 @@ def scoped_session(sid: str) -> Session:
     key = current_key()
     session = session_service.find(sid)
     if key.allowed_sessions:
-        if session is None or not api_keys.session_allowed(key, session):
+        if session is None or not key_auth.session_allowed(key, session):
             raise Forbidden(f"API key may not access session '{sid}'")
     if session is None:
         raise NotFound(f"Session '{sid}' not found")

@@ -5,35 +5,37 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import delete
 
+from app.config import settings
 from app.extensions import db
 from app.models import Host, IdempotencyKey, utcnow
+from app.models.base import affected_rows
 from app.services import messages, sessions
+from common.names import Tasks
 from tasks.base import openwa_task
 
 log = logging.getLogger(__name__)
 
 
-@openwa_task("tasks.maintenance.probe_sessions")
+@openwa_task(Tasks.PROBE_SESSIONS)
 def probe_sessions() -> dict[str, Any]:
     """Hand every session that should run but has no live lease to a host with room."""
-    assigned = sessions.assign_orphans(current_app.config["OPENWA"])
+    assigned = sessions.assign_orphans(settings())
     return {"assigned": assigned}
 
 
-@openwa_task("tasks.maintenance.sweep_messages")
+@openwa_task(Tasks.SWEEP_MESSAGES)
 def sweep_messages() -> dict[str, Any]:
     """Re-enqueue committed sends whose broker message was lost."""
-    return {"requeued": messages.resend_stale(current_app.config["OPENWA"])}
+    return {"requeued": messages.resend_stale(settings())}
 
 
-@openwa_task("tasks.maintenance.prune")
+@openwa_task(Tasks.PRUNE)
 def prune() -> dict[str, int]:
     """Forget idempotency keys after a day and hosts silent for a day."""
     cutoff = utcnow() - timedelta(days=1)
     keys = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
     gone = db.session.execute(delete(Host).where(Host.last_heartbeat < cutoff))
     db.session.commit()
-    return {"idempotencyKeys": keys.rowcount, "hosts": gone.rowcount}  # type: ignore[attr-defined]
+    return {"idempotencyKeys": affected_rows(keys), "hosts": affected_rows(gone)}

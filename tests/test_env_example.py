@@ -4,16 +4,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from app.config import Config
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def variables_read_by_the_code() -> set[str]:
-    names: set[str] = set()
-    config = (ROOT / "app" / "config.py").read_text()
-    for call in re.finditer(r"env\.(?:str|opt|int|float|bool|choice|csv)\(([^)]*)\)", config):
-        names.update(re.findall(r'"([A-Z][A-Z0-9_]+)"', call.group(1)))
-    celery = (ROOT / "celeryconfig.py").read_text()
-    names.update(re.findall(r'(?:_int|os\.environ\.get)\("([A-Z][A-Z0-9_]+)"', celery))
+    names: set[str] = set(Config.variables())  # every setting of app/config.py
+    # and what celeryconfig.py and the shared reader (common/env.py) read themselves
+    for path in (ROOT / "celeryconfig.py", ROOT / "common" / "env.py"):
+        names.update(re.findall(r'(?:env\.(?:text|opt|integer|number|flag|choice|csv)|os\.environ\.get)'
+                                r'\("([A-Z][A-Z0-9_]+)"', path.read_text()))
     return names
 
 

@@ -20,13 +20,14 @@ from app import logs
 from app.config import Config, ConfigError
 from app.launch.guard import FOLDER_LOCK, InstanceLock, set_parent_death_signal
 from app.resilience import drain_flag
+from common.names import DECLARED_QUEUES, host_queue
 from tasks import celery
 from tasks.base import set_flask_app
 from tasks.telemetry import start_exporter
 
 log = logging.getLogger(__name__)
 
-WORKER_QUEUES = "default,webhooks,media,backups"
+WORKER_QUEUES = ",".join(DECLARED_QUEUES)
 ROLES = ("api", "host", "worker", "beat", "flower")
 
 
@@ -66,7 +67,7 @@ def run_api(flask_app: Flask) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     logs.set_role("api")
 
-    class DrainingArbiter(Arbiter):  # type: ignore[misc]
+    class DrainingArbiter(Arbiter):
         """SIGTERM: readiness answers 503 for API_DRAIN_SECONDS (so load balancers stop
         sending), then gunicorn's graceful stop finishes the requests in flight."""
 
@@ -88,7 +89,7 @@ def run_api(flask_app: Flask) -> None:
             drain_flag(config.data_dir, os.getpid()).unlink(missing_ok=True)
             super().halt(reason=reason, exit_status=exit_status)
 
-    class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    class _Gunicorn(BaseApplication):
         def load_config(self) -> None:
             options = {
                 "bind": f"{config.bind_address}:{config.port}",
@@ -151,7 +152,7 @@ def run_host(flask_app: Flask) -> None:
                    config.metrics_address)
     celery.worker_main(_celery_argv(
         config, "worker", "--session-host", "--pool", "solo", "--concurrency", "1",
-        "--hostname", name, "--queues", f"host.{name}", "--without-mingle"))
+        "--hostname", name, "--queues", host_queue(name), "--without-mingle"))
 
 
 def run_worker(flask_app: Flask) -> None:
