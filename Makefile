@@ -60,8 +60,8 @@ test: install-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
-	$(BIN)/flake8 app tasks engines common tests celeryconfig.py wsgi.py
-	$(BIN)/isort --check-only app tasks engines common tests celeryconfig.py wsgi.py
+	$(BIN)/flake8 app tasks engines tests celeryconfig.py wsgi.py
+	$(BIN)/isort --check-only app tasks engines tests celeryconfig.py wsgi.py
 	$(BIN)/mypy
 
 # Benchmarks against this machine's own limits (issue 8): Redis DB 15 and PostgreSQL on

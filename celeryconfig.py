@@ -1,4 +1,4 @@
-"""Celery settings, from the environment. Imports nothing of the project but ``common``
+"""Celery settings, from the environment. Imports nothing of the project but ``app.common``
 (names and the environment reader, which import nothing of the project either).
 
 Session hosts are workers with the solo pool and concurrency 1, each session has its own
@@ -9,8 +9,8 @@ import os
 
 from kombu import Exchange, Queue
 
-from common.env import Env, backup_schedule, cron_schedule
-from common.names import DECLARED_QUEUES, TASK_ROUTES, Queues, Tasks
+from app.common.env import Env, backup_schedule, cron_schedule
+from app.common.names import DECLARED_QUEUES, TASK_ROUTES, Queues, Tasks
 
 _env = Env(os.environ)
 

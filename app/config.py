@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from common.env import (
+from app.common.env import (
     BACKUP_SCHEDULE_DEFAULT,
     CRON_FIELDS,
     SCHEDULE_OFF,

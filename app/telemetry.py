@@ -32,12 +32,12 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 
 from app import metrics
+from app.common.names import DECLARED_QUEUES, host_queue, session_queue
 from app.config import settings
 from app.errors import error_response
 from app.extensions import api, db
 from app.models import RUNNING, Session, SessionStatus, utcnow
 from app.services import dispatch, hosts
-from common.names import DECLARED_QUEUES, host_queue, session_queue
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("openwa.access")

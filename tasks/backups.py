@@ -6,9 +6,9 @@ from typing import Any
 
 from app.backups import BackupRunning
 from app.backups.progress import LogProgress
+from app.common.names import Tasks
 from app.config import settings
 from app.services import backups
-from common.names import Tasks
 from tasks.base import openwa_task
 
 log = logging.getLogger(__name__)

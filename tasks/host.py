@@ -18,6 +18,7 @@ from click import Option
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import logs
+from app.common.names import session_queue
 from app.config import Config, settings
 from app.extensions import celery_app, db
 from app.models import STOPPED, SessionStatus
@@ -26,7 +27,6 @@ from app.services import hosts
 from app.services import sessions as session_service
 from app.services.events import set_status
 from app.version import VERSION
-from common.names import session_queue
 from engines import (
     Engine,
     EngineCrashed,

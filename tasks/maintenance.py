@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlalchemy import delete
 
+from app.common.names import Tasks
 from app.config import settings
 from app.extensions import db
 from app.models import Host, IdempotencyKey, utcnow
 from app.models.base import affected_rows
 from app.services import messages, sessions
-from common.names import Tasks
 from tasks.base import openwa_task
 
 log = logging.getLogger(__name__)

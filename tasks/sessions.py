@@ -11,11 +11,11 @@ from typing import Any
 from celery.exceptions import Reject
 
 from app import logs
+from app.common.names import Tasks
 from app.extensions import db
 from app.models import RUNNING, Session
 from app.services import messages
 from app.services.replies import engine_failure, fail, ok
-from common.names import Tasks
 from engines import Engine, EngineError, get_engine_class
 from tasks.base import openwa_task
 from tasks.host import runtime

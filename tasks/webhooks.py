@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.common.names import Tasks
 from app.services import webhooks
-from common.names import Tasks
 from tasks.base import openwa_task
 
 

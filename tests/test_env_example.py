@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def variables_read_by_the_code() -> set[str]:
     names: set[str] = set(Config.variables())  # every setting of app/config.py
-    # and what celeryconfig.py and the shared reader (common/env.py) read themselves
-    for path in (ROOT / "celeryconfig.py", ROOT / "common" / "env.py"):
+    # and what celeryconfig.py and the shared reader (app/common/env.py) read themselves
+    for path in (ROOT / "celeryconfig.py", ROOT / "app" / "common" / "env.py"):
         names.update(re.findall(r'(?:env\.(?:text|opt|integer|number|flag|choice|csv)|os\.environ\.get)'
                                 r'\("([A-Z][A-Z0-9_]+)"', path.read_text()))
     return names

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import celeryconfig
-from common.names import DECLARED_QUEUES, TASK_ROUTES, Tasks, host_queue, session_queue
+from app.common.names import DECLARED_QUEUES, TASK_ROUTES, Tasks, host_queue, session_queue
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK_NAMES = [value for key, value in vars(Tasks).items() if key.isupper()]
@@ -57,11 +57,13 @@ def test_queue_formats():
     assert host_queue("h1") == "host.h1"
 
 
-def test_no_task_or_queue_name_is_written_outside_common_names():
+def test_no_task_or_queue_name_is_written_outside_app_common_names():
     """Dotted task names and the session./host. queue formats are literals in one module."""
     offenders = []
     pattern = re.compile(r"""["']tasks\.[a-z_]+\.[a-z_*]+["']|f["'](?:session|host)\.\{""")
     for path in [*ROOT.glob("app/**/*.py"), *ROOT.glob("tasks/**/*.py"), ROOT / "celeryconfig.py"]:
+        if path == ROOT / "app" / "common" / "names.py":
+            continue  # their one home
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")

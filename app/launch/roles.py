@@ -17,10 +17,10 @@ from flask import Flask
 from prometheus_client.multiprocess import mark_process_dead
 
 from app import logs
+from app.common.names import DECLARED_QUEUES, host_queue
 from app.config import Config, ConfigError
 from app.launch.guard import FOLDER_LOCK, InstanceLock, set_parent_death_signal
 from app.resilience import drain_flag
-from common.names import DECLARED_QUEUES, host_queue
 from tasks import celery
 from tasks.base import set_flask_app
 from tasks.telemetry import start_exporter

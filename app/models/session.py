@@ -7,8 +7,8 @@ from enum import StrEnum
 from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.common.names import session_queue
 from app.models.base import Base, UTCDateTime, new_id, utcnow
-from common.names import session_queue
 
 
 class SessionStatus(StrEnum):

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.common.names import Tasks
 from app.config import settings
 from app.errors import Conflict, SessionNotReady
 from app.extensions import cache
 from app.models import RUNNING, Session, SessionStatus
 from app.services import dispatch
-from common.names import Tasks
 
 QUERY_TASK = Tasks.ENGINE_QUERY
 # Read-only answers worth keeping for CACHE_TTL: WhatsApp rate-limits number checks, and

@@ -23,6 +23,7 @@ from sqlalchemy import func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from app import logs, metrics
+from app.common.names import Tasks, session_queue
 from app.config import Config, settings
 from app.errors import ApiError, Conflict, NotFound, SessionNotReady
 from app.extensions import db
@@ -42,7 +43,6 @@ from app.models.base import affected_rows
 from app.services import dispatch, webhooks
 from app.services.events import commit_and_publish
 from app.services.replies import engine_failure, fail, ok
-from common.names import Tasks, session_queue
 from engines import Engine, EngineError, EngineNotReady, EngineState, EngineUnsupported, SentMessage
 
 SEND_TEXT_TASK = Tasks.SEND_MESSAGE

@@ -15,6 +15,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.common.names import Tasks, host_queue
 from app.config import Config, settings
 from app.errors import ApiError, BadRequest, Conflict, NotFound
 from app.extensions import db
@@ -29,7 +30,6 @@ from app.models import (
 )
 from app.models.base import affected_rows
 from app.services import dispatch, hosts
-from common.names import Tasks, host_queue
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
 
 from app import metrics
+from app.common.names import Queues, Tasks
 from app.config import Config
 from app.crypto import Box
 from app.errors import BadRequest, Conflict, NotFound
@@ -37,7 +38,6 @@ from app.models import EVENTS, Webhook, WebhookDelivery, utcnow
 from app.models.base import new_id
 from app.models.webhook import DEAD, DELIVERED, PENDING
 from app.services import dispatch
-from common.names import Queues, Tasks
 
 log = logging.getLogger(__name__)
 
