@@ -192,6 +192,8 @@ class Config:
     webhook_retry_delay_ms: int = 5000
     webhook_allow_private: bool = False
     webhook_retry_max_delay_ms: int = 3_600_000
+    webhook_order: str = "chat"  # "chat": in order per chat; "webhook": one line per webhook
+    webhook_lease_s: float = 6.0  # a delivery's claim, renewed while its worker lives
     # rate limiting
     rate_limit_window_ms: int = 60000
     rate_limit_max: int = 100
@@ -296,6 +298,8 @@ class Config:
             webhook_retry_delay_ms=env.int("WEBHOOK_RETRY_DELAY", 5000, minimum=0),
             webhook_allow_private=env.bool("WEBHOOK_ALLOW_PRIVATE", False),
             webhook_retry_max_delay_ms=env.int("WEBHOOK_RETRY_MAX_DELAY", 3_600_000, minimum=0),
+            webhook_order=env.choice("WEBHOOK_ORDER", "chat", ("chat", "webhook")),
+            webhook_lease_s=env.float("WEBHOOK_LEASE", 6.0, minimum=0.5),
             rate_limit_window_ms=env.int("RATE_LIMIT_WINDOW", 60000, minimum=1),
             rate_limit_max=env.int("RATE_LIMIT_MAX", 100, minimum=1),
             rate_limit_enabled=env.bool("RATE_LIMIT_ENABLED", True),

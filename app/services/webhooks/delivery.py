@@ -1,0 +1,236 @@
+"""Delivery: workers claim the heads of a webhook's lines and POST them.
+
+A *line* is a chat (``WEBHOOK_ORDER=chat``, the default; events about the session form a
+line of their own) or the whole webhook (``WEBHOOK_ORDER=webhook``). Only a line's oldest
+pending delivery, its head, may be attempted, so a later event never overtakes an earlier
+one of its line; a head waiting for its retry holds its line and nothing else.
+
+A drain claims the heads of a few lines (``LINES_PER_CLAIM``) with a lease on the rows,
+posts them one after the other, and after a success takes the next row of the same line
+in the transaction that records the outcome. Any number of drains (worker threads or
+processes) run at once on one webhook, each on other lines; a drain that claimed a full
+set of lines asks for one more drain, so the work spreads over the worker's threads.
+
+The lease (``WEBHOOK_LEASE`` s) is renewed by a thread while the drain runs: a killed
+worker's rows are free again within one lease, and beat's sweep picks them up. Each
+attempt is counted in the transaction committed just before its POST, so
+``X-OpenWA-Retry-Count`` counts real attempts even across a kill.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from app import metrics
+from app.config import Config
+from app.extensions import db
+from app.models import Webhook, WebhookDelivery, utcnow
+from app.models.base import new_id
+from app.models.webhook import DEAD, DELIVERED, PENDING
+from app.services.webhooks.common import config
+from app.services.webhooks.http import post_envelope
+from app.services.webhooks.outbox import kick
+
+log = logging.getLogger(__name__)
+
+D = WebhookDelivery
+#: Lines one drain holds at a time; more lines are left to other drains (worker threads).
+LINES_PER_CLAIM = 4
+#: How often a long drain re-reads its webhook (URL, secret, headers, active).
+WEBHOOK_RELOAD_S = 2.0
+_COLUMNS = (D.seq, D.id, D.idempotency_key, D.session_id, D.event, D.order_key, D.data,
+            D.occurred_at, D.attempts)
+
+
+def backoff(attempt: int, base_ms: int, cap_ms: int = 3_600_000) -> float:
+    """Seconds before retry ``attempt`` (1-based): exponential, ±20 % jitter, capped."""
+    return float(min(cap_ms, base_ms * 2 ** min(attempt - 1, 40)) / 1000 * random.uniform(0.8, 1.2))
+
+
+def _claimable(now: Any) -> ColumnElement[bool]:
+    """Pending, due, and held by no live drain."""
+    return and_(D.status == PENDING, D.next_attempt_at <= now,
+                or_(D.claimed_until.is_(None), D.claimed_until < now))
+
+
+def _claim_heads(webhook_id: str, token: str, lease_s: float, per_chat: bool,
+                 limit: int) -> list[Row[Any]]:
+    """Claim the heads of up to ``limit`` lines that are free and due (uncommitted)."""
+    now = utcnow()
+    line, head = aliased(D), aliased(D)
+    heads = select(func.min(line.seq)).where(line.webhook_id == webhook_id, line.status == PENDING)
+    if per_chat:
+        heads = heads.group_by(line.order_key)
+    chosen = (select(head.seq).where(head.seq.in_(heads), head.status == PENDING,
+                                     head.next_attempt_at <= now,
+                                     or_(head.claimed_until.is_(None), head.claimed_until < now))
+              .order_by(head.seq).limit(limit))
+    # The claim conditions are repeated on the row itself: on PostgreSQL a concurrent
+    # drain that claimed it first makes this UPDATE skip it when it re-checks the row.
+    claimed = db.session.execute(
+        update(D).where(D.seq.in_(chosen), _claimable(now))
+        .values(claim_token=token, claimed_until=now + timedelta(seconds=lease_s))
+        .returning(*_COLUMNS).execution_options(synchronize_session=False))
+    return sorted(claimed, key=lambda row: row.seq)
+
+
+def _claim_next(webhook_id: str, key: str, token: str, lease_s: float,
+                per_chat: bool) -> Row[Any] | None:
+    """Claim the new head of this line, if it is free and due (uncommitted)."""
+    now = utcnow()
+    line = aliased(D)
+    head = select(func.min(line.seq)).where(line.webhook_id == webhook_id, line.status == PENDING)
+    if per_chat:
+        head = head.where(line.order_key == key)
+    return db.session.execute(
+        update(D).where(D.seq == head.scalar_subquery(), _claimable(now))
+        .values(claim_token=token, claimed_until=now + timedelta(seconds=lease_s))
+        .returning(*_COLUMNS).execution_options(synchronize_session=False)).first()
+
+
+def _start(row: Row[Any], token: str) -> bool:
+    """Count the attempt about to be made and commit it (with the previous outcome)."""
+    started = db.session.execute(
+        update(D).where(D.seq == row.seq, D.claim_token == token, D.status == PENDING)
+        .values(attempts=D.attempts + 1).execution_options(synchronize_session=False))
+    db.session.commit()
+    return bool(started.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _release(token: str) -> None:
+    """Let go of the rows this drain claimed but did not attempt."""
+    db.session.execute(update(D).where(D.claim_token == token, D.status == PENDING)
+                       .values(claim_token=None, claimed_until=None)
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+class _Renewal:
+    """Renews a drain's lease every third of WEBHOOK_LEASE, on its own connection."""
+
+    def __init__(self, app: Flask, token: str, lease_s: float) -> None:
+        self.app, self.token, self.lease_s = app, token, lease_s
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="webhook-lease", daemon=True)
+            self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join(10)
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            try:
+                while not self.stopped.wait(self.lease_s / 3):
+                    try:
+                        db.session.execute(
+                            update(D).where(D.claim_token == self.token, D.status == PENDING)
+                            .values(claimed_until=utcnow() + timedelta(seconds=self.lease_s))
+                            .execution_options(synchronize_session=False))
+                        db.session.commit()
+                    except Exception as error:  # the database is away: try again next beat
+                        db.session.rollback()
+                        log.warning("could not renew a webhook lease: %s", type(error).__name__)
+            finally:
+                db.session.remove()
+
+
+def _load(webhook_id: str) -> Webhook | None:
+    """The webhook as it is now, detached: commits do not expire it, deletes do not break it."""
+    webhook = db.session.get(Webhook, webhook_id, populate_existing=True)
+    if webhook is not None:
+        db.session.expunge(webhook)
+    return webhook
+
+
+def drain(webhook_id: str, budget_seconds: float = 60.0) -> dict[str, int]:
+    """Deliver this webhook's due deliveries, oldest first in each line, until no line it
+    can take has one due or the budget is spent."""
+    cfg = config()
+    per_chat = cfg.webhook_order == "chat"
+    token = new_id()
+    counts = {"delivered": 0, "retried": 0, "dead": 0}
+    deadline = time.monotonic() + budget_seconds
+    renewal = _Renewal(current_app._get_current_object(),  # type: ignore[attr-defined]
+                       token, cfg.webhook_lease_s)
+    try:
+        while time.monotonic() < deadline:
+            webhook = _load(webhook_id)
+            if webhook is None or not webhook.active:
+                break
+            loaded = time.monotonic()
+            queue = deque(_claim_heads(webhook_id, token, cfg.webhook_lease_s, per_chat,
+                                       LINES_PER_CLAIM))
+            if not queue:
+                break
+            renewal.start()
+            if len(queue) == LINES_PER_CLAIM:
+                kick([webhook_id])  # more lines may be free: another thread can take them
+            while queue and time.monotonic() < deadline:
+                row = queue.popleft()
+                if time.monotonic() - loaded > WEBHOOK_RELOAD_S:
+                    db.session.commit()
+                    webhook, loaded = _load(webhook_id), time.monotonic()
+                    if webhook is None or not webhook.active:
+                        break
+                if not _start(row, token):
+                    continue  # deleted with its webhook, or no longer ours
+                outcome = _attempt(webhook, row, token, cfg)
+                if outcome in counts:
+                    counts[outcome] += 1
+                if outcome in ("delivered", "dead"):
+                    following = _claim_next(webhook_id, row.order_key, token,
+                                            cfg.webhook_lease_s, per_chat)
+                    if following is not None:
+                        queue.append(following)
+            db.session.commit()
+    finally:
+        renewal.stop()
+        db.session.rollback()
+        _release(token)
+    return counts
+
+
+def _attempt(webhook: Webhook, row: Row[Any], token: str, cfg: Config) -> str:
+    """POST one delivery and record the outcome (uncommitted): delivered, dead, retried,
+    or lost (the row went away with its webhook, or another drain took it over)."""
+    started = time.perf_counter()
+    ok, code, error = post_envelope(webhook, row, row.attempts)
+    metrics.webhook_delivery_duration_seconds.labels(row.event).observe(
+        time.perf_counter() - started)
+    attempts = row.attempts + 1
+    values: dict[str, Any] = {"last_status_code": code, "last_error": error,
+                              "claim_token": None, "claimed_until": None}
+    retries = cfg.webhook_retry_count if webhook.retry_count is None else webhook.retry_count
+    if ok:
+        outcome, status = "delivered", "success"
+        values.update(status=DELIVERED, delivered_at=utcnow())
+    elif attempts > retries:
+        outcome, status = "dead", "dead"
+        values.update(status=DEAD)
+        log.warning("webhook %s: delivery %s is dead after %d attempts: %s",
+                    webhook.id, row.id, attempts, error)
+    else:
+        outcome, status = "retried", "retry"
+        values.update(next_attempt_at=utcnow() + timedelta(seconds=backoff(
+            attempts, cfg.webhook_retry_delay_ms, cfg.webhook_retry_max_delay_ms)))
+    metrics.webhook_deliveries_total.labels(row.event, status).inc()
+    recorded = db.session.execute(
+        update(D).where(D.seq == row.seq, D.claim_token == token).values(**values)
+        .execution_options(synchronize_session=False))
+    return outcome if recorded.rowcount == 1 else "lost"  # type: ignore[attr-defined]
