@@ -63,9 +63,10 @@ def _claimable(now: Any) -> ColumnElement[bool]:
                 or_(D.claimed_until.is_(None), D.claimed_until < now))
 
 
-def _claim_heads(webhook_id: str, token: str, lease_s: float, per_chat: bool,
-                 limit: int) -> list[Row[Any]]:
-    """Claim the heads of up to ``limit`` lines that are free and due (uncommitted)."""
+def _claim_heads(webhook_id: str, token: str, lease_s: float, per_chat: bool, limit: int,
+                 skip: set[str]) -> list[Row[Any]]:
+    """Claim the heads of up to ``limit`` lines that are free and due, except the lines in
+    ``skip`` (uncommitted)."""
     now = utcnow()
     line, head = aliased(D), aliased(D)
     heads = select(func.min(line.seq)).where(line.webhook_id == webhook_id, line.status == PENDING)
@@ -75,6 +76,8 @@ def _claim_heads(webhook_id: str, token: str, lease_s: float, per_chat: bool,
                                      head.next_attempt_at <= now,
                                      or_(head.claimed_until.is_(None), head.claimed_until < now))
               .order_by(head.seq).limit(limit))
+    if skip:
+        chosen = chosen.where(head.order_key.notin_(skip))
     # The claim conditions are repeated on the row itself: on PostgreSQL a concurrent
     # drain that claimed it first makes this UPDATE skip it when it re-checks the row.
     claimed = db.session.execute(
@@ -165,6 +168,7 @@ def drain(webhook_id: str, budget_seconds: float = 60.0) -> dict[str, int]:
     per_chat = cfg.webhook_order == "chat"
     token = new_id()
     counts = {"delivered": 0, "retried": 0, "dead": 0}
+    failed: set[str] = set()  # lines this drain leaves alone: their head waits for a retry
     deadline = time.monotonic() + budget_seconds
     renewal = _Renewal(current_app._get_current_object(),  # type: ignore[attr-defined]
                        token, cfg.webhook_lease_s)
@@ -175,7 +179,11 @@ def drain(webhook_id: str, budget_seconds: float = 60.0) -> dict[str, int]:
                 break
             loaded = time.monotonic()
             queue = deque(_claim_heads(webhook_id, token, cfg.webhook_lease_s, per_chat,
-                                       LINES_PER_CLAIM))
+                                       LINES_PER_CLAIM, failed))
+            if not queue:  # on PostgreSQL, a drain may have claimed the same heads first:
+                db.session.commit()  # look again, past its claims
+                queue.extend(_claim_heads(webhook_id, token, cfg.webhook_lease_s, per_chat,
+                                          LINES_PER_CLAIM, failed))
             if not queue:
                 break
             renewal.start()
@@ -193,7 +201,11 @@ def drain(webhook_id: str, budget_seconds: float = 60.0) -> dict[str, int]:
                 outcome = _attempt(webhook, row, token, cfg)
                 if outcome in counts:
                     counts[outcome] += 1
-                if outcome in ("delivered", "dead"):
+                if outcome == "retried":
+                    failed.add(row.order_key)  # its retry is the sweep's (or a kick's) to make
+                    if not per_chat:
+                        break
+                elif outcome in ("delivered", "dead"):
                     following = _claim_next(webhook_id, row.order_key, token,
                                             cfg.webhook_lease_s, per_chat)
                     if following is not None:
