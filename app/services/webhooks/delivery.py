@@ -18,6 +18,7 @@ attempt is counted in the transaction committed just before its POST, so
 """
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -27,15 +28,27 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import Row, and_, func, or_, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Row,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from app import metrics
 from app.config import Config
 from app.extensions import db
 from app.models import Webhook, WebhookDelivery, utcnow
-from app.models.base import new_id
+from app.models.base import UTCDateTime, new_id
 from app.models.webhook import DEAD, DELIVERED, PENDING
 from app.services.webhooks.common import config
 from app.services.webhooks.http import post_envelope
@@ -46,10 +59,13 @@ log = logging.getLogger(__name__)
 D = WebhookDelivery
 #: Lines one drain holds at a time; more lines are left to other drains (worker threads).
 LINES_PER_CLAIM = 4
+#: A retry due sooner than this gets its own delayed drain; later ones wait for the sweep
+#: (a broker holds a delayed task only for its visibility timeout).
+RETRY_KICK_WITHIN_S = 30.0
 #: How often a long drain re-reads its webhook (URL, secret, headers, active).
 WEBHOOK_RELOAD_S = 2.0
-_COLUMNS = (D.seq, D.id, D.idempotency_key, D.session_id, D.event, D.order_key, D.data,
-            D.occurred_at, D.attempts)
+_COLUMNS = ("seq", "id", "idempotency_key", "session_id", "event", "order_key", "data",
+            "occurred_at", "attempts")
 
 
 def backoff(attempt: int, base_ms: int, cap_ms: int = 3_600_000) -> float:
@@ -57,33 +73,63 @@ def backoff(attempt: int, base_ms: int, cap_ms: int = 3_600_000) -> float:
     return float(min(cap_ms, base_ms * 2 ** min(attempt - 1, 40)) / 1000 * random.uniform(0.8, 1.2))
 
 
-def _claimable(now: Any) -> ColumnElement[bool]:
-    """Pending, due, and held by no live drain."""
-    return and_(D.status == PENDING, D.next_attempt_at <= now,
-                or_(D.claimed_until.is_(None), D.claimed_until < now))
+@functools.cache
+def _statements(per_chat: bool) -> dict[str, Any]:
+    """The drain's statements for one ordering, built once (Core, bound parameters)."""
+    table: Table = WebhookDelivery.__table__  # type: ignore[assignment]
+    c = table.c
+    now = bindparam("now", type_=UTCDateTime())
+    token = bindparam("token", type_=String())
+    seq = bindparam("seq_", type_=BigInteger())
+    returned = [c[name] for name in _COLUMNS]
 
+    def claimable(t: Any) -> ColumnElement[bool]:
+        """Pending, due, and held by no live drain."""
+        return and_(t.c.status == PENDING, t.c.next_attempt_at <= now,
+                    or_(t.c.claimed_until.is_(None), t.c.claimed_until < now))
 
-def _claim_heads(webhook_id: str, token: str, lease_s: float, per_chat: bool, limit: int,
-                 skip: set[str]) -> list[Row[Any]]:
-    """Claim the heads of up to ``limit`` lines that are free and due, except the lines in
-    ``skip`` (uncommitted)."""
-    now = utcnow()
-    line, head = aliased(D), aliased(D)
-    heads = select(func.min(line.seq)).where(line.webhook_id == webhook_id, line.status == PENDING)
+    def claim(where: ColumnElement[bool]) -> Any:
+        # The claim conditions are repeated on the row itself: on PostgreSQL a concurrent
+        # drain that claimed it first makes the UPDATE skip it when it re-checks the row.
+        return (update(table).where(where, claimable(table))
+                .values(claim_token=token, claimed_until=bindparam("until", type_=UTCDateTime()))
+                .returning(*returned))
+
+    line, head = table.alias("line"), table.alias("head")
+    heads = select(func.min(line.c.seq)).where(line.c.webhook_id == bindparam("webhook"),
+                                               line.c.status == PENDING)
     if per_chat:
-        heads = heads.group_by(line.order_key)
-    chosen = (select(head.seq).where(head.seq.in_(heads), head.status == PENDING,
-                                     head.next_attempt_at <= now,
-                                     or_(head.claimed_until.is_(None), head.claimed_until < now))
-              .order_by(head.seq).limit(limit))
-    if skip:
-        chosen = chosen.where(head.order_key.notin_(skip))
-    # The claim conditions are repeated on the row itself: on PostgreSQL a concurrent
-    # drain that claimed it first makes this UPDATE skip it when it re-checks the row.
-    claimed = db.session.execute(
-        update(D).where(D.seq.in_(chosen), _claimable(now))
-        .values(claim_token=token, claimed_until=now + timedelta(seconds=lease_s))
-        .returning(*_COLUMNS).execution_options(synchronize_session=False))
+        heads = heads.group_by(line.c.order_key)
+    chosen = (select(head.c.seq).where(head.c.seq.in_(heads), claimable(head),
+                                       head.c.order_key.notin_(bindparam("skip", expanding=True)))
+              .order_by(head.c.seq).limit(LINES_PER_CLAIM))
+    following = select(func.min(line.c.seq)).where(line.c.webhook_id == bindparam("webhook"),
+                                                   line.c.status == PENDING)
+    if per_chat:
+        following = following.where(line.c.order_key == bindparam("key"))
+    return {
+        "heads": claim(c.seq.in_(chosen)),
+        "next": claim(c.seq == following.scalar_subquery()),
+        "start": update(table).where(c.seq == seq, c.claim_token == token, c.status == PENDING)
+        .values(attempts=c.attempts + 1),
+        "outcome": update(table).where(c.seq == seq, c.claim_token == token).values(
+            status=bindparam("status_", type_=String()),
+            last_status_code=bindparam("code", type_=Integer()),
+            last_error=bindparam("error", type_=Text()),
+            delivered_at=bindparam("delivered", type_=UTCDateTime()),
+            next_attempt_at=bindparam("next_at", type_=UTCDateTime()),
+            claim_token=None, claimed_until=None),
+    }
+
+
+def _claim_heads(webhook_id: str, token: str, lease_s: float, per_chat: bool,
+                 skip: set[str]) -> list[Row[Any]]:
+    """Claim the heads of up to LINES_PER_CLAIM lines that are free and due, except the lines
+    in ``skip`` (uncommitted)."""
+    now = utcnow()
+    claimed = db.session.execute(_statements(per_chat)["heads"], {
+        "webhook": webhook_id, "now": now, "token": token, "skip": sorted(skip),
+        "until": now + timedelta(seconds=lease_s)})
     return sorted(claimed, key=lambda row: row.seq)
 
 
@@ -91,21 +137,16 @@ def _claim_next(webhook_id: str, key: str, token: str, lease_s: float,
                 per_chat: bool) -> Row[Any] | None:
     """Claim the new head of this line, if it is free and due (uncommitted)."""
     now = utcnow()
-    line = aliased(D)
-    head = select(func.min(line.seq)).where(line.webhook_id == webhook_id, line.status == PENDING)
+    params = {"webhook": webhook_id, "now": now, "token": token,
+              "until": now + timedelta(seconds=lease_s)}
     if per_chat:
-        head = head.where(line.order_key == key)
-    return db.session.execute(
-        update(D).where(D.seq == head.scalar_subquery(), _claimable(now))
-        .values(claim_token=token, claimed_until=now + timedelta(seconds=lease_s))
-        .returning(*_COLUMNS).execution_options(synchronize_session=False)).first()
+        params["key"] = key
+    return db.session.execute(_statements(per_chat)["next"], params).first()
 
 
-def _start(row: Row[Any], token: str) -> bool:
+def _start(row: Row[Any], token: str, per_chat: bool) -> bool:
     """Count the attempt about to be made and commit it (with the previous outcome)."""
-    started = db.session.execute(
-        update(D).where(D.seq == row.seq, D.claim_token == token, D.status == PENDING)
-        .values(attempts=D.attempts + 1).execution_options(synchronize_session=False))
+    started = db.session.execute(_statements(per_chat)["start"], {"seq_": row.seq, "token": token})
     db.session.commit()
     return bool(started.rowcount == 1)  # type: ignore[attr-defined]
 
@@ -169,6 +210,7 @@ def drain(webhook_id: str, budget_seconds: float = 60.0) -> dict[str, int]:
     token = new_id()
     counts = {"delivered": 0, "retried": 0, "dead": 0}
     failed: set[str] = set()  # lines this drain leaves alone: their head waits for a retry
+    retry_in = float("inf")
     deadline = time.monotonic() + budget_seconds
     renewal = _Renewal(current_app._get_current_object(),  # type: ignore[attr-defined]
                        token, cfg.webhook_lease_s)
@@ -178,12 +220,10 @@ def drain(webhook_id: str, budget_seconds: float = 60.0) -> dict[str, int]:
             if webhook is None or not webhook.active:
                 break
             loaded = time.monotonic()
-            queue = deque(_claim_heads(webhook_id, token, cfg.webhook_lease_s, per_chat,
-                                       LINES_PER_CLAIM, failed))
+            queue = deque(_claim_heads(webhook_id, token, cfg.webhook_lease_s, per_chat, failed))
             if not queue:  # on PostgreSQL, a drain may have claimed the same heads first:
                 db.session.commit()  # look again, past its claims
-                queue.extend(_claim_heads(webhook_id, token, cfg.webhook_lease_s, per_chat,
-                                          LINES_PER_CLAIM, failed))
+                queue.extend(_claim_heads(webhook_id, token, cfg.webhook_lease_s, per_chat, failed))
             if not queue:
                 break
             renewal.start()
@@ -196,13 +236,14 @@ def drain(webhook_id: str, budget_seconds: float = 60.0) -> dict[str, int]:
                     webhook, loaded = _load(webhook_id), time.monotonic()
                     if webhook is None or not webhook.active:
                         break
-                if not _start(row, token):
+                if not _start(row, token, per_chat):
                     continue  # deleted with its webhook, or no longer ours
-                outcome = _attempt(webhook, row, token, cfg)
+                outcome, wait_s = _attempt(webhook, row, token, cfg, per_chat)
                 if outcome in counts:
                     counts[outcome] += 1
                 if outcome == "retried":
-                    failed.add(row.order_key)  # its retry is the sweep's (or a kick's) to make
+                    failed.add(row.order_key)  # its retry is another drain's to make
+                    retry_in = min(retry_in, wait_s)
                     if not per_chat:
                         break
                 elif outcome in ("delivered", "dead"):
@@ -215,34 +256,38 @@ def drain(webhook_id: str, budget_seconds: float = 60.0) -> dict[str, int]:
         renewal.stop()
         db.session.rollback()
         _release(token)
+    if failed and retry_in < RETRY_KICK_WITHIN_S:  # a drain when the retry is due, not at
+        kick([webhook_id], after_s=retry_in)       # the next sweep
     return counts
 
 
-def _attempt(webhook: Webhook, row: Row[Any], token: str, cfg: Config) -> str:
-    """POST one delivery and record the outcome (uncommitted): delivered, dead, retried,
-    or lost (the row went away with its webhook, or another drain took it over)."""
+def _attempt(webhook: Webhook, row: Row[Any], token: str, cfg: Config,
+             per_chat: bool) -> tuple[str, float]:
+    """POST one delivery and record the outcome (uncommitted): delivered, dead, retried (and
+    in how many seconds), or lost (the row went away with its webhook, or another drain
+    took it over)."""
     started = time.perf_counter()
     ok, code, error = post_envelope(webhook, row, row.attempts)
     metrics.webhook_delivery_duration_seconds.labels(row.event).observe(
         time.perf_counter() - started)
     attempts = row.attempts + 1
-    values: dict[str, Any] = {"last_status_code": code, "last_error": error,
-                              "claim_token": None, "claimed_until": None}
+    now = utcnow()
+    wait_s = 0.0
+    values: dict[str, Any] = {"seq_": row.seq, "token": token, "code": code, "error": error,
+                              "delivered": None, "next_at": now}
     retries = cfg.webhook_retry_count if webhook.retry_count is None else webhook.retry_count
     if ok:
         outcome, status = "delivered", "success"
-        values.update(status=DELIVERED, delivered_at=utcnow())
+        values.update(status_=DELIVERED, delivered=now)
     elif attempts > retries:
         outcome, status = "dead", "dead"
-        values.update(status=DEAD)
+        values.update(status_=DEAD)
         log.warning("webhook %s: delivery %s is dead after %d attempts: %s",
                     webhook.id, row.id, attempts, error)
     else:
         outcome, status = "retried", "retry"
-        values.update(next_attempt_at=utcnow() + timedelta(seconds=backoff(
-            attempts, cfg.webhook_retry_delay_ms, cfg.webhook_retry_max_delay_ms)))
+        wait_s = backoff(attempts, cfg.webhook_retry_delay_ms, cfg.webhook_retry_max_delay_ms)
+        values.update(status_=PENDING, next_at=now + timedelta(seconds=wait_s))
     metrics.webhook_deliveries_total.labels(row.event, status).inc()
-    recorded = db.session.execute(
-        update(D).where(D.seq == row.seq, D.claim_token == token).values(**values)
-        .execution_options(synchronize_session=False))
-    return outcome if recorded.rowcount == 1 else "lost"  # type: ignore[attr-defined]
+    recorded = db.session.execute(_statements(per_chat)["outcome"], values)
+    return (outcome if recorded.rowcount == 1 else "lost"), wait_s  # type: ignore[attr-defined]

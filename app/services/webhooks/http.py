@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ from app.services.webhooks.common import box, config
 from app.services.webhooks.ssrf import UnsafeUrl, check_url
 
 USER_AGENT = "OpenWA-Webhook/1.0"
+_local = threading.local()
 RESERVED_HEADERS = {"content-type", "user-agent", "x-openwa-event", "x-openwa-delivery-id",
                     "x-openwa-idempotency-key", "x-openwa-retry-count", "x-openwa-signature",
                     "host", "content-length"}
@@ -60,6 +62,14 @@ def request_headers(webhook: Webhook, delivery: Enveloped, body: bytes,
     return headers
 
 
+def _http() -> requests.Session:
+    """This thread's connection pool: a receiver's connection is kept alive between posts."""
+    session: requests.Session | None = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+    return session
+
+
 def post_envelope(webhook: Webhook, delivery: Enveloped,
                   retry: int) -> tuple[bool, int | None, str | None]:
     """POST one delivery's envelope to the webhook's URL, once: (success, status code, error).
@@ -74,8 +84,8 @@ def post_envelope(webhook: Webhook, delivery: Enveloped,
     body = envelope(delivery)
     headers = request_headers(webhook, delivery, body, retry)
     try:
-        reply = requests.post(webhook.url, data=body, headers=headers, allow_redirects=False,
-                              timeout=cfg.webhook_timeout_ms / 1000)
+        reply = _http().post(webhook.url, data=body, headers=headers, allow_redirects=False,
+                             timeout=cfg.webhook_timeout_ms / 1000)
     except requests.Timeout:
         return False, None, f"timed out after {cfg.webhook_timeout_ms} ms"
     except requests.RequestException as error:

@@ -16,7 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
 
-from app.extensions import db
+from app.extensions import celery_app, db
 from app.models import Webhook, WebhookDelivery, utcnow
 from app.models.webhook import PENDING
 from app.services import dispatch
@@ -71,11 +71,16 @@ def _forget_hooks(session: OrmSession, transaction: SessionTransaction) -> None:
         session.info.pop(_HOOKS_MEMO, None)
 
 
-def kick(webhook_ids: list[str]) -> None:
-    """Ask a worker to drain these webhooks now; if the broker is down, beat will."""
+def kick(webhook_ids: list[str], after_s: float | None = None) -> None:
+    """Ask a worker to drain these webhooks now (or in ``after_s`` seconds, when a retry is
+    due); if the broker is down, beat's sweep will."""
     for webhook_id in set(webhook_ids):
         try:
-            dispatch.send(DELIVER_TASK, [webhook_id], "webhooks")
+            if after_s is None:
+                dispatch.send(DELIVER_TASK, [webhook_id], "webhooks")
+            else:
+                celery_app.send_task(DELIVER_TASK, args=[webhook_id], queue="webhooks",
+                                     countdown=after_s)
         except Exception as error:  # ServiceUnavailable or anything from the broker
             log.warning("could not enqueue a webhook delivery (the sweep will): %s",
                         type(error).__name__)
