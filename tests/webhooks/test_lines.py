@@ -13,8 +13,10 @@ from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
+from app.config import Config, ConfigError
 from app.extensions import db
 from app.models import WebhookDelivery, utcnow
 from app.services import webhooks
@@ -210,3 +212,14 @@ def test_a_webhook_deleted_during_a_delivery_ends_the_drain_quietly(
     assert len(receiver.requests) == 1
     with wh_app.app_context():
         assert db.session.scalars(select(WebhookDelivery)).all() == []
+
+
+def test_the_order_and_lease_settings_are_read_and_checked():
+    defaults = Config.from_env({})
+    assert (defaults.webhook_order, defaults.webhook_lease_s) == ("chat", 6.0)
+    chosen = Config.from_env({"WEBHOOK_ORDER": "Webhook", "WEBHOOK_LEASE": "2.5"})
+    assert (chosen.webhook_order, chosen.webhook_lease_s) == ("webhook", 2.5)
+    for variable, raw in (("WEBHOOK_ORDER", "session"), ("WEBHOOK_LEASE", "0.1"),
+                          ("WEBHOOK_LEASE", "soon")):
+        with pytest.raises(ConfigError, match=variable):
+            Config.from_env({variable: raw})
