@@ -180,10 +180,14 @@ class _Renewal:
     def _run(self) -> None:
         with self.app.app_context():
             try:
+                # Rows the drain is writing right now are skipped, not waited for (PostgreSQL:
+                # waiting could deadlock with the drain); the next beat renews them.
+                mine = (select(D.seq).where(D.claim_token == self.token, D.status == PENDING)
+                        .with_for_update(skip_locked=True))
                 while not self.stopped.wait(self.lease_s / 3):
                     try:
                         db.session.execute(
-                            update(D).where(D.claim_token == self.token, D.status == PENDING)
+                            update(D).where(D.seq.in_(mine))
                             .values(claimed_until=utcnow() + timedelta(seconds=self.lease_s))
                             .execution_options(synchronize_session=False))
                         db.session.commit()
