@@ -189,3 +189,28 @@ def test_deliveries_are_counted_in_metrics(wh_app, client, operator_key, session
     time.sleep(0.2)
     drain(wh_app, webhook_id)
     assert count("retry") - before["retry"] == 1 and count("success") - before["success"] == 1
+
+
+def test_the_environments_proxy_is_still_used_and_netrc_is_not(
+        wh_app, client, operator_key, session_id, receiver, monkeypatch, tmp_path):
+    """Connections are kept per thread and the environment is read once per URL: HTTP_PROXY
+    still applies (here a second local receiver plays the proxy); ~/.netrc credentials are
+    never added to a webhook request."""
+    from tests.webhooks.receiver import Receiver
+
+    proxy = Receiver().start()
+    try:
+        (tmp_path / ".netrc").write_text("machine 127.0.0.1 login leak password secret\n")
+        monkeypatch.setenv("HOME", str(tmp_path))
+        monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.rsplit("/", 1)[0])
+        for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        webhook_id = hook(client, operator_key, session_id, receiver.url)
+        incoming(wh_app, session_id, 1)
+        assert drain(wh_app, webhook_id)["delivered"] == 1
+        assert receiver.requests == [] and len(proxy.requests) == 1
+        assert proxy.requests[0]["path"] == receiver.url  # the absolute URI a proxy gets
+        assert "authorization" not in {k.lower() for k in proxy.requests[0]["headers"]}
+    finally:
+        proxy.stop()

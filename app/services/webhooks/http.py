@@ -62,12 +62,27 @@ def request_headers(webhook: Webhook, delivery: Enveloped, body: bytes,
     return headers
 
 
-def _http() -> requests.Session:
-    """This thread's connection pool: a receiver's connection is kept alive between posts."""
+def _http(url: str) -> tuple[requests.Session, dict[str, Any]]:
+    """This thread's connection pool (a receiver's connection is kept alive between posts)
+    and the environment's settings for ``url`` (proxies, CA bundle), read once per URL:
+    reading them per request cost more CPU than the request. Credentials from ~/.netrc
+    are never added to a webhook's request."""
     session: requests.Session | None = getattr(_local, "session", None)
     if session is None:
         session = _local.session = requests.Session()
-    return session
+        session.trust_env = False
+        _local.environment = {}
+    environment: dict[str, dict[str, Any]] = _local.environment
+    settings = environment.get(url)
+    if settings is None:
+        reader = requests.Session()  # trust_env: what requests.post would use
+        settings = reader.merge_environment_settings(url, {}, None, None, None)
+        settings.pop("stream", None)
+        reader.close()
+        if len(environment) > 1000:
+            environment.clear()
+        environment[url] = settings
+    return session, settings
 
 
 def post_envelope(webhook: Webhook, delivery: Enveloped,
@@ -84,8 +99,9 @@ def post_envelope(webhook: Webhook, delivery: Enveloped,
     body = envelope(delivery)
     headers = request_headers(webhook, delivery, body, retry)
     try:
-        reply = _http().post(webhook.url, data=body, headers=headers, allow_redirects=False,
-                             timeout=cfg.webhook_timeout_ms / 1000)
+        session, settings = _http(webhook.url)
+        reply = session.post(webhook.url, data=body, headers=headers, allow_redirects=False,
+                             timeout=cfg.webhook_timeout_ms / 1000, **settings)
     except requests.Timeout:
         return False, None, f"timed out after {cfg.webhook_timeout_ms} ms"
     except requests.RequestException as error:
