@@ -141,10 +141,10 @@ def test_two_worker_processes_share_one_webhook_without_duplicates(
 def test_a_slow_post_keeps_its_claim_past_the_lease(wh_app, client, operator_key, session_id, receiver):
     """The lease is renewed while the drain waits for the receiver: another drain (and the
     sweep) leaves the delivery alone, so it is not sent twice."""
-    wh_app.config["OPENWA"].webhook_lease_s = 0.6
+    wh_app.config["OPENWA"].webhook_lease_s = 1.5
     wh_app.config["OPENWA"].webhook_timeout_ms = 10_000
     webhook_id = hook(client, operator_key, session_id, receiver.url, events=["message.received"])
-    receiver.delay = 2.0
+    receiver.delay = 4.5
     incoming(wh_app, session_id, 1)
     slow = threading.Thread(target=drain, args=(wh_app, webhook_id))
     slow.start()
@@ -152,7 +152,7 @@ def test_a_slow_post_keeps_its_claim_past_the_lease(wh_app, client, operator_key
         deadline = time.monotonic() + 10
         while not receiver.requests and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(1.2)  # two leases later, still in the POST
+        time.sleep(3.2)  # two leases later, still in the POST
         with wh_app.app_context():
             assert webhooks.due_webhooks() == []
         assert drain(wh_app, webhook_id) == {"delivered": 0, "retried": 0, "dead": 0}
