@@ -3,6 +3,7 @@ webhook without duplicates, leases that outlive a slow POST and not a killed wor
 a webhook deleted mid-delivery. Real receivers, real databases, real processes."""
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import subprocess
@@ -129,7 +130,7 @@ def test_two_worker_processes_share_one_webhook_without_duplicates(
         for w in workers:
             w.kill()
     assert all(w.returncode == 0 for w in workers), outputs
-    delivered = [eval(out.strip().splitlines()[-1])["delivered"] for out, _ in outputs]
+    delivered = [ast.literal_eval(out.strip().splitlines()[-1])["delivered"] for out, _ in outputs]
     bodies = receiver.bodies()
     assert len(bodies) == 48 and len({b["deliveryId"] for b in bodies}) == 48
     assert sum(delivered) == 48 and min(delivered) > 0, delivered  # both took part
