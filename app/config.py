@@ -157,6 +157,10 @@ class Config:
     webhook_retry_delay_ms: int = setting("WEBHOOK_RETRY_DELAY", 5000, minimum=0)
     webhook_allow_private: bool = setting("WEBHOOK_ALLOW_PRIVATE", False)
     webhook_retry_max_delay_ms: int = setting("WEBHOOK_RETRY_MAX_DELAY", 3_600_000, minimum=0)
+    # "chat": in order per chat; "webhook": one line per webhook
+    webhook_order: str = setting("WEBHOOK_ORDER", "chat", choices=("chat", "webhook"))
+    # a delivery's claim, renewed while its worker lives
+    webhook_lease_s: float = setting("WEBHOOK_LEASE", 6.0, minimum=0.5)
     # rate limiting
     rate_limit_window_ms: int = setting("RATE_LIMIT_WINDOW", 60000, minimum=1)
     rate_limit_max: int = setting("RATE_LIMIT_MAX", 100, minimum=1)

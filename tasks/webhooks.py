@@ -10,7 +10,8 @@ from tasks.base import openwa_task
 
 @openwa_task(Tasks.WEBHOOK_DELIVER)
 def deliver(webhook_id: str) -> dict[str, int]:
-    """Drain one webhook's due deliveries, oldest first (a no-op if another task is on it)."""
+    """Deliver what is due on the webhook's lines that no other drain holds, oldest first in
+    each line (app.services.webhooks.delivery)."""
     return webhooks.drain(webhook_id)
 
 

@@ -18,7 +18,7 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from app import logs
 from app.common.names import DECLARED_QUEUES, host_queue
-from app.config import Config, ConfigError
+from app.config import Config, ConfigError, settings
 from app.launch.guard import FOLDER_LOCK, InstanceLock, set_parent_death_signal
 from app.resilience import drain_flag
 from tasks import celery
@@ -63,7 +63,7 @@ def run_api(flask_app: Flask) -> None:
     from gunicorn.app.base import BaseApplication
     from gunicorn.arbiter import Arbiter
 
-    config: Config = flask_app.config["OPENWA"]
+    config = settings(flask_app)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     logs.set_role("api")
 
@@ -142,7 +142,7 @@ def _celery_argv(config: Config, *args: str) -> list[str]:
 
 
 def run_host(flask_app: Flask) -> None:
-    config: Config = flask_app.config["OPENWA"]
+    config = settings(flask_app)
     logs.set_role("host")
     name = host_node_name(config)
     if note := host_name_note(config):
@@ -156,7 +156,7 @@ def run_host(flask_app: Flask) -> None:
 
 
 def run_worker(flask_app: Flask) -> None:
-    config: Config = flask_app.config["OPENWA"]
+    config = settings(flask_app)
     logs.set_role("worker")
     set_flask_app(flask_app)
     start_exporter(9811 if config.metrics_port is None else config.metrics_port,
@@ -177,7 +177,7 @@ def beat_lock(config: Config, inherited_fd: int | None = None) -> InstanceLock:
 
 
 def run_beat(flask_app: Flask, lock_fd: int | None = None) -> None:
-    config: Config = flask_app.config["OPENWA"]
+    config = settings(flask_app)
     logs.set_role("beat")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     lock = beat_lock(config, lock_fd)
@@ -193,7 +193,7 @@ def _run_beat(config: Config) -> None:
 
 
 def run_flower(flask_app: Flask) -> None:
-    config: Config = flask_app.config["OPENWA"]
+    config = settings(flask_app)
     logs.set_role("flower")
     argv = ["flower", f"--port={config.flower_port}", f"--address={config.flower_address}"]
     if config.flower_basic_auth:

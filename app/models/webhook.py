@@ -29,8 +29,6 @@ class Webhook(Base):
     headers_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
     retry_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    # One delivery loop at a time per webhook keeps its events in order.
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -40,6 +38,8 @@ class WebhookDelivery(Base):
     __table_args__ = (
         Index("ix_webhook_deliveries_queue", "webhook_id", "status", "seq"),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        # The head of each line (WEBHOOK_ORDER): min(seq) per order_key, read from the index.
+        Index("ix_webhook_deliveries_lines", "webhook_id", "status", "order_key", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(
@@ -48,6 +48,8 @@ class WebhookDelivery(Base):
     idempotency_key: Mapped[str] = mapped_column(String(36), default=new_id)
     webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
     session_id: Mapped[str] = mapped_column(String(36))
+    # Deliveries with the same key are made in order (the chat; "" for session events).
+    order_key: Mapped[str] = mapped_column(String(100), default="", server_default="")
     event: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, Any]] = mapped_column(JSONType)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -57,4 +59,7 @@ class WebhookDelivery(Base):
     last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A worker's claim while it delivers: renewed while the worker lives (WEBHOOK_LEASE).
+    claim_token: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -9,8 +10,15 @@ from typing import Any
 
 
 class Receiver:
-    def __init__(self) -> None:
+    """``fail_rate``: the share of requests answered 500, at random (``seed``); ``arrivals``
+    holds the answered 2xx ones, ``failures`` counts the others, ``attempts`` has them all."""
+
+    def __init__(self, fail_rate: float = 0.0, seed: int = 17) -> None:
         self.arrivals: list[tuple[float, dict[str, Any]]] = []
+        self.attempts: list[tuple[float, str, bool]] = []  # (when, deliveryId, answered 2xx)
+        self.failures = 0
+        self.fail_rate = fail_rate
+        self.random = random.Random(seed)
         self.lock = threading.Lock()
         receiver = self
 
@@ -20,8 +28,14 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with receiver.lock:
-                    receiver.arrivals.append((time.perf_counter(), body))
-                self.send_response(204)
+                    failing = receiver.random.random() < receiver.fail_rate
+                    now = time.perf_counter()
+                    receiver.attempts.append((now, body.get("deliveryId", ""), not failing))
+                    if failing:
+                        receiver.failures += 1
+                    else:
+                        receiver.arrivals.append((now, body))
+                self.send_response(500 if failing else 204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

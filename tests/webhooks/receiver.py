@@ -5,30 +5,48 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 
 class Receiver:
     """``mode``: "ok" (204), "fail" (500), "hang" (sleep past the caller's timeout),
-    "redirect" (302). ``fail_first`` answers 500 to that many requests first."""
+    "redirect" (302). ``fail_first`` answers 500 to that many requests first; ``fail_if``
+    answers 500 to the bodies it is true for; ``delay`` seconds pass before each answer;
+    ``on_request(body)`` runs while the sender waits. ``in_flight_max`` is the most
+    requests it was answering at once."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.mode = "ok"
         self.fail_first = 0
         self.hang_seconds = 5.0
+        self.delay = 0.0
+        self.fail_if: Callable[[dict[str, Any]], bool] | None = None
+        self.on_request: Callable[[dict[str, Any]], None] | None = None
+        self.in_flight = self.in_flight_max = 0
         self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                parsed = json.loads(body)
                 with receiver.lock:
                     receiver.requests.append({"headers": dict(self.headers), "body": body,
                                               "path": self.path, "at": time.monotonic()})
                     failing = receiver.fail_first > 0
                     receiver.fail_first -= 1 if failing else 0
+                    failing = failing or bool(receiver.fail_if and receiver.fail_if(parsed))
                     mode = receiver.mode
+                    receiver.in_flight += 1
+                    receiver.in_flight_max = max(receiver.in_flight_max, receiver.in_flight)
+                try:
+                    if receiver.on_request is not None:
+                        receiver.on_request(parsed)
+                    time.sleep(receiver.delay)
+                finally:
+                    with receiver.lock:
+                        receiver.in_flight -= 1
                 if mode == "hang":
                     time.sleep(receiver.hang_seconds)
                 if failing or mode == "fail":
