@@ -11,14 +11,12 @@ import time
 from typing import Any, NamedTuple
 
 from celery.exceptions import Reject
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 
 from app import logs, metrics
 from app.extensions import db
 from app.models import RUNNING, Message, Session
-from app.services import webhooks
-from app.services.events import commit_and_publish
-from app.services.messages import FINAL_SENT
+from app.services.messages import FINAL_SENT, mark_failed, mark_sending, mark_sent, settle_older
 from engines import EngineError, EngineNotReady, EngineState, EngineUnsupported
 from tasks.base import openwa_task
 from tasks.host import runtime
@@ -74,15 +72,8 @@ def logout_session(session_id: str) -> dict[str, Any]:
     return ok("logged-out")
 
 
-# The send path's statements, built once: building a statement costs more CPU than
-# running it (make bench), and a send runs these on every message.
+# Built once: building a statement costs more CPU than running it (make bench).
 _LOAD = select(Message).where(Message.id == bindparam("message_id"))
-_SENDING = (update(Message).where(Message.id == bindparam("message_id")).values(status="sending")
-            .execution_options(synchronize_session=False))
-_SENT = (update(Message)
-         .where(Message.id == bindparam("message_id"), Message.status.not_in(FINAL_SENT))
-         .values(wa_message_id=bindparam("wa_id"), timestamp=bindparam("sent_at"), status="sent")
-         .execution_options(synchronize_session=False))
 
 
 @openwa_task("tasks.sessions.send_message")
@@ -103,11 +94,15 @@ def send_message(message_id: str) -> dict[str, Any]:
     # Read what the send needs now: a commit expires the row, and reloading it costs a query.
     out = Outgoing(message.id, message.session_id, message.chat_id, message.type, message.body,
                    message.quoted_message_id, message.mentions)
+    seq = message.seq
     engine = held.engine
     started = time.perf_counter()
     try:
         if engine.state is not EngineState.READY:
             raise EngineNotReady("Session is not ready")
+        # Order per session: older sends a killed host or API worker left unsettled first.
+        settle_older(engine, out.session_id, seq, held.settled_seq)
+        held.settled_seq = max(held.settled_seq, seq)
         if message.status == "sending":
             # A redelivery after a crash: ask the engine before sending again.
             try:
@@ -116,17 +111,12 @@ def send_message(message_id: str) -> dict[str, Any]:
                 sent = None
             if sent is not None:
                 return _mark_sent(out, sent.message_id, sent.timestamp)
-        db.session.execute(_SENDING, {"message_id": out.id})
-        db.session.commit()
+        mark_sending(out.id)
         sent = engine.send_text(out.chat_id, out.body or "", message_id=out.id,
                                 quoted_message_id=out.quoted_message_id, mentions=out.mentions)
     except EngineError as error:
         reason = str(error) or type(error).__name__
-        db.session.execute(update(Message).where(Message.id == out.id)
-                           .values(status="failed", error=reason)
-                           .execution_options(synchronize_session=False))
-        commit_and_publish(webhooks.emit(out.session_id, "message.failed", {
-            "id": out.id, "chatId": out.chat_id, "error": reason}))
+        mark_failed(out.id, out.session_id, out.chat_id, reason)
         metrics.messages_sent_total.labels(out.session_id, out.type, "failed").inc()
         log.warning("send of %s failed after %.3f s: %s", message_id,
                     time.perf_counter() - started, reason)
@@ -148,15 +138,7 @@ class Outgoing(NamedTuple):
 
 
 def _mark_sent(out: Outgoing, wa_id: str, timestamp: int) -> dict[str, Any]:
-    """Record the engine's id; report message.sent once (not again on a redelivery)."""
-    changed = db.session.execute(_SENT, {"message_id": out.id, "wa_id": wa_id,
-                                         "sent_at": timestamp}).rowcount
-    targets: list[str] = []
-    if changed:
-        targets = webhooks.emit(out.session_id, "message.sent", {
-            "id": out.id, "messageId": wa_id, "chatId": out.chat_id,
-            "type": out.type, "body": out.body, "timestamp": timestamp})
-    commit_and_publish(targets)
+    mark_sent(out.id, out.session_id, out.chat_id, out.type, out.body, wa_id, timestamp)
     return ok({"messageId": wa_id, "timestamp": timestamp})
 
 

@@ -3,6 +3,10 @@
 A send is committed as ``pending`` before it is enqueued on the session's own queue, so
 nothing the API accepted is lost with the broker; the API then waits up to
 SEND_WAIT_TIMEOUT for the host's answer.
+
+Order per session: before the host sends a message it settles the session's older sends
+that are still ``pending`` or ``sending`` (a killed host or API worker left them behind),
+oldest first, asking the engine before sending any of them again (:func:`settle_older`).
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import bindparam
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
@@ -22,7 +27,9 @@ from app.config import Config
 from app.errors import ApiError, Conflict, NotFound, SessionNotReady
 from app.extensions import db
 from app.models import RUNNING, ApiKey, IdempotencyKey, Message, MessageCount, Session, utcnow
-from app.services import dispatch
+from app.services import dispatch, webhooks
+from app.services.events import commit_and_publish
+from engines import Engine, EngineCrashed, EngineError, EngineNotReady, EngineUnsupported
 
 SEND_TEXT_TASK = "tasks.sessions.send_message"
 HISTORY_MAX = 100
@@ -39,6 +46,85 @@ def new_message_id() -> str:
 
 def send_task_id(message_id: str) -> str:
     return f"send-{message_id}"
+
+
+# The send path's statements, built once: building a statement costs more CPU than
+# running it (make bench), and a send runs these on every message.
+_SENDING = (update(Message).where(Message.id == bindparam("message_id")).values(status="sending")
+            .execution_options(synchronize_session=False))
+_SENT = (update(Message)
+         .where(Message.id == bindparam("message_id"), Message.status.not_in(FINAL_SENT))
+         .values(wa_message_id=bindparam("wa_id"), timestamp=bindparam("sent_at"), status="sent")
+         .execution_options(synchronize_session=False))
+# A session's own sends still unsettled between two sequence numbers: a primary-key range,
+# short between two sends of one host; from 0 only on the first send after a takeover.
+_UNSETTLED = (select(Message.id, Message.seq, Message.chat_id, Message.type, Message.body,
+                     Message.quoted_message_id, Message.mentions)
+              .where(Message.seq > bindparam("after"), Message.seq < bindparam("before"),
+                     Message.session_id == bindparam("in_session"), Message.from_me.is_(True),
+                     Message.status.in_(("pending", "sending")))
+              .order_by(Message.seq))
+
+
+def mark_sending(message_id: str) -> None:
+    """Committed before the engine is asked: a redelivery then asks the engine first."""
+    db.session.execute(_SENDING, {"message_id": message_id})
+    db.session.commit()
+
+
+def mark_sent(message_id: str, session_id: str, chat_id: str, kind: str, body: str | None,
+              wa_id: str, timestamp: int) -> None:
+    """Record the engine's id; report message.sent once (not again on a redelivery)."""
+    changed = db.session.execute(_SENT, {"message_id": message_id, "wa_id": wa_id,
+                                         "sent_at": timestamp}).rowcount  # type: ignore[attr-defined]
+    targets: list[str] = []
+    if changed:
+        targets = webhooks.emit(session_id, "message.sent", {
+            "id": message_id, "messageId": wa_id, "chatId": chat_id,
+            "type": kind, "body": body, "timestamp": timestamp})
+    commit_and_publish(targets)
+
+
+def mark_failed(message_id: str, session_id: str, chat_id: str, reason: str) -> None:
+    """The engine refused the send: ``failed``, reported once as message.failed."""
+    db.session.execute(update(Message).where(Message.id == message_id)
+                       .values(status="failed", error=reason)
+                       .execution_options(synchronize_session=False))
+    commit_and_publish(webhooks.emit(session_id, "message.failed", {
+        "id": message_id, "chatId": chat_id, "error": reason}))
+
+
+def settle_older(engine: Engine, session_id: str, before: int, after: int = 0) -> int:
+    """Settle the session's sends older than sequence number ``before`` (and newer than
+    ``after``, below which the caller has settled already) that are still ``pending`` or
+    ``sending``: oldest first, each looked up in the engine (``find_sent``) and sent only if
+    it did not go out. Called before every send, so a message left behind by a killed host
+    or API worker goes out before any newer one of its session, never after it.
+
+    Returns how many were settled. An engine that is not ready or crashed raises (the newer
+    message must not go out either); a send the engine refuses marks that message failed.
+    """
+    rows = db.session.execute(_UNSETTLED, {"in_session": session_id, "after": after,
+                                           "before": before}).all()
+    for row in rows:
+        try:
+            sent = engine.find_sent(row.chat_id, row.id)
+        except EngineUnsupported:
+            sent = None
+        if sent is None:
+            mark_sending(row.id)
+            try:
+                sent = engine.send_text(row.chat_id, row.body or "", message_id=row.id,
+                                        quoted_message_id=row.quoted_message_id,
+                                        mentions=row.mentions)
+            except (EngineNotReady, EngineCrashed):
+                raise
+            except EngineError as error:
+                mark_failed(row.id, session_id, row.chat_id, str(error) or type(error).__name__)
+                continue
+        mark_sent(row.id, session_id, row.chat_id, row.type, row.body, sent.message_id,
+                  sent.timestamp)
+    return len(rows)
 
 
 def _request_hash(session: Session, payload: dict[str, Any]) -> str:
