@@ -48,12 +48,33 @@ def set_status(session_id: str, status: str, **values: Any) -> None:
     commit_and_publish(_stage_status(session_id, status, **values))
 
 
+def set_status_if(session_id: str, status: str, *conditions: Any, **values: Any) -> bool:
+    """``set_status`` only while the row still matches ``conditions``, checked in the UPDATE
+    itself (a change another process made meanwhile wins); True if the status was set."""
+    where = (Session.id == session_id, *conditions)
+    previous = db.session.scalar(select(Session.status).where(*where))
+    changed = db.session.execute(update(Session).where(*where)
+                                 .values(status=status, updated_at=utcnow(), **values)
+                                 .execution_options(synchronize_session=False))
+    if previous is None or changed.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        return False
+    commit_and_publish(_status_events(session_id, previous, status, values))
+    return True
+
+
 def _stage_status(session_id: str, status: str, **values: Any) -> list[str]:
     """Add the status change and its events to the current transaction; the outbox targets."""
     previous = db.session.scalar(select(Session.status).where(Session.id == session_id))
     db.session.execute(update(Session).where(Session.id == session_id)
                        .values(status=status, updated_at=utcnow(), **values)
                        .execution_options(synchronize_session=False))
+    return _status_events(session_id, previous, status, values)
+
+
+def _status_events(session_id: str, previous: str | None, status: str,
+                   values: dict[str, Any]) -> list[str]:
+    """session.status (and session.disconnected) for a change from ``previous``."""
     targets: list[str] = []
     if previous is not None and previous != status:
         data = {"status": status, "previousStatus": previous}
