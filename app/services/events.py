@@ -262,7 +262,7 @@ def _acks(session_id: str, acks: list[dict[str, Any]]) -> list[str]:
             wa_ids = by_level.setdefault(data["ack"], [])
             if data["messageId"] not in wa_ids:
                 wa_ids.append(data["messageId"])
-    targets: list[str] = []
+    targets = _sent_by_ack(session_id, by_level)
     for ack in sorted(by_level, key=ACK_RANK.__getitem__):
         wa_ids = by_level[ack]
         for start in range(0, len(wa_ids), ID_CHUNK):
@@ -274,6 +274,39 @@ def _acks(session_id: str, acks: list[dict[str, Any]]) -> list[str]:
                 if row is not None:
                     targets += webhooks.emit(session_id, "message.ack", {
                         "id": row.id, "messageId": wa_id, "chatId": row.chat_id, "ack": ack})
+    return targets
+
+
+_UNSETTLED_ACKED = select(
+    Message.id, Message.chat_id, Message.type, Message.body, Message.timestamp).where(
+    Message.session_id == bindparam("in_session"), Message.id.in_(bindparam("ids", expanding=True)),
+    Message.from_me.is_(True), Message.status.in_(("pending", "sending")))
+
+
+def _sent_by_ack(session_id: str, by_level: dict[str, list[str]]) -> list[str]:
+    """An ack proves a send went out: a send still ``pending``/``sending`` here (its host
+    died before recording it, and the network handed the acks to the host that took the
+    session over) is recorded as sent first (message.sent), so its acks apply and are not
+    lost. Our sends carry our id: WhatsApp ids ``true_<chat>_<our id>``."""
+    ours: dict[str, str] = {}
+    for wa_ids in by_level.values():
+        for wa_id in wa_ids:
+            if wa_id.startswith("true_"):
+                ours.setdefault(wa_id.rsplit("_", 1)[1], wa_id)
+    targets: list[str] = []
+    if not ours:
+        return targets
+    ids = list(ours)
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = {"in_session": session_id, "ids": ids[start:start + ID_CHUNK]}
+        for row in db.session.execute(_UNSETTLED_ACKED, chunk):
+            wa_id = ours[row.id]
+            db.session.execute(update(Message).where(Message.id == row.id)
+                               .values(status="sent", wa_message_id=wa_id)
+                               .execution_options(synchronize_session=False))
+            targets += webhooks.emit(session_id, "message.sent", {
+                "id": row.id, "messageId": wa_id, "chatId": row.chat_id, "type": row.type,
+                "body": row.body, "timestamp": row.timestamp})
     return targets
 
 

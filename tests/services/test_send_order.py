@@ -12,8 +12,9 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Webhook, WebhookDelivery
+from app.services.events import apply_all
 from app.services.messages import settle_older
-from engines import EngineNotReady, EngineOptions
+from engines import EngineEvent, EngineNotReady, EngineOptions, EventKind
 from engines.mock import SENT_FILE, MockEngine
 from tests.factories import make_message, make_session, messages_of
 
@@ -105,3 +106,23 @@ def test_an_engine_that_is_not_ready_stops_the_newer_send_and_keeps_the_older_on
     assert _sent_log(engine) == []
     # Still to be sent (before "newer") once the engine is back, not failed.
     assert {m.id: m.status for m in messages_of(app, session.id)}[older] in ("pending", "sending")
+
+
+def test_acks_handed_to_the_next_host_settle_a_send_its_dead_host_never_recorded(
+        app: Flask, tmp_path: Path) -> None:
+    session = make_session(app, status="ready")
+    with app.app_context():
+        db.session.add(Webhook(session_id=session.id, url="http://127.0.0.1:9/hook", events=["*"]))
+        db.session.commit()
+    in_flight = _outgoing(app, session.id, "sending", "flight")
+    wa_id = f"true_{CHAT}_{in_flight}"
+    with app.app_context():
+        apply_all(session.id, [EngineEvent(EventKind.ACK, {"messageId": wa_id, "chatId": CHAT,
+                                                           "ack": ack})
+                               for ack in ("sent", "delivered")])
+    row = {m.id: m for m in messages_of(app, session.id)}[in_flight]
+    assert (row.status, row.wa_message_id) == ("delivered", wa_id)
+    with app.app_context():
+        events = [(d.event, d.data.get("ack")) for d in db.session.scalars(
+            select(WebhookDelivery).order_by(WebhookDelivery.seq))]
+    assert events == [("message.sent", None), ("message.ack", "delivered")]
