@@ -38,11 +38,9 @@ from tests.faults.services import PrivateRedis, Supervisor, children_of
 from tests.integration.conftest import wait_for
 from tests.live import LivePlatform, base_env
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
-
 SEED = int(os.environ.get("CHAOS_SEED", "17"))
 KILLS = max(7, int(os.environ.get("CHAOS_KILLS", "12")))
-DRAIN_SECONDS = float(os.environ.get("CHAOS_DRAIN_SECONDS", "240"))
+DRAIN_SECONDS = float(os.environ.get("CHAOS_DRAIN_SECONDS", "120"))
 KILL_EVERY = (6.0, 10.0)  # seconds between kills (the 20-40 s, shortened)
 RESTART_AFTER = (3.0, 5.0)  # the supervisor's restart delay
 SEND_EVERY = 0.35  # seconds between two sends of one session
@@ -50,6 +48,9 @@ SESSIONS = ("chaos-a", "chaos-b", "chaos-c", "chaos-d")
 ROLES = ("api-master", "api-worker", "host-a", "host-b", "worker", "beat", "redis")
 SECRET = "chaos-webhook-secret"
 LEASE_TTL = 5
+# Set-up, the kills (each waits for the last victim to be back), then the drain's bound.
+pytestmark = [pytest.mark.faults, pytest.mark.slow,
+              pytest.mark.timeout(int(120 + KILLS * 25 + DRAIN_SECONDS))]
 ENV = {
     "SESSION_LEASE_TTL": str(LEASE_TTL), "SESSIONS_PER_HOST": "10", "API_WORKERS": "2",
     "ENCRYPTION_KEY": "chaos-encryption-key-abcdefghijkl", "WEBHOOK_ALLOW_PRIVATE": "true",
@@ -292,9 +293,8 @@ def _kill(victim: str, supervisor: Supervisor, rng: random.Random) -> None:
         return
     if victim == "api-worker":
         master = supervisor.get("api")
-        workers = children_of(master.pid)
-        assert workers, "the API master has no workers"
-        os.kill(rng.choice(workers), signal.SIGKILL)  # the master replaces it by itself
+        workers = wait_for(lambda: children_of(master.pid), 30, 0.1, "the API master's workers")
+        os.kill(rng.choice(sorted(workers)), signal.SIGKILL)  # the master replaces it itself
         return
     process = supervisor.get("api" if victim == "api-master" else victim)
     os.kill(process.pid, signal.SIGKILL)  # the role's main process only, not its group
