@@ -60,8 +60,8 @@ _SENT = (update(Message)
 # one host that is a short primary-key range: the session test is written so that no index
 # can serve it (SQLite otherwise walked the session's whole history on every send: 18 ms at
 # 50k messages). The first send after a takeover looks at the whole session, by its index.
-_UNSETTLED_COLUMNS = (Message.id, Message.seq, Message.chat_id, Message.type, Message.body,
-                      Message.quoted_message_id, Message.mentions)
+_UNSETTLED_COLUMNS = (Message.id, Message.seq, Message.status, Message.chat_id, Message.type,
+                      Message.body, Message.quoted_message_id, Message.mentions)
 _UNSETTLED_STATUS = (Message.from_me.is_(True), Message.status.in_(("pending", "sending")))
 _UNSETTLED_SINCE = (select(*_UNSETTLED_COLUMNS)
                     .where(Message.seq > bindparam("after"), Message.seq < bindparam("before"),
@@ -104,8 +104,8 @@ def mark_failed(message_id: str, session_id: str, chat_id: str, reason: str) -> 
 def settle_older(engine: Engine, session_id: str, before: int, after: int = 0) -> int:
     """Settle the session's sends older than sequence number ``before`` (and newer than
     ``after``, below which the caller has settled already) that are still ``pending`` or
-    ``sending``: oldest first, each looked up in the engine (``find_sent``) and sent only if
-    it did not go out. Called before every send, so a message left behind by a killed host
+    ``sending``: oldest first, each ``sending`` one looked up in the engine (``find_sent``),
+    and sent only if it did not go out. Called before every send, so a message left behind by a killed host
     or API worker goes out before any newer one of its session, never after it.
 
     Returns how many were settled. An engine that is not ready or crashed raises (the newer
@@ -118,10 +118,12 @@ def settle_older(engine: Engine, session_id: str, before: int, after: int = 0) -
         rows = db.session.execute(_UNSETTLED_ALL, {"in_session": session_id,
                                                    "before": before}).all()
     for row in rows:
-        try:
-            sent = engine.find_sent(row.chat_id, row.id)
-        except EngineUnsupported:
-            sent = None
+        sent = None
+        if row.status == "sending":  # `pending` never reached the engine: nothing to ask
+            try:
+                sent = engine.find_sent(row.chat_id, row.id)
+            except EngineUnsupported:
+                pass
         if sent is None:
             mark_sending(row.id)
             try:
