@@ -17,13 +17,19 @@ Files, all under the session's profile directory unless said otherwise:
   session of a deployment (it works across processes and machines sharing the storage). A
   sender drops one JSON file per message into the recipient's inbox; the recipient's ``poll``
   reads them in name (= time) order.
+- ``<profile_dir.parent>/_mocknet/<phone>/pending/``: what "the servers" hold for this
+  device and hand over at a time: the acks of its sends and the echo contact's replies, one
+  file each, named by the time it is due. Like WhatsApp's servers, the network keeps them
+  until the device has taken them: a file returned by one ``poll`` is deleted by the next,
+  so a host killed before it stored them gets them again from the next engine that opens
+  the account (a restart, or another host taking the session over).
 """
 from __future__ import annotations
 
 import base64
 import contextlib
 import hashlib
-import heapq
+import itertools
 import json
 import logging
 import os
@@ -55,6 +61,7 @@ PROFILE_FILE = "mock-profile.json"
 SENT_FILE = "sent.jsonl"
 CHATS_FILE = "chats.json"
 NETWORK_DIR_NAME = "_mocknet"
+PENDING_DIR = "pending"
 #: ``options.extra`` key that moves the mock network elsewhere than beside the profiles.
 NETWORK_DIR_OPTION = "mock_network_dir"
 
@@ -142,9 +149,8 @@ class MockEngine(Engine):
         super().__init__(session_id, profile_dir, options)
         self._clock = clock
         self._failing_starts = 0
-        # Timed events (acks, echo replies): a heap of (due, sequence, event).
-        self._timed: list[tuple[float, int, EngineEvent]] = []
-        self._sequence = 0
+        # Ties of due time among this engine's timed events keep the order they were made in.
+        self._sequence = itertools.count()
         self._phone: str | None = None
         self._push_name = options.push_name
         # Link step.
@@ -157,7 +163,7 @@ class MockEngine(Engine):
         self._sent: dict[tuple[str, str], SentMessage] = {}
         self._sent_offset = 0
         self._chats: dict[str, dict[str, Any]] | None = None
-        # Inbox files returned by the last poll; deleted by the next one (see poll()).
+        # Inbox and pending files returned by the last poll; deleted by the next one (poll()).
         self._consumed: list[Path] = []
         self._consumed_names: set[str] = set()
         extra_dir = options.extra.get(NETWORK_DIR_OPTION)
@@ -178,7 +184,6 @@ class MockEngine(Engine):
         if self._failing_starts > 0:
             self._failing_starts -= 1
             raise EngineError("simulated: the connection could not be re-established")
-        self._timed.clear()
         self._set_state(EngineState.STARTING)
         self.profile_dir.mkdir(parents=True, exist_ok=True)
         profile = self._read_profile()
@@ -192,10 +197,10 @@ class MockEngine(Engine):
             self._begin_qr()
 
     def close(self) -> None:
-        """Stop; the profile, the link and the mock network registration are kept."""
+        """Stop; the profile, the link, the mock network registration and what the network
+        holds for this device (acks, replies) are kept."""
         if self._state is EngineState.CLOSED:
             return
-        self._timed.clear()
         self._qr = None
         self._scan_due = None
         self._set_state(EngineState.CLOSED)
@@ -207,7 +212,6 @@ class MockEngine(Engine):
         if phone:
             self._unregister(phone)
         self._wipe_profile()
-        self._timed.clear()
         self._qr = None
         self._scan_due = None
         self._pairing_phone = None
@@ -223,9 +227,9 @@ class MockEngine(Engine):
     def poll(self) -> list[EngineEvent]:
         """Advance the simulation to the clock's time and return the events since last poll.
 
-        Inbox files returned by one poll are deleted at the start of the next, so a host that
-        stores a poll's events before polling again never loses an incoming message; after a
-        crash in between, the same message (same id) may be returned again.
+        Inbox and pending files returned by one poll are deleted at the start of the next, so a
+        host that stores a poll's events before polling again never loses an incoming message,
+        an ack or a reply; after a crash in between, the same event may be returned again.
         """
         self._forget_consumed()
         now = self._clock()
@@ -361,16 +365,54 @@ class MockEngine(Engine):
 
     # -- internals: events and state --------------------------------------
 
+    def _pending_dir(self) -> Path:
+        assert self._phone is not None
+        return self._account_dir(self._phone) / PENDING_DIR
+
     def _schedule(self, due: float, event: EngineEvent) -> None:
-        self._sequence += 1
-        heapq.heappush(self._timed, (due, self._sequence, event))
+        """Have the network hand ``event`` to this device at ``due`` (on the engine's clock).
+
+        Written without an fsync: it must outlive the host process (kill -9), as the sent
+        log does, not the machine."""
+        pending = self._pending_dir()
+        pending.mkdir(parents=True, exist_ok=True)
+        name = f"{round(due * 1e9):020d}-{next(self._sequence):08d}-{uuid.uuid4().hex[:12]}.json"
+        write_json_atomic(pending / name, {"kind": event.kind.value, "data": event.data},
+                          durable=False)
 
     def _release_due(self, now: float) -> None:
-        while self._timed and self._timed[0][0] <= now:
-            _, _, event = heapq.heappop(self._timed)
+        """Emit the pending events due by ``now``, in due order; delete them next poll."""
+        pending = self._pending_dir()
+        try:
+            names = sorted(n for n in os.listdir(pending)
+                           if n.endswith(".json") and not n.startswith("."))
+        except FileNotFoundError:
+            return
+        horizon = round(now * 1e9)
+        for name in names:
+            try:
+                due = int(name.split("-", 1)[0])
+            except ValueError:
+                due = 0
+            if due > horizon:
+                break
+            if name in self._consumed_names:
+                continue
+            path = pending / name
+            record = _read_json(path)
+            try:
+                event = EngineEvent(EventKind(record["kind"]), dict(record["data"]))
+            except (TypeError, KeyError, ValueError):
+                if path.exists():
+                    logger.warning("setting aside unreadable pending event %s", path)
+                    with contextlib.suppress(OSError):
+                        os.replace(path, path.with_suffix(".bad"))
+                continue
             if event.kind is EventKind.MESSAGE:
                 self._note_chat(event.data["chatId"], event.data["timestamp"], incoming=True)
             self._events.append(event)
+            self._consumed.append(path)
+            self._consumed_names.add(name)
 
     def _echo_event(self, text: str, now: float) -> EngineEvent:
         key = "3EB0" + secrets.token_hex(8).upper()

@@ -55,6 +55,8 @@ class Held:
     next_reconnect: float = 0.0
     # Events polled from the engine but not yet applied (the database failed): next tick.
     backlog: list[EngineEvent] = field(default_factory=list)
+    # Every send of this session below this sequence number is settled (see the send task).
+    settled_seq: int = 0
 
 
 # While engines keep reporting events, the host polls them again this soon.

@@ -20,9 +20,10 @@ log = logging.getLogger(__name__)
 
 @openwa_task(Tasks.PROBE_SESSIONS)
 def probe_sessions() -> dict[str, Any]:
-    """Hand every session that should run but has no live lease to a host with room."""
+    """Report sessions no live host holds as such, and hand each to a host with room."""
+    unheld = sessions.report_unheld()
     assigned = sessions.assign_orphans(settings())
-    return {"assigned": assigned}
+    return {"unheld": unheld, "assigned": assigned}
 
 
 @openwa_task(Tasks.SWEEP_MESSAGES)

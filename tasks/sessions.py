@@ -58,11 +58,19 @@ def logout_session(session_id: str) -> dict[str, Any]:
 @openwa_task(Tasks.SEND_MESSAGE)
 def send_message(message_id: str) -> dict[str, Any]:
     """The send lifecycle is :func:`app.services.messages.deliver`; this is its entry point."""
+    held = runtime().held
+    # How far each held session's older sends are settled (order across kills): kept on the
+    # hold, so a session this host takes over is looked at whole once.
+    settled = {session_id: h.settled_seq for session_id, h in held.items()}
     try:
-        return messages.deliver(message_id, _held_engine)
+        return messages.deliver(message_id, _held_engine, settled)
     except messages.NotHeld as error:
         # Only in a race with a stop or a handover: put it back for the holder.
         raise Reject(str(error), requeue=True) from None
+    finally:
+        for session_id, seq in settled.items():
+            if session_id in held:
+                held[session_id].settled_seq = seq
 
 
 def _held_engine(session_id: str) -> Engine | None:

@@ -48,12 +48,33 @@ def set_status(session_id: str, status: str, **values: Any) -> None:
     commit_and_publish(_stage_status(session_id, status, **values))
 
 
+def set_status_if(session_id: str, status: str, *conditions: Any, **values: Any) -> bool:
+    """``set_status`` only while the row still matches ``conditions``, checked in the UPDATE
+    itself (a change another process made meanwhile wins); True if the status was set."""
+    where = (Session.id == session_id, *conditions)
+    previous = db.session.scalar(select(Session.status).where(*where))
+    changed = db.session.execute(update(Session).where(*where)
+                                 .values(status=status, updated_at=utcnow(), **values)
+                                 .execution_options(synchronize_session=False))
+    if previous is None or changed.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        return False
+    commit_and_publish(_status_events(session_id, previous, status, values))
+    return True
+
+
 def _stage_status(session_id: str, status: str, **values: Any) -> list[str]:
     """Add the status change and its events to the current transaction; the outbox targets."""
     previous = db.session.scalar(select(Session.status).where(Session.id == session_id))
     db.session.execute(update(Session).where(Session.id == session_id)
                        .values(status=status, updated_at=utcnow(), **values)
                        .execution_options(synchronize_session=False))
+    return _status_events(session_id, previous, status, values)
+
+
+def _status_events(session_id: str, previous: str | None, status: str,
+                   values: dict[str, Any]) -> list[str]:
+    """session.status (and session.disconnected) for a change from ``previous``."""
     targets: list[str] = []
     if previous is not None and previous != status:
         data = {"status": status, "previousStatus": previous}
@@ -242,7 +263,7 @@ def _acks(session_id: str, acks: list[dict[str, Any]]) -> list[str]:
             wa_ids = by_level.setdefault(data["ack"], [])
             if data["messageId"] not in wa_ids:
                 wa_ids.append(data["messageId"])
-    targets: list[str] = []
+    targets = _sent_by_ack(session_id, by_level)
     for ack in sorted(by_level, key=ACK_RANK.__getitem__):
         wa_ids = by_level[ack]
         for start in range(0, len(wa_ids), ID_CHUNK):
@@ -254,6 +275,39 @@ def _acks(session_id: str, acks: list[dict[str, Any]]) -> list[str]:
                 if row is not None:
                     targets += webhooks.emit(session_id, "message.ack", {
                         "id": row.id, "messageId": wa_id, "chatId": row.chat_id, "ack": ack})
+    return targets
+
+
+_UNSETTLED_ACKED = select(
+    Message.id, Message.chat_id, Message.type, Message.body, Message.timestamp).where(
+    Message.session_id == bindparam("in_session"), Message.id.in_(bindparam("ids", expanding=True)),
+    Message.from_me.is_(True), Message.status.in_((MessageStatus.PENDING, MessageStatus.SENDING)))
+
+
+def _sent_by_ack(session_id: str, by_level: dict[str, list[str]]) -> list[str]:
+    """An ack proves a send went out: a send still ``pending``/``sending`` here (its host
+    died before recording it, and the network handed the acks to the host that took the
+    session over) is recorded as sent first (message.sent), so its acks apply and are not
+    lost. Our sends carry our id: WhatsApp ids ``true_<chat>_<our id>``."""
+    ours: dict[str, str] = {}
+    for wa_ids in by_level.values():
+        for wa_id in wa_ids:
+            if wa_id.startswith("true_"):
+                ours.setdefault(wa_id.rsplit("_", 1)[1], wa_id)
+    targets: list[str] = []
+    if not ours:
+        return targets
+    ids = list(ours)
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = {"in_session": session_id, "ids": ids[start:start + ID_CHUNK]}
+        for row in db.session.execute(_UNSETTLED_ACKED, chunk):
+            wa_id = ours[row.id]
+            db.session.execute(update(Message).where(Message.id == row.id)
+                               .values(status=MessageStatus.SENT, wa_message_id=wa_id)
+                               .execution_options(synchronize_session=False))
+            targets += webhooks.emit(session_id, "message.sent", {
+                "id": row.id, "messageId": wa_id, "chatId": row.chat_id, "type": row.type,
+                "body": row.body, "timestamp": row.timestamp})
     return targets
 
 

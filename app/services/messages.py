@@ -6,6 +6,10 @@ SEND_WAIT_TIMEOUT for the host's answer (201 sent, 202 still pending). On the se
 host, :func:`deliver` moves it pending -> sending -> sent (or failed), asking the engine
 first (``find_sent``) when a redelivery finds it already ``sending``. The send task is a
 thin entry point around :func:`deliver`; a new message type adds a line to ``SENDERS``.
+
+Order per session: before the host sends a message it settles the session's older sends
+that are still ``pending`` or ``sending`` (a killed host or API worker left them behind),
+oldest first, asking the engine before sending any of them again (:func:`settle_older`).
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import MutableMapping
 from datetime import timedelta
 from typing import Any, Callable, NamedTuple, cast
 
@@ -43,7 +48,15 @@ from app.models.base import affected_rows
 from app.services import dispatch, webhooks
 from app.services.events import commit_and_publish
 from app.services.replies import engine_failure, fail, ok
-from engines import Engine, EngineError, EngineNotReady, EngineState, EngineUnsupported, SentMessage
+from engines import (
+    Engine,
+    EngineCrashed,
+    EngineError,
+    EngineNotReady,
+    EngineState,
+    EngineUnsupported,
+    SentMessage,
+)
 
 SEND_TEXT_TASK = Tasks.SEND_MESSAGE
 HISTORY_MAX = 100
@@ -259,13 +272,18 @@ _FAILED = (update(Message).where(Message.id == bindparam("message_id"))
            .execution_options(synchronize_session=False))
 
 
-def deliver(message_id: str, engine_of: Callable[[str], Engine | None]) -> dict[str, Any]:
+def deliver(message_id: str, engine_of: Callable[[str], Engine | None],
+            settled: MutableMapping[str, int] | None = None) -> dict[str, Any]:
     """Send a committed message through its session's engine (``engine_of(session_id)``,
     None when this host does not hold it: :class:`NotHeld`) and record the outcome.
 
     Idempotent: a message already sent answers its WhatsApp id again, a failed one its
     error, and one found ``sending`` (a redelivery after a crash) is looked up with the
     engine's ``find_sent`` before it is sent again. Answers a task reply (replies.py).
+
+    Before it goes out, the session's older unsettled sends are settled (:func:`settle_older`).
+    ``settled`` is the caller's memory, per session, of the sequence number settled up to
+    (the session host keeps it), so between two sends the look-up is a short key range.
     """
     message = db.session.execute(_LOAD, {"message_id": message_id}).scalar_one_or_none()
     if message is None:
@@ -281,10 +299,16 @@ def deliver(message_id: str, engine_of: Callable[[str], Engine | None]) -> dict[
         raise NotHeld(f"session {message.session_id} is not held here")
     out = Outgoing(message.id, message.session_id, message.chat_id, message.type, message.body,
                    message.quoted_message_id, message.mentions)
+    seq = message.seq
     started = time.perf_counter()
     try:
         if engine.state is not EngineState.READY:
             raise EngineNotReady("Session is not ready")
+        # Order per session: older sends a killed host or API worker left unsettled first.
+        watermark = 0 if settled is None else settled.get(out.session_id, 0)
+        settle_older(engine, out.session_id, seq, watermark)
+        if settled is not None:
+            settled[out.session_id] = max(watermark, seq)
         if message.status == MessageStatus.SENDING:
             try:
                 found = engine.find_sent(out.chat_id, out.id)
@@ -300,9 +324,7 @@ def deliver(message_id: str, engine_of: Callable[[str], Engine | None]) -> dict[
         sent = sender(engine, out)
     except EngineError as error:
         reason = str(error) or type(error).__name__
-        db.session.execute(_FAILED, {"message_id": out.id, "reason": reason})
-        commit_and_publish(webhooks.emit(out.session_id, "message.failed", {
-            "id": out.id, "chatId": out.chat_id, "error": reason}))
+        _mark_failed(out, reason)
         metrics.messages_sent_total.labels(out.session_id, out.type, MessageStatus.FAILED).inc()
         log.warning("send of %s failed after %.3f s: %s", message_id,
                     time.perf_counter() - started, reason)
@@ -311,6 +333,13 @@ def deliver(message_id: str, engine_of: Callable[[str], Engine | None]) -> dict[
         time.perf_counter() - started)
     metrics.messages_sent_total.labels(out.session_id, out.type, MessageStatus.SENT).inc()
     return _mark_sent(out, sent)
+
+
+def _mark_failed(out: Outgoing, reason: str) -> None:
+    """The engine refused the send: ``failed``, reported once as message.failed."""
+    db.session.execute(_FAILED, {"message_id": out.id, "reason": reason})
+    commit_and_publish(webhooks.emit(out.session_id, "message.failed", {
+        "id": out.id, "chatId": out.chat_id, "error": reason}))
 
 
 def _mark_sent(out: Outgoing, sent: SentMessage) -> dict[str, Any]:
@@ -324,3 +353,61 @@ def _mark_sent(out: Outgoing, sent: SentMessage) -> dict[str, Any]:
             "type": out.type, "body": out.body, "timestamp": sent.timestamp})
     commit_and_publish(targets)
     return ok({"messageId": sent.message_id, "timestamp": sent.timestamp})
+
+
+_UNSETTLED_COLUMNS = (Message.id, Message.seq, Message.status, Message.chat_id, Message.type,
+                      Message.body, Message.quoted_message_id, Message.mentions)
+_UNSETTLED_STATUS = (Message.from_me.is_(True),
+                     Message.status.in_((MessageStatus.PENDING, MessageStatus.SENDING)))
+# `session_id + ""` keeps the planner on the primary-key range between two sends (SQLite
+# would otherwise walk the session's whole history through its index).
+_UNSETTLED_SINCE = (select(*_UNSETTLED_COLUMNS)
+                    .where(Message.seq > bindparam("after"), Message.seq < bindparam("before"),
+                           Message.session_id + "" == bindparam("in_session"), *_UNSETTLED_STATUS)
+                    .order_by(Message.seq))
+_UNSETTLED_ALL = (select(*_UNSETTLED_COLUMNS)
+                  .where(Message.session_id == bindparam("in_session"),
+                         Message.seq < bindparam("before"), *_UNSETTLED_STATUS)
+                  .order_by(Message.seq))
+
+
+def settle_older(engine: Engine, session_id: str, before: int, after: int = 0) -> int:
+    """Settle the session's sends older than sequence number ``before`` (and newer than
+    ``after``, below which the caller has settled already) that are still ``pending`` or
+    ``sending``: oldest first, each ``sending`` one looked up in the engine (``find_sent``),
+    and sent only if it did not go out. Called before every send, so a message left behind
+    by a killed host or API worker goes out before any newer one of its session, never after.
+
+    Returns how many were settled. An engine that is not ready or crashed raises (the newer
+    message must not go out either); a send the engine refuses marks that message failed.
+    """
+    if after > 0:
+        rows = db.session.execute(_UNSETTLED_SINCE, {"in_session": session_id, "after": after,
+                                                     "before": before}).all()
+    else:
+        rows = db.session.execute(_UNSETTLED_ALL, {"in_session": session_id,
+                                                   "before": before}).all()
+    for row in rows:
+        out = Outgoing(row.id, session_id, row.chat_id, row.type, row.body,
+                       row.quoted_message_id, row.mentions)
+        found = None
+        if row.status == MessageStatus.SENDING:  # `pending` never reached the engine
+            try:
+                found = engine.find_sent(out.chat_id, out.id)
+            except EngineUnsupported:
+                pass
+        if found is None:
+            sender = SENDERS.get(out.type)
+            try:
+                if sender is None:
+                    raise EngineUnsupported(f"cannot send a {out.type} message")
+                db.session.execute(_SENDING, {"message_id": out.id})
+                db.session.commit()
+                found = sender(engine, out)
+            except (EngineNotReady, EngineCrashed):
+                raise
+            except EngineError as error:
+                _mark_failed(out, str(error) or type(error).__name__)
+                continue
+        _mark_sent(out, found)
+    return len(rows)

@@ -30,6 +30,7 @@ from app.models import (
 )
 from app.models.base import affected_rows
 from app.services import dispatch, hosts
+from app.services.events import set_status_if
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,29 @@ def pending_qr(session: Session) -> str:
         raise Conflict(f"Session '{session.name}' has no QR code pending (status {session.status})",
                        code="QR_NOT_AVAILABLE")
     return session.qr_code
+
+
+# Statuses that say a host drives the session's engine now.
+HELD_STATUSES = (SessionStatus.READY, SessionStatus.AUTHENTICATING, SessionStatus.QR_READY)
+UNHELD_REASON = "no live session host holds the session; handing it to another host"
+
+
+def report_unheld() -> int:
+    """Sessions that still say ``ready`` (or show a QR) although no live lease covers them
+    (their host died) become ``disconnected``, reported as session.status: the status must
+    not claim a connection nobody drives. The host that takes the session over reports
+    ``initializing`` and then ``ready`` again. Returns how many changed."""
+    now = utcnow()
+    unheld = or_(Session.lease_holder.is_(None), Session.lease_expires_at <= now)
+    changed = 0
+    for session in hosts.orphaned_sessions(now):
+        if session.status in HELD_STATUSES and set_status_if(
+                session.id, SessionStatus.DISCONNECTED, unheld, Session.status == session.status,
+                qr_code=None, last_error=UNHELD_REASON):
+            log.info("session %s was %s with no live host; now disconnected", session.id,
+                     session.status)
+            changed += 1
+    return changed
 
 
 def assign_orphans(cfg: Config, only: list[str] | None = None) -> int:

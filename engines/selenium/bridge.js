@@ -195,6 +195,30 @@
         return msg ? {id: wid(msg.id), timestamp: msg.t || null} : null;
       }, function () { return null; });
     },
+    recentAcks: function (sinceSeconds, perChat) {
+      // The acks WhatsApp Web holds now for our messages of the last `sinceSeconds`, in the
+      // chats active since then: what a host that died before taking the page's ack events
+      // missed. Raw messages may carry their key as an object or serialized.
+      var W = wpp();
+      var since = Math.floor(Date.now() / 1000) - sinceSeconds;
+      return Promise.resolve(W.chat.list()).then(function (chats) {
+        var recent = (chats || []).filter(function (c) { return (c.t || 0) >= since; });
+        return Promise.all(recent.map(function (c) {
+          var chat = wid(c.id);
+          return Promise.resolve(W.chat.getMessages(chat, {count: perChat})).then(function (list) {
+            return (list || []).filter(function (m) {
+              var key = m.id || {};
+              var fromMe = typeof key === 'string' ? key.indexOf('true_') === 0 : !!key.fromMe;
+              return fromMe && (m.ack || 0) > 0 && (m.t || 0) >= since;
+            }).map(function (m) {
+              return {id: wid(m.id), chatId: chat, ack: m.ack};
+            });
+          }, function () { return []; });
+        }));
+      }).then(function (lists) {
+        return [].concat.apply([], lists);
+      });
+    },
     checkNumber: function (chat) {
       return Promise.resolve(wpp().contact.queryExists(chat)).then(function (found) {
         return found ? {exists: true, id: wid(found.wid)} : {exists: false, id: null};

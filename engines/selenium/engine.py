@@ -53,6 +53,10 @@ _RUNNING = frozenset(
 )
 #: WhatsApp ack numbers: -1 error, 0 pending, 1 server, 2 device, 3 read, 4 played.
 ACKS = {1: "sent", 2: "delivered", 3: "read", 4: "read"}
+#: On resuming a profile, the acks of our messages this recent are read back from the page
+#: (at most RECONCILE_PER_CHAT messages per chat): those a dead host had not taken.
+RECONCILE_SECONDS = 24 * 3600
+RECONCILE_PER_CHAT = 50
 #: WhatsApp message types we store, and their names in our API; others (system notices,
 #: protocol messages, e2e notifications) are skipped.
 TYPES = {"chat": "text", "image": "image", "video": "video", "ptt": "audio", "audio": "audio",
@@ -418,6 +422,7 @@ class SeleniumEngine(Engine):
             if self._state is not EngineState.READY:
                 self._set_state(EngineState.READY)
                 self._emit(EventKind.READY, {"phone": self._phone, "pushName": self._push_name})
+                self._reconcile_acks()
         elif kind == "logout":
             self._logged_out("logged out from the phone")
         elif kind == "message":
@@ -436,6 +441,30 @@ class SeleniumEngine(Engine):
         elif kind == "reaction":
             self._emit(EventKind.REACTION, {k: data.get(k) for k in
                                             ("messageId", "chatId", "from", "emoji")})
+
+    def _reconcile_acks(self) -> None:
+        """Ready again on a profile (a start, a takeover, a reload): report the acks WhatsApp
+        Web now holds for our recent messages. The page's ack events of a browser that died,
+        or that its host never took, are gone; WhatsApp Web keeps the levels. Every level up
+        to the current one is reported, lowest first; the host applies acks only forward,
+        so what it had already stored changes nothing."""
+        try:
+            found = self._call("recentAcks", RECONCILE_SECONDS, RECONCILE_PER_CHAT)
+        except EngineCrashed:
+            return  # _lost() has run; the next start reconciles
+        except EngineError as error:
+            log.info("session %s: could not read recent acks back: %s", self.session_id, error)
+            return
+        reported = 0
+        for item in found or []:
+            top = min(int(item.get("ack") or 0), 3)  # played (4) is read
+            for number in range(1, top + 1):
+                self._emit(EventKind.ACK, {"messageId": item.get("id"),
+                                           "chatId": item.get("chatId"), "ack": ACKS[number]})
+            reported += 1 if top > 0 else 0
+        if reported:
+            log.info("session %s: read back the acks of %d recent messages", self.session_id,
+                     reported)
 
     def _message(self, data: dict[str, Any]) -> dict[str, Any] | None:
         kind = TYPES.get(str(data.get("type")))

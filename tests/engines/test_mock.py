@@ -356,7 +356,8 @@ def test_find_sent_works_in_a_new_engine_instance_after_a_restart(make_engine: M
 
     restarted.start()
     assert restarted.send_text("15551234567@c.us", "hi", message_id="m1") == sent
-    assert of_kind(restarted.poll(), EventKind.ACK) == []  # nothing was sent again
+    # Only the "sent" ack the network held for the device since the first send: no second send.
+    assert [a["ack"] for a in of_kind(restarted.poll(), EventKind.ACK)] == ["sent"]
 
 
 def test_find_sent_survives_a_record_line_cut_short_by_a_crash(
@@ -412,6 +413,42 @@ def test_acks_due_together_arrive_in_order(make_engine: MakeEngine, clock: FakeC
         ("m1", "read"),
         ("m2", "read"),
     ]
+
+
+def test_acks_and_replies_a_killed_host_had_not_taken_come_to_the_next_engine(
+    make_engine: MakeEngine, clock: FakeClock
+) -> None:
+    engine = ready_engine(make_engine, ack_interval_seconds=0.5)
+    sent = engine.send_text(ECHO_ID, "ping", message_id="m1")
+    # The host dies (kill -9): no close(), nothing of this engine object survives.
+    del engine
+    clock.advance(5)
+
+    taker = make_engine()  # the host that takes the session over, on the same profile
+    taker.start()
+    events = taker.poll()
+    assert [(a["messageId"], a["ack"]) for a in of_kind(events, EventKind.ACK)] == [
+        (sent.message_id, "sent"), (sent.message_id, "delivered"), (sent.message_id, "read")]
+    assert [m["body"] for m in of_kind(events, EventKind.MESSAGE)] == ["ping"]
+    # Handed over once the host polled again (it had stored them): never twice.
+    assert of_kind(taker.poll(), EventKind.ACK) == []
+    later = make_engine()
+    later.start()
+    assert of_kind(later.poll(), EventKind.ACK) == []
+
+
+def test_acks_due_while_disconnected_arrive_after_the_reconnect(
+    make_engine: MakeEngine, clock: FakeClock
+) -> None:
+    engine = ready_engine(make_engine, ack_interval_seconds=0.5)
+    sent = engine.send_text("15551234567@c.us", "hi", message_id="m1")
+    engine.simulate_disconnect()
+    engine.poll()
+    clock.advance(2)
+    assert of_kind(engine.poll(), EventKind.ACK) == []  # the device is offline
+    engine.start()
+    assert [a["ack"] for a in of_kind(engine.poll(), EventKind.ACK)
+            if a["messageId"] == sent.message_id] == ["sent", "delivered", "read"]
 
 
 def test_send_to_an_unknown_number_succeeds_and_goes_nowhere(

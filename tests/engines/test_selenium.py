@@ -207,6 +207,34 @@ def test_send_receive_and_acks_and_a_reload_keeps_the_binding(
     assert not engine.check_number("15550000000").exists
 
 
+def test_a_resumed_profile_reports_the_acks_its_dead_host_never_took(
+        make_engine: MakeEngine, standin: StandIn) -> None:
+    engine = make_engine("acks")
+    link(engine, standin, "15550000120")
+    sent = engine.send_text("15550009998", "did it arrive?", message_id="3EB0AAAA0000000000000120")
+    standin.ack(sent.message_id, 3)  # read on the phone: the page emits the ack to its host...
+    channel = engine.channel
+    assert channel is not None
+
+    def page_emitted_ack() -> bool:
+        return any(e.get("type") == "ack" for e in list(channel.queue))
+
+    deadline = time.monotonic() + 10
+    while not page_emitted_ack() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert page_emitted_ack(), "the page did not hand the ack over"
+    engine.close()  # ...which never takes it: what the page handed over is gone with it
+    assert standin.device_for(phone="15550000120").view()["pending"] == 0  # type: ignore[union-attr]
+
+    resumed = make_engine("acks")  # the next host, on the same profile
+    seen: list[EngineEvent] = []
+    resumed.start()
+    pump(resumed, kind(EventKind.ACK, messageId=sent.message_id, ack="read"), seen=seen)
+    assert [e.data["ack"] for e in seen if e.kind is EventKind.ACK
+            and e.data["messageId"] == sent.message_id] == ["sent", "delivered", "read"]
+    assert not [e for e in seen if e.kind is EventKind.QR]
+
+
 def test_chromium_killed_is_seen_on_the_next_tick_and_resumes_without_a_qr(
         make_engine: MakeEngine, standin: StandIn) -> None:
     engine = make_engine()

@@ -8,7 +8,8 @@ WhatsApp Web cannot be reached from the test machine. This server plays both of 
   ``window.WPP`` with its own. The page keeps its device id and its link in IndexedDB, in
   the browser profile, as WhatsApp Web does, so a restarted browser resumes without a QR.
 - ``/wa/*`` are the "WhatsApp servers" the page talks to: QR codes (refs that rotate),
-  sends, history lookups, pairing codes, and a server-sent event stream per device.
+  sends, history lookups (a linked page syncs its messages and their ack levels when it
+  opens), pairing codes, and a server-sent event stream per device.
 - ``/control/*`` is the phone and the rest of the world, driven by the tests: scan a QR,
   enter a pairing code, deliver an incoming message, move an ack, log out from the phone,
   reload the page, hang the page. ``GET /control/state`` shows what the server knows,
@@ -169,7 +170,10 @@ class StandIn:
                       if self._key(d, message_id) in self.messages]
         if not owners:
             raise LookupError(f"no message {message_id}")
-        chat = self.messages[self._key(owners[0], message_id)]["chat"]
+        with self.lock:
+            message = self.messages[self._key(owners[0], message_id)]
+            message["ack"] = max(int(message.get("ack") or 0), ack)  # the servers keep it
+            chat = message["chat"]
         self.push(owners[0], {"type": "ack", "id": message_id, "chat": chat, "ack": ack})
         return owners[0]
 
@@ -234,7 +238,7 @@ class StandIn:
             message = {"id": serialized, "key": key, "chat": chat, "from": f"{device.phone}@c.us",
                        "to": chat, "fromMe": True, "body": body.get("body"), "type": "chat",
                        "t": int(time.time()), "quoted": body.get("quoted"),
-                       "mentions": body.get("mentions") or []}
+                       "mentions": body.get("mentions") or [], "ack": 1}
             self.messages[self._key(device, serialized)] = message
             self.sent.append({**message, "device": device.id})
             return message
@@ -242,6 +246,13 @@ class StandIn:
     def page_message(self, device_id: str, message_id: str) -> dict[str, Any] | None:
         with self.lock:
             return self.messages.get(self._key(self.devices[device_id], message_id))
+
+    def page_history(self, device_id: str) -> list[dict[str, Any]]:
+        """What a linked device syncs when it opens: its messages, with their ack levels."""
+        prefix = f"{device_id}/"
+        with self.lock:
+            found = [dict(m) for key, m in self.messages.items() if key.startswith(prefix)]
+        return sorted(found, key=lambda m: m["t"])
 
     def page_pairing(self, device_id: str, phone: str) -> str:
         code = "".join(secrets.choice(_PAIRING_ALPHABET) for _ in range(8))
@@ -298,6 +309,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._static("standin.js", "application/javascript; charset=utf-8")
         elif url.path == "/wa/events":
             self._events(query["device"])
+        elif url.path == "/wa/history":
+            self._json(self.standin.page_history(query["device"]))
         elif url.path == "/wa/message":
             found = self.standin.page_message(query["device"], query["id"])
             self._json(found, 200 if found else 404)

@@ -42,7 +42,7 @@
   function Msg(m) {
     return {
       id: MsgKey(m.id), from: Wid(m.from), to: Wid(m.to), body: m.body, type: m.type || 'chat',
-      t: m.t, isNewMsg: true, quotedStanzaID: m.quoted ? String(m.quoted).split('_').pop() : undefined,
+      t: m.t, ack: m.ack || 0, isNewMsg: true, quotedStanzaID: m.quoted ? String(m.quoted).split('_').pop() : undefined,
       _quoted: m.quoted || null
     };
   }
@@ -208,6 +208,18 @@
     }
   }
 
+  // A linked device that opens syncs its messages (with their ack levels) from the servers.
+  function syncHistory() {
+    return fetch('/wa/history?device=' + encodeURIComponent(device)).then(function (reply) {
+      return reply.ok ? reply.json() : [];
+    }).then(function (list) {
+      list.forEach(function (m) {
+        messages[m.id] = Msg(m);
+        noteChat(m.chat, m.t, false);
+      });
+    }, function () {});
+  }
+
   function requireReady() {
     if (!state.mainReady) {
       throw new Error('WhatsApp is not connected');
@@ -274,6 +286,14 @@
             return reply.json().then(Msg);
           });
       },
+      getMessages: function (chat, options) {
+        requireReady();
+        var count = options && options.count > 0 ? options.count : 20;
+        var list = Object.keys(messages).map(function (k) { return messages[k]; })
+          .filter(function (m) { return m.id.remote._serialized === String(chat._serialized || chat); })
+          .sort(function (a, b) { return a.t - b.t; });
+        return Promise.resolve(list.slice(-count));
+      },
       getQuotedMsgKey: function (msg) {
         if (!msg._quoted) { throw new Error('no quoted message'); }
         return MsgKey(msg._quoted);
@@ -329,7 +349,7 @@
       // Give wa-js consumers a moment to subscribe, as WhatsApp Web's own start-up would.
       setTimeout(function () {
         if (reply.linked) {
-          linked(reply.phone, reply.pushName, false);
+          syncHistory().then(function () { linked(reply.phone, reply.pushName, false); });
         } else if (reply.revoked || link) {
           kvPut(db, 'link', undefined).then(function () {
             emit('conn.logout');
