@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 from typing import Any, Callable, TypeVar, cast
 
 from flask import current_app, g, request
@@ -28,13 +29,49 @@ def presented_key() -> str | None:
     return None
 
 
+def client_address() -> str | None:
+    """The client's address: the peer, or, when the peer is in TRUSTED_PROXIES, the
+    right-most X-Forwarded-For hop that is not itself a trusted proxy."""
+    peer = request.remote_addr
+    trusted = [ipaddress.ip_network(n) for n in current_app.config["OPENWA"].trusted_proxies]
+
+    def is_trusted(value: str | None) -> bool:
+        try:
+            address = ipaddress.ip_address((value or "").strip())
+        except ValueError:
+            return False
+        return any(address in network for network in trusted)
+
+    if not trusted or not is_trusted(peer):
+        return peer
+    hops = [hop.strip() for header in request.headers.getlist("X-Forwarded-For")
+            for hop in header.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if is_trusted(hop):
+            continue
+        try:
+            return str(ipaddress.ip_address(hop))
+        except ValueError:
+            return peer  # a forged or garbled hop: the proxy we trust is all we know
+    return peer
+
+
 def current_key() -> ApiKey:
     key = getattr(g, "api_key", None)
     if key is None:
-        key = api_keys.authenticate(presented_key(), request.remote_addr,
+        key = api_keys.authenticate(presented_key(), client_address(),
                                     current_app.config["OPENWA"])
         g.api_key = key
     return cast(ApiKey, key)
+
+
+def rate_limit_identity() -> str:
+    """Whom a request counts against: the authenticated key's id, else the client address
+    (so a different spelling of one key, or a wrong key, is never a fresh bucket)."""
+    try:
+        return f"key:{current_key().id}"
+    except Exception:  # no, wrong, revoked or denied key, or no database: the view says which
+        return f"ip:{client_address()}"
 
 
 def scoped_session(sid: str) -> Session:

@@ -6,6 +6,7 @@ that line and exit.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -221,6 +222,14 @@ class Config:
     backup_path: Path = Path("./data/backups")
     backup_s3_bucket: str | None = None
     backup_s3_prefix: str = "backups/"
+    # hardening (issue 16): rate-limit windows beside RATE_LIMIT_WINDOW/MAX (the medium one;
+    # None: derived from it), proxies trusted for X-Forwarded-For, the session-creation cap
+    rate_limit_short_window_ms: int = 1000
+    rate_limit_short_max: int | None = None
+    rate_limit_long_window_ms: int = 3_600_000
+    rate_limit_long_max: int | None = None
+    trusted_proxies: list[str] = field(default_factory=list)
+    max_created_sessions: int = 100
     # testing switches (never from the environment)
     testing: bool = False
 
@@ -324,6 +333,15 @@ class Config:
             backup_path=Path(env.str("BACKUP_PATH", str(data_dir / "backups"))),
             backup_s3_bucket=env.opt("BACKUP_S3_BUCKET") or env.opt("STORAGE_S3_BUCKET"),
             backup_s3_prefix=_prefix(env.str("BACKUP_S3_PREFIX", "backups/")),
+            # hardening (issue 16)
+            rate_limit_short_window_ms=env.int("RATE_LIMIT_SHORT_WINDOW", 1000, minimum=1),
+            rate_limit_short_max=(env.int("RATE_LIMIT_SHORT_MAX", 0, minimum=1)
+                                  if env.opt("RATE_LIMIT_SHORT_MAX") else None),
+            rate_limit_long_window_ms=env.int("RATE_LIMIT_LONG_WINDOW", 3_600_000, minimum=1),
+            rate_limit_long_max=(env.int("RATE_LIMIT_LONG_MAX", 0, minimum=1)
+                                 if env.opt("RATE_LIMIT_LONG_MAX") else None),
+            trusted_proxies=_networks("TRUSTED_PROXIES", env.csv("TRUSTED_PROXIES")),
+            max_created_sessions=env.int("MAX_CREATED_SESSIONS", 100, minimum=1),
         )
         for key, value in overrides.items():
             if not hasattr(config, key):
@@ -351,6 +369,30 @@ class Config:
         return f"sqlite:///{self.database_sqlite_path.resolve()}"
 
     @property
+    def rate_limits(self) -> str:
+        """The short, medium (RATE_LIMIT_WINDOW/MAX) and long windows, in Flask-Limiter's
+        notation. Unset maxima follow RATE_LIMIT_MAX: half of it (at least 10, at most all
+        of it) per short window (a burst), twenty times it per long window (a third of the
+        medium rate, sustained)."""
+        short = self.rate_limit_short_max or max(self.rate_limit_max // 2,
+                                                 min(self.rate_limit_max, 10))
+        long = self.rate_limit_long_max or self.rate_limit_max * 20
+        return ";".join(f"{amount} per {max(window // 1000, 1)} second" for amount, window in (
+            (short, self.rate_limit_short_window_ms), (self.rate_limit_max, self.rate_limit_window_ms),
+            (long, self.rate_limit_long_window_ms)))
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        """Whether the API listens on loopback only (BIND_ADDRESS)."""
+        address = self.bind_address.strip("[]")
+        if address == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(address).is_loopback
+        except ValueError:
+            return False
+
+    @property
     def broker_url(self) -> str:
         if not self.redis_url:
             raise ConfigError("REDIS_URL is not set (`openwa run` starts an embedded Redis)")
@@ -366,6 +408,17 @@ def _backup_schedule(env: _Env) -> str | None:
     except ValueError as error:
         raise ConfigError(f"BACKUP_SCHEDULE={value!r} is not a cron expression: {error}") from None
     return " ".join(value.split())
+
+
+def _networks(name: str, values: list[str]) -> list[str]:
+    """IP addresses or CIDR networks (a comma-separated variable), normalised."""
+    result = []
+    for value in values:
+        try:
+            result.append(str(ipaddress.ip_network(value, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name}: {value!r} is not an IP address or CIDR network") from None
+    return result
 
 
 def _prefix(value: str) -> str:

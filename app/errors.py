@@ -9,7 +9,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, g, has_request_context, jsonify
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,8 @@ def error_response(status: int, message: str | list[str], code: str | None = Non
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value
+    if has_request_context() and "Retry-After" in response.headers:
+        g.own_retry_after = response.headers["Retry-After"]  # app.security keeps it as is
     return response
 
 
@@ -139,6 +141,9 @@ def register_error_handlers(app: Flask) -> None:
             message = "Route not found"
         elif status == 405:
             message = "Method not allowed"
+            allowed = sorted(getattr(error, "valid_methods", None) or [])
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
         elif status == 413:
             message = "Request body is too large"
         if status >= 500:

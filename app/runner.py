@@ -16,7 +16,7 @@ from flask import Flask
 from flask_migrate import upgrade
 from prometheus_client.multiprocess import mark_process_dead
 
-from app import logs
+from app import flower_auth, logs
 from app.config import Config
 from app.embedded_redis import start as start_redis
 from app.resilience import drain_flag
@@ -160,6 +160,7 @@ def run_flower(flask_app: Flask) -> None:
         argv.append(f"--basic_auth={config.flower_basic_auth}")
     elif config.flower_address not in ("127.0.0.1", "localhost", "::1"):
         log.warning("Flower listens on %s without FLOWER_BASIC_AUTH", config.flower_address)
+    argv = flower_auth.secure_argv(config, argv)  # issue 16: every page behind the login
     celery.start(argv)
 
 

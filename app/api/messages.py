@@ -6,6 +6,7 @@ from typing import Any
 from flask import jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from werkzeug.exceptions import MethodNotAllowed
 
 from app.auth import current_key, require
 from app.errors import BadRequest
@@ -19,6 +20,9 @@ from app.schemas.messages import (
     SendTextSchema,
 )
 from app.services import messages
+
+#: Path segments below /messages that are actions, never message ids.
+ACTION_SEGMENTS = frozenset({"send-text"})
 
 blp = Blueprint("messages", __name__, description="Messages")
 
@@ -69,4 +73,6 @@ class MessageById(MethodView):
     @blp.response(200, MessageSchema)
     def get(self, session: Session, message_id: str) -> Any:
         """One stored message with its status"""
+        if message_id in ACTION_SEGMENTS:  # e.g. GET .../messages/send-text: not a message id
+            raise MethodNotAllowed(valid_methods=["POST"])
         return messages.get_message(session, message_id)

@@ -6,7 +6,7 @@ from datetime import timezone
 from marshmallow import Schema, fields, validate
 
 from app.models import ROLES
-from app.schemas.common import StrictSchema, Text
+from app.schemas.common import PartialUpdateSchema, StrictSchema, Text
 
 
 class ApiKeySchema(Schema):
@@ -49,7 +49,7 @@ class ApiKeyCreateSchema(_ApiKeyFields):
     name = Text(required=True, validate=validate.Length(1, 100))
 
 
-class ApiKeyUpdateSchema(_ApiKeyFields):
+class ApiKeyUpdateSchema(_ApiKeyFields, PartialUpdateSchema):
     isActive = fields.Boolean(data_key="isActive", attribute="is_active")
 
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import random
-import socket
+import re
 import time
 from datetime import timedelta, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from flask import current_app
@@ -36,7 +34,8 @@ from app.extensions import db
 from app.models import EVENTS, Webhook, WebhookDelivery, utcnow
 from app.models.base import new_id
 from app.models.webhook import DEAD, DELIVERED, PENDING
-from app.services import dispatch
+from app.schemas.common import HTTP_HEADER_VALUE, HTTP_TOKEN
+from app.services import dispatch, ssrf
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,6 @@ USER_AGENT = "OpenWA-Webhook/1.0"
 RESERVED_HEADERS = {"content-type", "user-agent", "x-openwa-event", "x-openwa-delivery-id",
                     "x-openwa-idempotency-key", "x-openwa-retry-count", "x-openwa-signature",
                     "host", "content-length"}
-METADATA_HOSTS = {"metadata.google.internal", "metadata"}
 
 
 def config() -> Config:
@@ -57,35 +55,9 @@ def box() -> Box:
     return Box.from_config(config())
 
 
-# -- the SSRF guard -------------------------------------------------------------------
-class UnsafeUrl(ValueError):
-    pass
-
-
-def check_url(url: str, allow_private: bool) -> None:
-    """Refuse credentials, non-HTTP schemes, and hosts resolving to internal addresses."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeUrl("must be an http or https URL")
-    if parts.username or parts.password:
-        raise UnsafeUrl("must not contain credentials")
-    if allow_private:
-        return
-    host = parts.hostname.lower()
-    if host in METADATA_HOSTS:
-        raise UnsafeUrl("resolves to a cloud metadata address")
-    try:
-        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80),
-                                   type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        raise UnsafeUrl(f"host {host!r} does not resolve") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if (address.is_private or address.is_loopback or address.is_link_local
-                or address.is_multicast or address.is_reserved or address.is_unspecified):
-            raise UnsafeUrl(f"resolves to a non-public address ({address})")
+# -- the SSRF guard (app/services/ssrf.py; re-exported so callers do not change) -------
+check_url = ssrf.check_url
+UnsafeUrl = ssrf.UnsafeUrl
 
 
 # -- registration ------------------------------------------------------------------
@@ -230,10 +202,36 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+# -- requests that cannot be built (issue 16) ------------------------------------------
+HEADER_NAME, HEADER_VALUE = re.compile(HTTP_TOKEN), re.compile(HTTP_HEADER_VALUE)
+
+
+def unbuildable(webhook: Webhook) -> str | None:
+    """Why no HTTP request can be built for this webhook (rows stored before registration
+    checked headers and secrets), or None. The reason names no header value or secret:
+    it becomes the dead letter's ``lastError``."""
+    opened = box()
+    headers = json.loads(opened.decrypt(webhook.headers_enc)) if webhook.headers_enc else {}
+    for name, value in headers.items():
+        if not (isinstance(name, str) and HEADER_NAME.match(name)):
+            return "unbuildable: a custom header name is not an HTTP token"
+        if not (isinstance(value, str) and HEADER_VALUE.match(value)):
+            return "unbuildable: a custom header value is not Latin-1 text without CR/LF"
+    if webhook.secret_enc:
+        try:
+            opened.decrypt(webhook.secret_enc).encode()
+        except UnicodeError:
+            return "unbuildable: the signing secret is not valid text"
+    return None
+
+
 def post(webhook: Webhook, event: str, body: bytes, delivery_id: str, idempotency_key: str,
          retry: int) -> tuple[bool, int | None, str | None]:
     """One attempt: (success, status code, error). Redirects are not followed."""
     cfg = config()
+    reason = unbuildable(webhook)
+    if reason:
+        return False, None, reason
     try:
         check_url(webhook.url, cfg.webhook_allow_private)  # again: DNS may have changed
     except UnsafeUrl as error:
@@ -252,7 +250,7 @@ def post(webhook: Webhook, event: str, body: bytes, delivery_id: str, idempotenc
                               timeout=cfg.webhook_timeout_ms / 1000)
     except requests.Timeout:
         return False, None, f"timed out after {cfg.webhook_timeout_ms} ms"
-    except requests.RequestException as error:
+    except (requests.RequestException, ValueError) as error:  # never the message: it may quote a header
         return False, None, f"{type(error).__name__}"
     if 200 <= reply.status_code < 300:
         return True, reply.status_code, None
@@ -362,6 +360,13 @@ def _deliver_due(webhook_id: str, deadline: float, hold: float) -> tuple[int, bo
 
 def _attempt(webhook: Webhook, delivery: WebhookDelivery, cfg: Config) -> str:
     """POST one delivery and record the outcome (uncommitted): delivered, dead or retry."""
+    reason = unbuildable(webhook)
+    if reason:  # no retry can succeed: a dead letter now, so the line moves on
+        delivery.attempts += 1
+        delivery.status, delivery.last_status_code, delivery.last_error = DEAD, None, reason
+        metrics.webhook_deliveries_total.labels(delivery.event, "dead").inc()
+        log.warning("webhook %s: delivery %s is dead: %s", webhook.id, delivery.id, reason)
+        return "dead"
     started = time.perf_counter()
     ok, code, error = post(webhook, delivery.event, envelope(delivery), delivery.id,
                            delivery.idempotency_key, delivery.attempts)
