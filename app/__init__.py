@@ -76,7 +76,11 @@ def create_app(config: Config | None = None) -> Flask:
     hygiene.install(app)
     limiter.init_app(app)
     cache.init_app(app)
+    from app.api.messages import MessageIdConverter
+
+    app.url_map.converters["message_id"] = MessageIdConverter
     api.init_app(app)
+    api.register_converter(MessageIdConverter, MessageIdConverter.parameter_schema)
     register_error_handlers(app)
     _register_blueprints(app, config)
     if config.metrics_enabled:

@@ -6,7 +6,7 @@ from typing import Any
 from flask import jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.routing import BaseConverter
 
 from app.auth import current_key, require
 from app.errors import BadRequest
@@ -21,8 +21,21 @@ from app.schemas.messages import (
 )
 from app.services import messages
 
-#: Path segments below /messages that are actions, never message ids.
-ACTION_SEGMENTS = frozenset({"send-text"})
+#: Path segments below /messages that are actions, never message ids: with the plain
+#: string converter, `GET .../messages/send-text` was a message look-up (and OPTIONS on
+#: send-text advertised GET).
+ACTION_SEGMENTS = ("send-text",)
+
+
+class MessageIdConverter(BaseConverter):
+    """A message id: any path segment but an action's name."""
+
+    regex = r"(?!(?:" + "|".join(ACTION_SEGMENTS) + r")$)[^/]+"
+
+    @staticmethod
+    def parameter_schema(converter: BaseConverter) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1, "not": {"enum": list(ACTION_SEGMENTS)}}
+
 
 blp = Blueprint("messages", __name__, description="Messages")
 
@@ -67,12 +80,10 @@ class History(MethodView):
         return {"messages": found, "total": total}
 
 
-@blp.route("/<sid>/messages/<message_id>")
+@blp.route("/<sid>/messages/<message_id:message_id>")
 class MessageById(MethodView):
     @require("viewer")
     @blp.response(200, MessageSchema)
     def get(self, session: Session, message_id: str) -> Any:
         """One stored message with its status"""
-        if message_id in ACTION_SEGMENTS:  # e.g. GET .../messages/send-text: not a message id
-            raise MethodNotAllowed(valid_methods=["POST"])
         return messages.get_message(session, message_id)

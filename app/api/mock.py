@@ -28,7 +28,7 @@ class MockScan(MethodView):
 
 class DisconnectSchema(StrictSchema):
     reason = Text(load_default="connection lost", validate=validate.Length(1, 200))
-    failReconnects = fields.Integer(load_default=0, data_key="failReconnects",
+    failReconnects = fields.Integer(load_default=0, data_key="failReconnects", strict=True,
                                     validate=validate.Range(0, 1000))
 
 

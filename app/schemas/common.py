@@ -6,8 +6,6 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validates_schema
 
-from engines.base import normalise_chat_id
-
 
 class StrictSchema(Schema):
     """Unknown fields are an error (400), as in OpenWA."""
@@ -31,6 +29,28 @@ class PartialUpdateSchema(StrictSchema):
     def _not_empty(self, data: Any, original: Any, **kwargs: Any) -> None:
         if not isinstance(original, dict) or not original:
             raise ValidationError("the body must change at least one field")
+
+
+class StrictBool(fields.Boolean):
+    """A JSON true or false; not 0, 1, "yes" or "on", which marshmallow would take."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("must be true or false")
+        return value
+
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_H = r"[0-9A-Fa-f]{1,4}"
+_IPV6 = ("(?:" + "|".join([
+    rf"(?:{_H}:){{7}}{_H}", rf"(?:{_H}:){{1,7}}:", rf"(?:{_H}:){{1,6}}:{_H}",
+    rf"(?:{_H}:){{1,5}}(?::{_H}){{1,2}}", rf"(?:{_H}:){{1,4}}(?::{_H}){{1,3}}",
+    rf"(?:{_H}:){{1,3}}(?::{_H}){{1,4}}", rf"(?:{_H}:){{1,2}}(?::{_H}){{1,5}}",
+    rf"{_H}:(?::{_H}){{1,6}}", rf":(?:(?::{_H}){{1,7}}|:)"]) + ")")
+#: An IPv4 or IPv6 address (no embedded-IPv4 or zone notation), optionally with a /prefix.
+IP_OR_CIDR_PATTERN = (rf"^(?:{_IPV4}(?:/(?:3[0-2]|[12]?[0-9]))?"
+                      rf"|{_IPV6}(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$")
 
 
 class Text(fields.String):
@@ -67,15 +87,29 @@ class HttpUrl(Text):
         return result
 
 
+#: What a ``chatId`` may be, exactly as the document states it: a phone number (5-20
+#: digits, optionally a leading + and spaces or hyphens between them) or a WhatsApp id.
+CHAT_ID_PATTERN = (r"^(?:\+?[0-9](?:[ -]*[0-9]){4,19}[ -]*"
+                   r"|[0-9]{5,20}@c\.us|[0-9]{5,20}(?:-[0-9]{5,20})?@g\.us)$")
+_CHAT_ID = re.compile(CHAT_ID_PATTERN)
+
+
 class ChatId(Text):
     """A phone number or WhatsApp id, normalised to ``<digits>@c.us`` / ``<id>@g.us``."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["metadata"] = {"pattern": CHAT_ID_PATTERN, "maxLength": 64,
+                              **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         result = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return normalise_chat_id(result)
-        except ValueError as error:
-            raise ValidationError(str(error)) from None
+        if len(result) > 64 or not _CHAT_ID.match(result):
+            raise ValidationError("must be a phone number or a WhatsApp id "
+                                  "(<digits>@c.us or <id>@g.us)")
+        if "@" in result:
+            return result
+        return re.sub(r"[^0-9]", "", result) + "@c.us"
 
 
 class ErrorSchema(Schema):

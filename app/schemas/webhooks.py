@@ -9,6 +9,7 @@ from app.schemas.common import (
     HTTP_TOKEN,
     HttpUrl,
     PartialUpdateSchema,
+    StrictBool,
     StrictSchema,
     Text,
 )
@@ -40,7 +41,7 @@ class _WebhookFields(StrictSchema):
                               error="must be Latin-1 text without control characters")]),
                           load_only=True,
                           allow_none=True, validate=validate.Length(max=20))
-    retryCount = fields.Integer(data_key="retryCount", attribute="retry_count",
+    retryCount = fields.Integer(data_key="retryCount", attribute="retry_count", strict=True,
                                 validate=validate.Range(0, 20))
 
 
@@ -49,7 +50,7 @@ class WebhookCreateSchema(_WebhookFields):
 
 
 class WebhookUpdateSchema(_WebhookFields, PartialUpdateSchema):
-    active = fields.Boolean()
+    active = StrictBool()
 
 
 class TestResultSchema(Schema):
