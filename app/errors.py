@@ -94,22 +94,23 @@ def error_response(status: int, message: str | list[str], code: str | None = Non
     return response
 
 
-def flatten_validation(messages: Any, prefix: str = "") -> list[str]:
-    """Turn marshmallow's nested error dict into flat ``field: message`` lines."""
+def flatten_validation(messages: Any, prefix: str = "", top: bool = True) -> list[str]:
+    """Turn marshmallow's nested error dict into flat ``field: message`` lines (the request
+    locations webargs nests them under only at the top: a field may be named `headers`)."""
     if isinstance(messages, dict):
         lines: list[str] = []
         for key, value in messages.items():
-            if key in ("json", "query", "headers", "view_args", "form", "files") and not prefix:
-                lines.extend(flatten_validation(value, ""))
+            if key in ("json", "query", "headers", "view_args", "form", "files") and top:
+                lines.extend(flatten_validation(value, "", top=False))
             elif key == "_schema":
-                lines.extend(flatten_validation(value, prefix))
+                lines.extend(flatten_validation(value, prefix, top=False))
             else:
-                lines.extend(flatten_validation(value, f"{prefix}{key}."))
+                lines.extend(flatten_validation(value, f"{prefix}{key}.", top=False))
         return lines
     if isinstance(messages, (list, tuple)):
         lines = []
         for item in messages:
-            lines.extend(flatten_validation(item, prefix))
+            lines.extend(flatten_validation(item, prefix, top=False))
         return lines
     field = prefix[:-1] if prefix.endswith(".") else prefix
     return [f"{field}: {messages}" if field else str(messages)]

@@ -6,8 +6,8 @@ check on, a fixed seed and a fixed budget, prints the figures (operations, reque
 failures by check) and exits non-zero on any failure. Loopback only: the documented
 webhook URLs are refused by the SSRF guard before any connection.
 
-Environment: FUZZ_SEED (default 16), FUZZ_MAX_EXAMPLES (per operation, default 30),
-FUZZ_REDIS_URL (default redis://127.0.0.1:6379/<TEST_REDIS_DB or 9>),
+Environment: FUZZ_SEED (default 16), FUZZ_MAX_EXAMPLES (per operation, default 40: about 4 minutes),
+FUZZ_REDIS_URL (default <TEST_REDIS_URL or redis://127.0.0.1:6379>/<TEST_REDIS_DB or 9>),
 FUZZ_REPORT_DIR (default ./fuzz-report), FUZZ_PHASES (default examples,coverage,fuzzing).
 """
 from __future__ import annotations
@@ -26,16 +26,17 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
+from tests.databases import REDIS_URL  # noqa: E402
 from tests.integration.conftest import wait_for  # noqa: E402
 from tests.live import LivePlatform, base_env  # noqa: E402
 
 
 def main() -> int:
     seed = os.environ.get("FUZZ_SEED", "16")
-    examples = os.environ.get("FUZZ_MAX_EXAMPLES", "30")
+    examples = os.environ.get("FUZZ_MAX_EXAMPLES", "40")
     phases = os.environ.get("FUZZ_PHASES", "examples,coverage,fuzzing")
     redis_url = os.environ.get("FUZZ_REDIS_URL") or \
-        f"redis://127.0.0.1:6379/{os.environ.get('TEST_REDIS_DB', '9')}"
+        f"{REDIS_URL}/{os.environ.get('TEST_REDIS_DB', '9')}"
     report_dir = Path(os.environ.get("FUZZ_REPORT_DIR", ROOT / "fuzz-report")).resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
     redis.Redis.from_url(redis_url).flushdb()

@@ -84,11 +84,22 @@ def check_url(url: str, allow_private: bool = False) -> None:
     host = parts.hostname.lower().rstrip(".")
     if host in METADATA_HOSTS:
         raise UnsafeUrl("resolves to a cloud metadata address")
+    try:  # an address literal is judged as it is: no resolver involved
+        literal = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        literal = None
+    if literal is not None:
+        reason = address_refusal(literal)
+        if reason:
+            raise UnsafeUrl(f"resolves to a non-public address ({reason})")
+        return
     try:
         infos = socket.getaddrinfo(host, port or (443 if parts.scheme == "https" else 80),
                                    type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
         raise UnsafeUrl(f"host {host!r} does not resolve") from None
+    if not infos:
+        raise UnsafeUrl(f"host {host!r} does not resolve")
     for info in infos:
         try:
             address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
