@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import copy
 import functools
 import ipaddress
 from typing import Any, Callable, TypeVar, cast
@@ -102,6 +103,10 @@ def require(role: str) -> Callable[[F], F]:
                 raise Forbidden(f"This action needs the {role} role")
             return view(*args, **kwargs)
 
+        # The document names the role (x-openwa-role): the auth matrix is generated from it.
+        apidoc = copy.deepcopy(getattr(wrapper, "_apidoc", {}))
+        apidoc.setdefault("manual_doc", {})["x-openwa-role"] = role
+        wrapper._apidoc = apidoc  # type: ignore[attr-defined]
         return cast(F, wrapper)
 
     return decorator

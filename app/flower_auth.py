@@ -52,21 +52,30 @@ def basic_auth(config: Config) -> str | None:
 
 
 def protect_every_page() -> None:
-    """Make every Flower handler check the login before it runs (with basic auth on)."""
+    """Make every Flower handler check the login before it runs (with basic auth on):
+    BaseHandler's prepare and every subclass's own prepare (the API handlers have one)."""
+    import flower.urls  # noqa: F401  (imports every handler module, so all subclasses exist)
     from flower.views import BaseHandler
     from flower.views.monitor import Healthcheck
 
-    if getattr(BaseHandler, "_openwa_protected", False):
-        return
-    original = BaseHandler.prepare
+    def guarded(original: Any) -> Any:
+        def prepare(self: Any) -> Any:
+            if self.application.options.basic_auth and not isinstance(self, Healthcheck):
+                _ = self.current_user  # get_current_user raises 401 without valid credentials
+            return original(self)
 
-    def prepare(self: Any) -> Any:
-        if self.application.options.basic_auth and not isinstance(self, Healthcheck):
-            _ = self.current_user  # get_current_user raises 401 without valid credentials
-        return original(self)
+        prepare._openwa_guarded = True  # type: ignore[attr-defined]
+        return prepare
 
-    BaseHandler.prepare = prepare
-    BaseHandler._openwa_protected = True
+    pending = [BaseHandler]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        own = cls.__dict__.get("prepare")
+        if cls is BaseHandler and own is None:
+            own = BaseHandler.prepare
+        if own is not None and not getattr(own, "_openwa_guarded", False):
+            cls.prepare = guarded(own)
 
 
 def secure_argv(config: Config, argv: list[str]) -> list[str]:

@@ -141,11 +141,12 @@ def summarise(report: Path, elapsed: float) -> None:
     print(f"fuzz: {elapsed:.0f} s; report {report}", flush=True)
     print("fuzz: " + json.dumps({k: v for k, v in data.items() if not isinstance(v, (list, dict))}
                                 or {}, default=str)[:2000], flush=True)
+    print(f"fuzz: operations {data.get('operations')}; test cases {data.get('test_cases')}",
+          flush=True)
     failures: Counter[str] = Counter()
-    for item in data.get("failures", []) if isinstance(data.get("failures"), list) else []:
-        failures[str(item.get("check") or item.get("title") or "?")] += 1
-    if failures:
-        print(f"fuzz: failures by check: {dict(failures)}", flush=True)
+    for item in data.get("failures") or []:
+        failures[f"{item.get('code')} {item.get('title')}"] += int(item.get("count") or 1)
+    print(f"fuzz: failures by check: {dict(failures) or 'none'}", flush=True)
 
 
 if __name__ == "__main__":
