@@ -1,8 +1,9 @@
 """Flower behind its login (issue 16): Flower shows task arguments and results.
 
 :func:`secure_argv` is the one call `openwa flower` makes. When ``FLOWER_BASIC_AUTH`` is
-set, every Flower page, API call and its /metrics ask for it (Flower itself leaves
-/metrics open; only /healthcheck stays public, it says "OK" and nothing else). When it is
+set, every Flower page and API call asks for it, whatever Flower's own decorators say;
+only /healthcheck ("OK") and /metrics (counts by task name and worker, scraped by
+Prometheus without credentials: monitoring/prometheus.yml) stay public. When it is
 unset and Flower listens beyond loopback, credentials are generated once into
 ``DATA_PATH/.flower-auth`` (0600) and the log says where, never what.
 """
@@ -56,11 +57,13 @@ def protect_every_page() -> None:
     BaseHandler's prepare and every subclass's own prepare (the API handlers have one)."""
     import flower.urls  # noqa: F401  (imports every handler module, so all subclasses exist)
     from flower.views import BaseHandler
-    from flower.views.monitor import Healthcheck
+    from flower.views.monitor import Healthcheck, Metrics
+
+    public = (Healthcheck, Metrics)
 
     def guarded(original: Any) -> Any:
         def prepare(self: Any) -> Any:
-            if self.application.options.basic_auth and not isinstance(self, Healthcheck):
+            if self.application.options.basic_auth and not isinstance(self, public):
                 _ = self.current_user  # get_current_user raises 401 without valid credentials
             return original(self)
 

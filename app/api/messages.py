@@ -1,6 +1,7 @@
 """Message routes: send-text and the stored history."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import jsonify, request
@@ -40,13 +41,17 @@ class MessageIdConverter(BaseConverter):
 blp = Blueprint("messages", __name__, description="Messages")
 
 
+#: An Idempotency-Key: 1-200 visible ASCII characters (inner spaces allowed), as documented.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
 def idempotency_key() -> str | None:
     value = request.headers.get("Idempotency-Key")
     if value is None:
         return None
-    value = value.strip()
-    if not value or len(value) > 200 or "\x00" in value:
-        raise BadRequest(["Idempotency-Key: must be 1-200 characters"])
+    if not _IDEMPOTENCY_KEY.match(value):
+        raise BadRequest(["Idempotency-Key: must be 1-200 visible ASCII characters"])
     return value
 
 
@@ -58,7 +63,8 @@ class SendText(MethodView):
     @blp.alt_response(202, schema=SendPendingSchema,
                       description="Not confirmed within SEND_WAIT_TIMEOUT; still sent later")
     @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
-                          "schema": {"type": "string", "maxLength": 200}}])
+                          "schema": {"type": "string", "minLength": 1, "maxLength": 200,
+                                     "pattern": IDEMPOTENCY_KEY_PATTERN}}])
     def post(self, data: dict[str, Any], session: Session) -> Any:
         """Send a text message"""
         body, status = messages.send(session, current_key(), "text", data, idempotency_key())

@@ -11,15 +11,20 @@ import pytest
 from app import create_app, flower_auth
 from app.config import Config
 from tests.conftest import auth, make_config
+from tests.security import dispose
 
 
 @pytest.fixture
 def build(tmp_path, backend, redis_available, app):
+    built: list = []
+
     def make(name: str, **overrides):
-        built = create_app(make_config(tmp_path / name, backend, redis_available, **overrides))
-        built.config["TESTING"] = True
-        return built
-    return make
+        made = create_app(make_config(tmp_path / name, backend, redis_available, **overrides))
+        made.config["TESTING"] = True
+        built.append(made)
+        return made
+    yield make
+    dispose(built)
 
 
 # -- metrics ----------------------------------------------------------------------------
@@ -126,6 +131,7 @@ def test_data_files_are_owner_only(tmp_path, redis_available):
             if name.startswith("openwa.db"):
                 assert mode(data / name) == 0o600, name
         assert (data / "openwa.db").exists()
+        dispose([flask_app])
     finally:
         os.umask(previous)
 
@@ -160,8 +166,9 @@ def test_flower_beyond_loopback_gets_generated_credentials_in_a_private_file(tmp
     assert flower_auth.secure_argv(config, ["flower"]) == argv
 
 
-def test_every_flower_page_but_the_healthcheck_asks_for_the_login(tmp_path):
-    """Flower's own /metrics has no login check; with ours every handler has."""
+def test_every_flower_page_but_health_and_metrics_asks_for_the_login(tmp_path):
+    """Every handler, whatever its own decorators, checks the login (Prometheus scrapes
+    /metrics without one: counts only, no task arguments or results)."""
     import base64
 
     import tornado.httputil
@@ -194,10 +201,12 @@ def test_every_flower_page_but_the_healthcheck_asks_for_the_login(tmp_path):
     found = [getattr(spec, "handler_class", None) or spec[1] for spec in handlers]
     classes = {cls for cls in found if isinstance(cls, type) and issubclass(cls, BaseHandler)}
     assert Metrics in classes and len(classes) > 10
-    for cls in classes - {Healthcheck}:
+    for cls in classes - {Healthcheck, Metrics}:
         with pytest.raises(tornado.web.HTTPError) as refused:
             handler(cls).prepare()
         assert refused.value.status_code == 401, cls
+    from flower.views.tasks import TasksView
     good = "Basic " + base64.b64encode(b"ops:pw").decode()
-    handler(Metrics, good).prepare()  # the right login passes
+    handler(TasksView, good).prepare()  # the right login passes
     handler(Healthcheck).prepare()
+    handler(Metrics).prepare()

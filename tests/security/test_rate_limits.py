@@ -9,17 +9,22 @@ import redis as redis_lib
 from app import create_app
 from app.services import api_keys
 from tests.conftest import auth, make_config
+from tests.security import dispose
 
 
 @pytest.fixture
 def limited(tmp_path, backend, redis_available, app):
     """Two apps on one database and one Redis, as two API processes: RATE_LIMIT_MAX=3."""
+    built: list = []
+
     def build(name: str, **overrides):
-        built = create_app(make_config(tmp_path / name, backend, redis_available,
-                                       **{"rate_limit_max": 3, **overrides}))
-        built.config["TESTING"] = True
-        return built
-    return build
+        made = create_app(make_config(tmp_path / name, backend, redis_available,
+                                      **{"rate_limit_max": 3, **overrides}))
+        made.config["TESTING"] = True
+        built.append(made)
+        return made
+    yield build
+    dispose(built)
 
 
 def key_for(app, role="viewer", **extra):
