@@ -12,12 +12,13 @@ WAJS_VERSION := 4.6.0
 WAJS_DIR := .tools/wa-js
 WAJS_BUNDLE := $(WAJS_DIR)/node_modules/@wppconnect/wa-js/dist/wppconnect-wa.js
 
-.PHONY: run test install install-test lint bench bench-quick clean help wajs
+.PHONY: run test install install-test lint bench bench-quick clean help wajs fuzz
 
 help:
 	@echo "make run     install, migrate and start API, session host, worker, beat and Flower"
 	@echo "make test    install and run the whole test suite (CI=true: nothing may skip)"
 	@echo "make lint    flake8, isort and mypy"
+	@echo "make fuzz    schemathesis over the whole OpenAPI document against a running platform"
 	@echo "make wajs    install the @wppconnect/wa-js bundle (selenium engine) into $(WAJS_DIR)"
 	@echo "make bench   measure the platform beside this machine's limits (bench-quick: < 2 min)"
 
@@ -59,8 +60,13 @@ test: install-test
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory wajs; fi
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Schemathesis, every check on, fixed seed and budget (FUZZ_SEED, FUZZ_MAX_EXAMPLES), against
+# the real processes on loopback (issue 16). Reports in fuzz-report/.
+fuzz: install-test
+	$(PY) scripts/fuzz.py
+
 lint: $(VENV)/.dev
-	$(BIN)/flake8 app tasks engines tests celeryconfig.py wsgi.py
+	$(BIN)/flake8 app tasks engines tests scripts/fuzz.py scripts/fuzz_hooks.py celeryconfig.py wsgi.py
 	$(BIN)/isort --check-only app tasks engines tests celeryconfig.py wsgi.py
 	$(BIN)/mypy
 

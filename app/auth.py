@@ -5,7 +5,9 @@
 """
 from __future__ import annotations
 
+import copy
 import functools
+import ipaddress
 from typing import Any, Callable, TypeVar, cast
 
 from flask import g, request
@@ -29,13 +31,49 @@ def presented_key() -> str | None:
     return None
 
 
+def client_address() -> str | None:
+    """The client's address: the peer, or, when the peer is in TRUSTED_PROXIES, the
+    right-most X-Forwarded-For hop that is not itself a trusted proxy."""
+    peer = request.remote_addr
+    trusted = [ipaddress.ip_network(n) for n in settings().trusted_proxies]
+
+    def is_trusted(value: str | None) -> bool:
+        try:
+            address = ipaddress.ip_address((value or "").strip())
+        except ValueError:
+            return False
+        return any(address in network for network in trusted)
+
+    if not trusted or not is_trusted(peer):
+        return peer
+    hops = [hop.strip() for header in request.headers.getlist("X-Forwarded-For")
+            for hop in header.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if is_trusted(hop):
+            continue
+        try:
+            return str(ipaddress.ip_address(hop))
+        except ValueError:
+            return peer  # a forged or garbled hop: the proxy we trust is all we know
+    return peer
+
+
 def current_key() -> ApiKey:
     key = getattr(g, "api_key", None)
     if key is None:
-        key = key_auth.authenticate(presented_key(), request.remote_addr,
+        key = key_auth.authenticate(presented_key(), client_address(),
                                     settings())
         g.api_key = key
     return cast(ApiKey, key)
+
+
+def rate_limit_identity() -> str:
+    """Whom a request counts against: the authenticated key's id, else the client address
+    (so a different spelling of one key, or a wrong key, is never a fresh bucket)."""
+    try:
+        return f"key:{current_key().id}"
+    except Exception:  # no, wrong, revoked or denied key, or no database: the view says which
+        return f"ip:{client_address()}"
 
 
 def scoped_session(sid: str) -> Session:
@@ -66,6 +104,10 @@ def require(role: str) -> Callable[[F], F]:
                 raise Forbidden(f"This action needs the {role} role")
             return view(*args, **kwargs)
 
+        # The document names the role (x-openwa-role): the auth matrix is generated from it.
+        apidoc = copy.deepcopy(getattr(wrapper, "_apidoc", {}))
+        apidoc.setdefault("manual_doc", {})["x-openwa-role"] = role
+        wrapper._apidoc = apidoc  # type: ignore[attr-defined]
         return cast(F, wrapper)
 
     return decorator

@@ -10,6 +10,7 @@ exit. Code reaches the settings one way: :func:`settings` (``current_app``'s Con
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,17 @@ def _prefix(value: str) -> str:
     """An S3 key prefix that is empty or ends with one slash."""
     value = value.strip("/")
     return f"{value}/" if value else ""
+
+
+def _trusted_proxies(values: list[str]) -> list[str]:
+    """IP addresses or CIDR networks (TRUSTED_PROXIES, comma-separated), normalised."""
+    result = []
+    for value in values:
+        try:
+            result.append(str(ipaddress.ip_network(value, strict=False)))
+        except ValueError:
+            raise ConfigError(f"TRUSTED_PROXIES: {value!r} is not an IP address or CIDR network") from None
+    return result
 
 
 @dataclass
@@ -194,6 +206,14 @@ class Config:
     backup_path: Path = setting("BACKUP_PATH", under_data="backups")
     backup_s3_bucket: str | None = setting("BACKUP_S3_BUCKET", None, "STORAGE_S3_BUCKET")
     backup_s3_prefix: str = setting("BACKUP_S3_PREFIX", "backups/", clean=_prefix)
+    # hardening: rate-limit windows beside RATE_LIMIT_WINDOW/MAX (the medium one; None:
+    # derived from it), proxies trusted for X-Forwarded-For, the session-creation cap
+    rate_limit_short_window_ms: int = setting("RATE_LIMIT_SHORT_WINDOW", 1000, minimum=1)
+    rate_limit_short_max: int | None = setting("RATE_LIMIT_SHORT_MAX", None, minimum=1)
+    rate_limit_long_window_ms: int = setting("RATE_LIMIT_LONG_WINDOW", 3_600_000, minimum=1)
+    rate_limit_long_max: int | None = setting("RATE_LIMIT_LONG_MAX", None, minimum=1)
+    trusted_proxies: list[str] = setting("TRUSTED_PROXIES", [], clean=_trusted_proxies)
+    max_created_sessions: int = setting("MAX_CREATED_SESSIONS", 100, minimum=1)
     # testing switches (never from the environment)
     testing: bool = False
 
@@ -238,6 +258,30 @@ class Config:
                 url += ("&" if "?" in url else "?") + "sslmode=require"
             return url
         return f"sqlite:///{self.database_sqlite_path.resolve()}"
+
+    @property
+    def rate_limits(self) -> str:
+        """The short, medium (RATE_LIMIT_WINDOW/MAX) and long windows, in Flask-Limiter's
+        notation. Unset maxima follow RATE_LIMIT_MAX: half of it (at least 10, at most all
+        of it) per short window (a burst), twenty times it per long window (a third of the
+        medium rate, sustained)."""
+        short = self.rate_limit_short_max or max(self.rate_limit_max // 2,
+                                                 min(self.rate_limit_max, 10))
+        long = self.rate_limit_long_max or self.rate_limit_max * 20
+        return ";".join(f"{amount} per {max(window // 1000, 1)} second" for amount, window in (
+            (short, self.rate_limit_short_window_ms), (self.rate_limit_max, self.rate_limit_window_ms),
+            (long, self.rate_limit_long_window_ms)))
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        """Whether the API listens on loopback only (BIND_ADDRESS)."""
+        address = self.bind_address.strip("[]")
+        if address == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(address).is_loopback
+        except ValueError:
+            return False
 
     @property
     def broker_url(self) -> str:

@@ -9,7 +9,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, g, has_request_context, jsonify
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -89,25 +89,28 @@ def error_response(status: int, message: str | list[str], code: str | None = Non
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value
+    if has_request_context() and "Retry-After" in response.headers:
+        g.own_retry_after = response.headers["Retry-After"]  # app.security keeps it as is
     return response
 
 
-def flatten_validation(messages: Any, prefix: str = "") -> list[str]:
-    """Turn marshmallow's nested error dict into flat ``field: message`` lines."""
+def flatten_validation(messages: Any, prefix: str = "", top: bool = True) -> list[str]:
+    """Turn marshmallow's nested error dict into flat ``field: message`` lines (the request
+    locations webargs nests them under only at the top: a field may be named `headers`)."""
     if isinstance(messages, dict):
         lines: list[str] = []
         for key, value in messages.items():
-            if key in ("json", "query", "headers", "view_args", "form", "files") and not prefix:
-                lines.extend(flatten_validation(value, ""))
+            if key in ("json", "query", "headers", "view_args", "form", "files") and top:
+                lines.extend(flatten_validation(value, "", top=False))
             elif key == "_schema":
-                lines.extend(flatten_validation(value, prefix))
+                lines.extend(flatten_validation(value, prefix, top=False))
             else:
-                lines.extend(flatten_validation(value, f"{prefix}{key}."))
+                lines.extend(flatten_validation(value, f"{prefix}{key}.", top=False))
         return lines
     if isinstance(messages, (list, tuple)):
         lines = []
         for item in messages:
-            lines.extend(flatten_validation(item, prefix))
+            lines.extend(flatten_validation(item, prefix, top=False))
         return lines
     field = prefix[:-1] if prefix.endswith(".") else prefix
     return [f"{field}: {messages}" if field else str(messages)]
@@ -139,6 +142,9 @@ def register_error_handlers(app: Flask) -> None:
             message = "Route not found"
         elif status == 405:
             message = "Method not allowed"
+            allowed = sorted(getattr(error, "valid_methods", None) or [])
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
         elif status == 413:
             message = "Request body is too large"
         if status >= 500:

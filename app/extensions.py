@@ -1,24 +1,23 @@
 """Extensions, created bare and bound to an app in ``create_app``."""
 from __future__ import annotations
 
-import hashlib
 from typing import cast
 
 from celery import Celery
-from flask import Flask, current_app, request
+from flask import Flask, current_app
 from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 
 from app.models.base import Base
+from app.openapi import OpenWAApi
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 # Answers of engine queries (contacts, chats, groups, number checks): CACHE_TYPE/TTL/MAX.
 cache = Cache()
-api = Api()
+api = OpenWAApi()
 # The one Celery app of every process. The API only sends tasks by name through it;
 # `tasks` binds task functions and worker bootsteps to it.
 celery_app = Celery("openwa", set_as_current=True)
@@ -31,13 +30,13 @@ def current_flask_app() -> Flask:
 
 
 def _rate_limit_key() -> str:
-    """Limit per presented credential (hashed, never stored), else per client address."""
-    presented = request.headers.get("X-API-Key") or request.headers.get("Authorization")
-    if presented:
-        return "key:" + hashlib.sha256(presented.encode()).hexdigest()[:32]
-    return f"ip:{request.remote_addr}"
+    """The key's id after authentication, the client address before it (app.auth)."""
+    from app.auth import rate_limit_identity  # app.auth imports the services, which import us
+
+    return rate_limit_identity()
 
 
-# The limit is read from the app serving the request: one process may build several apps.
+# Every window of the app serving the request (one process may build several apps), counted
+# in the broker's Redis so every worker and API process shares one count.
 limiter = Limiter(key_func=_rate_limit_key, headers_enabled=True,
                   default_limits=[lambda: current_app.config["RATELIMIT_DEFAULT"]])

@@ -19,15 +19,14 @@ def _engine_options(config: Config) -> dict[str, Any]:
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the API app. Blueprints are imported here, so importing ``app`` costs nothing."""
-    from app import db_setup, logs, resilience, telemetry
+    from app import db_setup, hygiene, logs, resilience, security, telemetry
     from app.errors import register_error_handlers
     from app.extensions import api, cache, celery_app, db, limiter, migrate
     from app.services import key_usage
 
     config = config or Config.from_env()
     logs.configure(config)
-    if config.database_type == "sqlite":
-        config.database_sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    security.protect_data(config)  # 0700 folders, 0600 files, umask 077 from here on
     app = Flask(__name__)
     app.config.update(
         OPENWA=config,
@@ -51,9 +50,14 @@ def create_app(config: Config | None = None) -> Flask:
             }},
         },
         RATELIMIT_ENABLED=config.rate_limit_enabled,
-        RATELIMIT_STORAGE_URI=(config.redis_url if config.cache_type == "redis" and config.redis_url
-                               else "memory://"),
-        RATELIMIT_DEFAULT=f"{config.rate_limit_max} per {max(config.rate_limit_window_ms // 1000, 1)} second",
+        # Counted in the broker's Redis, shared by every worker and API process; if Redis is
+        # unreachable each process counts alone until it answers again (never a 500).
+        RATELIMIT_STORAGE_URI=config.redis_url or "memory://",
+        RATELIMIT_STORAGE_OPTIONS={"socket_timeout": 1, "socket_connect_timeout": 1},
+        RATELIMIT_KEY_PREFIX="openwa",
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=True,
+        RATELIMIT_DEFAULT=config.rate_limits,
         RATELIMIT_HEADERS_ENABLED=True,
         CACHE_DEFAULT_TIMEOUT=config.cache_ttl,
         **({"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": config.redis_url,
@@ -70,9 +74,15 @@ def create_app(config: Config | None = None) -> Flask:
         with app.app_context():
             db_setup.ping_when_idle(db.engine)
     migrate.init_app(app, db, directory=str(db_setup.MIGRATIONS_DIR))
+    security.install(app)  # before the limiter: its after-request hook must run after the limiter's
+    hygiene.install(app)
     limiter.init_app(app)
     cache.init_app(app)
+    from app.api.messages import MessageIdConverter
+
+    app.url_map.converters["message_id"] = MessageIdConverter
     api.init_app(app)
+    api.register_converter(MessageIdConverter, MessageIdConverter.parameter_schema)
     register_error_handlers(app)
     _register_blueprints(app, config)
     if config.metrics_enabled:

@@ -97,11 +97,17 @@ def exposition() -> bytes:
 
 
 def metrics_view() -> Response:
-    token = settings().metrics_token
+    """Open on a loopback-only listener; beyond it, only with METRICS_TOKEN (the series name
+    every session id and status)."""
+    config = settings()
+    token = config.metrics_token
     if token:
-        presented = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
+        presented = request.headers.get("Authorization", "").encode("latin-1", "replace")
+        if not hmac.compare_digest(presented, f"Bearer {token}".encode("latin-1", "replace")):
             return error_response(401, "Metrics need Authorization: Bearer <METRICS_TOKEN>")
+    elif not config.listens_on_loopback:
+        return error_response(401, "Metrics need METRICS_TOKEN when the API listens beyond "
+                                   "loopback (BIND_ADDRESS)", "METRICS_TOKEN_REQUIRED")
     return Response(exposition(), mimetype=CONTENT_TYPE_LATEST)
 
 
@@ -114,7 +120,7 @@ class Metrics(MethodView):
              responses={"200": {"description": "Prometheus text exposition format",
                                 "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}})
     def get(self) -> Response:
-        """Prometheus metrics (Bearer METRICS_TOKEN when one is set)"""
+        """Prometheus metrics (Bearer METRICS_TOKEN; without one, loopback listeners only)"""
         return metrics_view()
 
 

@@ -66,6 +66,7 @@ def make_config(tmp_path: Path, backend: tuple[str, str], redis: str, **override
         "SEND_WAIT_TIMEOUT": "0.5",
         "ENGINE_CALL_TIMEOUT": "1",
         "RATE_LIMIT_MAX": "100000",
+        "BIND_ADDRESS": "127.0.0.1",
     }
     return Config.from_env(env, **overrides)
 

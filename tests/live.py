@@ -86,6 +86,6 @@ def base_env(tmp_path: Path, redis_url: str, database: dict[str, str]) -> dict[s
         "BROKER_VISIBILITY_TIMEOUT": "10", "BROKER_RESTORE_INTERVAL": "1",
         "BROKER_RESTORE_THROTTLE": "1",
         "SEND_SWEEP_AFTER": "5", "SEND_SWEEP_INTERVAL": "2",
-        "RATE_LIMIT_ENABLED": "false", "API_DRAIN_SECONDS": "0",
+        "RATE_LIMIT_ENABLED": "false", "API_DRAIN_SECONDS": "0", "BIND_ADDRESS": "127.0.0.1",
     })
     return env

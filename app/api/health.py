@@ -8,15 +8,39 @@ from typing import Any
 from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import func, select, text
+from marshmallow import Schema, fields
+from sqlalchemy import func, or_, select, text
 
-from app.auth import require
+from app.auth import current_key, require
 from app.config import settings
 from app.extensions import db
 from app.models import Session
 from app.resilience import draining
 from app.services import dispatch, hosts
 from app.version import VERSION
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, metadata={"enum": ["ok"]})
+    timestamp = fields.String(required=True, metadata={"format": "date-time"})
+
+
+class LiveSchema(Schema):
+    status = fields.String(required=True, metadata={"enum": ["ok"]})
+
+
+class ReadySchema(Schema):
+    status = fields.String(required=True, metadata={"enum": ["ok", "error"]})
+    details = fields.Dict(keys=fields.String(), values=fields.Dict(), required=True)
+
+
+class DetailedSchema(Schema):
+    status = fields.String(required=True, metadata={"enum": ["ok", "degraded"]})
+    version = fields.String(required=True)
+    uptime = fields.Float(required=True)
+    timestamp = fields.String(required=True, metadata={"format": "date-time"})
+    checks = fields.Dict(keys=fields.String(), values=fields.Dict(), required=True)
+
 
 blp = Blueprint("health", __name__, description="Health checks")
 STARTED = time.monotonic()
@@ -49,6 +73,7 @@ def check_broker() -> dict[str, Any]:
 @blp.route("")
 class Health(MethodView):
     @blp.doc(security=[])
+    @blp.response(200, HealthSchema)
     def get(self) -> Any:
         """Basic health: the process answers"""
         return jsonify({"status": "ok", "timestamp": _now()})
@@ -57,6 +82,7 @@ class Health(MethodView):
 @blp.route("/live")
 class Live(MethodView):
     @blp.doc(security=[])
+    @blp.response(200, LiveSchema)
     def get(self) -> Any:
         """Liveness"""
         return jsonify({"status": "ok"})
@@ -65,6 +91,8 @@ class Live(MethodView):
 @blp.route("/ready")
 class Ready(MethodView):
     @blp.doc(security=[])
+    @blp.response(200, ReadySchema)
+    @blp.alt_response(503, schema=ReadySchema, description="The database or the broker is down")
     def get(self) -> Any:
         """Readiness: 200 only when the database and the broker answer"""
         details = {"database": check_database(), "broker": check_broker()}
@@ -79,22 +107,29 @@ class Ready(MethodView):
 @blp.route("/detailed")
 class Detailed(MethodView):
     @require("viewer")
+    @blp.response(200, DetailedSchema)
     def get(self) -> Any:
         """Detailed health: database, broker, sessions by status, hosts"""
         config = settings()
-        by_status = dict(db.session.execute(
-            select(Session.status, func.count()).group_by(Session.status)).all())
+        allowed = current_key().allowed_sessions
+        query = select(Session.status, func.count()).group_by(Session.status)
+        if allowed:  # a session-scoped key learns about its own sessions only
+            query = query.where(or_(Session.id.in_(allowed), Session.name.in_(allowed)))
+        by_status = dict(db.session.execute(query).all())
         live = hosts.live_hosts(config)
         database, broker = check_database(), check_broker()
+        workers: dict[str, Any] = {"liveHosts": len(live),
+                                   "freeCapacity": sum(max(h.free, 0) for h in live)}
+        if not allowed:  # host names and loads: only for keys that see the whole platform
+            workers["hosts"] = [{"name": h.name, "capacity": h.capacity, "held": h.held}
+                                for h in live]
         checks = {
             "database": database,
             "redis": broker,
             "broker": broker,
             "sessions": {"total": sum(by_status.values()), "byStatus": by_status,
                          "max": config.max_sessions},
-            "workers": {"hosts": [{"name": h.name, "capacity": h.capacity, "held": h.held}
-                                  for h in live],
-                        "liveHosts": len(live), "freeCapacity": sum(max(h.free, 0) for h in live)},
+            "workers": workers,
         }
         ok = database["status"] == "ok" and broker["status"] == "ok"
         return jsonify({"status": "ok" if ok else "degraded", "version": VERSION,

@@ -1,11 +1,13 @@
 """Message routes: send-text and the stored history."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from werkzeug.routing import BaseConverter
 
 from app.auth import current_key, require
 from app.errors import BadRequest
@@ -20,16 +22,36 @@ from app.schemas.messages import (
 )
 from app.services import messages
 
+#: Path segments below /messages that are actions, never message ids: with the plain
+#: string converter, `GET .../messages/send-text` was a message look-up (and OPTIONS on
+#: send-text advertised GET).
+ACTION_SEGMENTS = ("send-text",)
+
+
+class MessageIdConverter(BaseConverter):
+    """A message id: any path segment but an action's name."""
+
+    regex = r"(?!(?:" + "|".join(ACTION_SEGMENTS) + r")$)[^/]+"
+
+    @staticmethod
+    def parameter_schema(converter: BaseConverter) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1, "not": {"enum": list(ACTION_SEGMENTS)}}
+
+
 blp = Blueprint("messages", __name__, description="Messages")
+
+
+#: An Idempotency-Key: 1-200 visible ASCII characters (inner spaces allowed), as documented.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def idempotency_key() -> str | None:
     value = request.headers.get("Idempotency-Key")
     if value is None:
         return None
-    value = value.strip()
-    if not value or len(value) > 200 or "\x00" in value:
-        raise BadRequest(["Idempotency-Key: must be 1-200 characters"])
+    if not _IDEMPOTENCY_KEY.match(value):
+        raise BadRequest(["Idempotency-Key: must be 1-200 visible ASCII characters"])
     return value
 
 
@@ -41,7 +63,8 @@ class SendText(MethodView):
     @blp.alt_response(202, schema=SendPendingSchema,
                       description="Not confirmed within SEND_WAIT_TIMEOUT; still sent later")
     @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
-                          "schema": {"type": "string", "maxLength": 200}}])
+                          "schema": {"type": "string", "minLength": 1, "maxLength": 200,
+                                     "pattern": IDEMPOTENCY_KEY_PATTERN}}])
     def post(self, data: dict[str, Any], session: Session) -> Any:
         """Send a text message"""
         body, status = messages.send(session, current_key(), "text", data, idempotency_key())
@@ -63,7 +86,7 @@ class History(MethodView):
         return {"messages": found, "total": total}
 
 
-@blp.route("/<sid>/messages/<message_id>")
+@blp.route("/<sid>/messages/<message_id:message_id>")
 class MessageById(MethodView):
     @require("viewer")
     @blp.response(200, MessageSchema)

@@ -6,7 +6,7 @@ from typing import Any
 from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import fields, validate
+from marshmallow import Schema, fields, validate
 
 from app.auth import require
 from app.models import Session, SessionStatus
@@ -16,9 +16,15 @@ from app.services import engine_calls, sessions
 blp = Blueprint("mock", __name__, description="Mock engine controls (ENGINE_TYPE=mock only)")
 
 
+class MockResultSchema(Schema):
+    success = fields.Boolean(required=True)
+    status = fields.String()
+
+
 @blp.route("/<sid>/mock/scan")
 class MockScan(MethodView):
     @require("operator")
+    @blp.response(200, MockResultSchema)
     def post(self, session: Session) -> Any:
         """Scan the pending QR code as if with a phone (a no-op once the session is ready)"""
         if session.status != SessionStatus.READY:
@@ -28,7 +34,7 @@ class MockScan(MethodView):
 
 class DisconnectSchema(StrictSchema):
     reason = Text(load_default="connection lost", validate=validate.Length(1, 200))
-    failReconnects = fields.Integer(load_default=0, data_key="failReconnects",
+    failReconnects = fields.Integer(load_default=0, data_key="failReconnects", strict=True,
                                     validate=validate.Range(0, 1000))
 
 
@@ -36,6 +42,7 @@ class DisconnectSchema(StrictSchema):
 class MockDisconnect(MethodView):
     @require("operator")
     @blp.arguments(DisconnectSchema, required=False)
+    @blp.response(200, MockResultSchema)
     def post(self, data: dict[str, Any], session: Session) -> Any:
         """Drop the engine's connection as if the network went away (and keep it down for
         `failReconnects` attempts)"""

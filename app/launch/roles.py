@@ -16,7 +16,7 @@ import time
 from flask import Flask
 from prometheus_client.multiprocess import mark_process_dead
 
-from app import logs
+from app import flower_auth, logs
 from app.common.names import DECLARED_QUEUES, host_queue
 from app.config import Config, ConfigError, settings
 from app.launch.guard import FOLDER_LOCK, InstanceLock, set_parent_death_signal
@@ -200,4 +200,5 @@ def run_flower(flask_app: Flask) -> None:
         argv.append(f"--basic_auth={config.flower_basic_auth}")
     elif config.flower_address not in ("127.0.0.1", "localhost", "::1"):
         log.warning("Flower listens on %s without FLOWER_BASIC_AUTH", config.flower_address)
+    argv = flower_auth.secure_argv(config, argv)  # every page behind the login
     celery.start(argv)

@@ -6,7 +6,13 @@ from datetime import timezone
 from marshmallow import Schema, fields, validate
 
 from app.models import ROLES
-from app.schemas.common import StrictSchema, Text
+from app.schemas.common import (
+    IP_OR_CIDR_PATTERN,
+    PartialUpdateSchema,
+    StrictBool,
+    StrictSchema,
+    Text,
+)
 
 
 class ApiKeySchema(Schema):
@@ -38,7 +44,9 @@ class _ApiKeyFields(StrictSchema):
     allowedSessions = fields.List(Text(validate=validate.Length(1, 50)), data_key="allowedSessions",
                                   attribute="allowed_sessions", allow_none=True,
                                   validate=validate.Length(max=1000))
-    allowedIps = fields.List(Text(validate=validate.Length(1, 64)), data_key="allowedIps",
+    allowedIps = fields.List(Text(validate=[validate.Length(1, 64), validate.Regexp(
+                                 IP_OR_CIDR_PATTERN, error="must be an IP address or CIDR")]),
+                             data_key="allowedIps",
                              attribute="allowed_ips", allow_none=True,
                              validate=validate.Length(max=100))
     expiresAt = fields.AwareDateTime(data_key="expiresAt", attribute="expires_at", allow_none=True,
@@ -49,8 +57,8 @@ class ApiKeyCreateSchema(_ApiKeyFields):
     name = Text(required=True, validate=validate.Length(1, 100))
 
 
-class ApiKeyUpdateSchema(_ApiKeyFields):
-    isActive = fields.Boolean(data_key="isActive", attribute="is_active")
+class ApiKeyUpdateSchema(_ApiKeyFields, PartialUpdateSchema):
+    isActive = StrictBool(data_key="isActive", attribute="is_active")
 
 
 class ValidateResultSchema(Schema):

@@ -59,13 +59,17 @@ class MessageListSchema(Schema):
     total = fields.Integer()
 
 
+#: Largest millisecond timestamp accepted (2**53 - 1: exact in JSON, fits every database).
+MAX_TIMESTAMP_MS = 2 ** 53 - 1
+
+
 class HistoryArgs(StrictSchema):
     chatId = ChatId(data_key="chatId", attribute="chat_id")
     direction = fields.String(validate=validate.OneOf(("incoming", "outgoing")))
     type = fields.String(validate=validate.OneOf(
         ("text", "image", "video", "audio", "document", "location", "contact", "reaction")))
-    since = fields.Integer(validate=validate.Range(min=0))
-    until = fields.Integer(validate=validate.Range(min=0))
+    since = fields.Integer(validate=validate.Range(min=0, max=MAX_TIMESTAMP_MS))
+    until = fields.Integer(validate=validate.Range(min=0, max=MAX_TIMESTAMP_MS))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
     after = Text(validate=validate.Length(1, 200))

@@ -4,7 +4,15 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app.models import EVENTS
-from app.schemas.common import StrictSchema, Text
+from app.schemas.common import (
+    HTTP_HEADER_VALUE,
+    HTTP_TOKEN,
+    HttpUrl,
+    PartialUpdateSchema,
+    StrictBool,
+    StrictSchema,
+    Text,
+)
 
 EVENT_CHOICES = (*EVENTS, "*")
 
@@ -22,23 +30,27 @@ class WebhookSchema(Schema):
 
 
 class _WebhookFields(StrictSchema):
-    url = Text(validate=validate.Length(1, 2048))
+    url = HttpUrl(validate=validate.Length(1, 2048))
     events = fields.List(fields.String(validate=validate.OneOf(EVENT_CHOICES)),
                          validate=validate.Length(1, len(EVENT_CHOICES)))
     secret = Text(load_only=True, allow_none=True, validate=validate.Length(16, 256))
-    headers = fields.Dict(keys=Text(validate=validate.Regexp(r"^[A-Za-z0-9-]{1,100}$")),
-                          values=Text(validate=validate.Length(max=2000)), load_only=True,
+    headers = fields.Dict(keys=Text(validate=[validate.Length(1, 100), validate.Regexp(
+                              HTTP_TOKEN, error="must be an HTTP header name (token)")]),
+                          values=Text(validate=[validate.Length(max=2000), validate.Regexp(
+                              HTTP_HEADER_VALUE,
+                              error="must be Latin-1 text without control characters")]),
+                          load_only=True,
                           allow_none=True, validate=validate.Length(max=20))
-    retryCount = fields.Integer(data_key="retryCount", attribute="retry_count",
+    retryCount = fields.Integer(data_key="retryCount", attribute="retry_count", strict=True,
                                 validate=validate.Range(0, 20))
 
 
 class WebhookCreateSchema(_WebhookFields):
-    url = Text(required=True, validate=validate.Length(1, 2048))
+    url = HttpUrl(required=True, validate=validate.Length(1, 2048))
 
 
-class WebhookUpdateSchema(_WebhookFields):
-    active = fields.Boolean()
+class WebhookUpdateSchema(_WebhookFields, PartialUpdateSchema):
+    active = StrictBool()
 
 
 class TestResultSchema(Schema):

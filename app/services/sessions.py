@@ -66,6 +66,10 @@ def list_sessions(allowed: list[str] | None, status: str | None) -> list[Session
 def create(name: str) -> Session:
     if find(name) is not None:
         raise Conflict(f"Session '{name}' already exists")
+    cap = settings().max_created_sessions
+    if (db.session.scalar(select(func.count()).select_from(Session)) or 0) >= cap:
+        raise Conflict(f"MAX_CREATED_SESSIONS ({cap}) sessions exist; delete one first",
+                       code="MAX_CREATED_SESSIONS")
     session = Session(name=name)
     db.session.add(session)
     try:

@@ -368,8 +368,9 @@ def inbound_path(b: Bench, rate: float, seconds: float, sessions: int) -> dict[s
     """Messages arriving at mock sessions at `rate`/s (dropped into their mock-network
     inboxes, as another phone does) → stored → `message.received` at a local receiver:
     events/s and end-to-end latency, beside a bare loop of HTTP POSTs to that receiver."""
-    from engines.mock import write_json_atomic
     from receiver import Receiver
+
+    from engines.mock import write_json_atomic
 
     receiver = Receiver()
     phones = []

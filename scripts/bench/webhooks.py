@@ -42,7 +42,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from app.embedded_redis import free_port, start as start_redis  # noqa: E402
+from app.embedded_redis import free_port
+from app.embedded_redis import start as start_redis  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from receiver import Receiver  # noqa: E402

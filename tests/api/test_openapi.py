@@ -108,3 +108,75 @@ def test_swagger_ui_is_served_at_api_docs(client):
     html = response.get_data(as_text=True)
     assert "swagger-ui" in html
     assert "/api/openapi.json" in html
+
+
+# -- issue 16: the document tells the truth ------------------------------------------------
+#: Readiness answers 503 with its own body (api.md: "else 503 with details").
+READY_503 = {("/api/health/ready", "503"), ("/health/ready", "503")}
+
+
+def test_errors_are_documented_in_the_openwa_shape(spec):
+    error = spec["components"]["schemas"]["Error"]
+    assert set(error["required"]) == {"statusCode", "message", "error"}
+    assert set(error["properties"]) == {"statusCode", "message", "error", "code"}
+    assert "UNPROCESSABLE_ENTITY" not in spec["components"].get("responses", {})
+    for path, method, operation in operations(spec):
+        assert "422" not in operation["responses"], (path, method)
+        assert "default" not in operation["responses"], (path, method)
+        for status, response in operation["responses"].items():
+            if int(status) >= 400 and (path, status) not in READY_503:
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Error"}, (path, method, status)
+
+
+def test_every_operation_documents_the_statuses_it_shares(spec):
+    missing = []
+    for path, method, operation in operations(spec):
+        responses = set(operation["responses"])
+        secured = operation.get("security") != []
+        expected = set()
+        if secured:
+            expected |= {"401", "403"}
+        if secured and "{" in path:
+            expected.add("404")
+        if method != "get":
+            expected |= {"400", "413"}
+        if "/health" not in path and path != METRICS:
+            expected.add("429")
+        if not expected <= responses:
+            missing.append((method, path, sorted(expected - responses)))
+    assert missing == []
+
+
+def test_every_route_documents_a_success_body(spec):
+    without = [(path, method) for path, method, operation in operations(spec)
+               if not any(s.startswith("2") and (s == "204" or "content" in r)
+                          for s, r in operation["responses"].items())]
+    assert without == []
+
+
+def test_health_routes_document_their_bodies(spec):
+    for path in PUBLIC:
+        body = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+        assert body["schema"]
+    assert "503" in spec["paths"]["/api/health/ready"]["get"]["responses"]
+
+
+def test_the_rules_the_server_enforces_are_in_the_schemas(spec):
+    schemas = spec["components"]["schemas"]
+    hooks = schemas["WebhookCreate"]["properties"]
+    assert hooks["url"]["pattern"].startswith("^https?://")
+    assert hooks["headers"]["additionalProperties"]["pattern"]
+    assert hooks["retryCount"]["maximum"] == 20
+    assert schemas["SendText"]["properties"]["chatId"]["pattern"]
+    assert schemas["ApiKeyCreate"]["properties"]["allowedIps"]["items"]["pattern"]
+    assert schemas["ApiKeyUpdate"]["minProperties"] == 1
+    assert schemas["WebhookUpdate"]["minProperties"] == 1
+    history = {p["name"]: p for p in spec["paths"]["/api/sessions/{sid}/messages"]["get"]["parameters"]}
+    assert history["until"]["schema"]["maximum"] == 2 ** 53 - 1
+
+
+def test_a_message_id_is_never_an_action_name(spec):
+    params = spec["paths"]["/api/sessions/{sid}/messages/{message_id}"]["parameters"]
+    (message_id,) = [p for p in params if p["name"] == "message_id"]
+    assert message_id["schema"]["not"] == {"enum": ["send-text"]}

@@ -1,6 +1,6 @@
 """Webhooks, one module per job; this package re-exports what callers use.
 
-- ``ssrf``: the URL guard (http(s), no credentials, public addresses only);
+- the URL guard is ``app.services.ssrf`` (shared with every outgoing fetch), re-exported;
 - ``registry``: create, read, update, delete webhooks, re-encrypt their secrets;
 - ``outbox``: ``emit`` an event with the change it reports, ``kick`` a drain, the sweep's
   ``due_webhooks``;
@@ -9,6 +9,7 @@
   ``send_test``;
 - ``dead_letters``: list and redrive what used up its retries.
 """
+from app.services.ssrf import UnsafeUrl, check_url
 from app.services.webhooks.dead_letters import dead_letters, redrive
 from app.services.webhooks.delivery import backoff, drain
 from app.services.webhooks.http import (
@@ -30,7 +31,6 @@ from app.services.webhooks.registry import (
     reencrypt_all,
     update_webhook,
 )
-from app.services.webhooks.ssrf import UnsafeUrl, check_url
 
 __all__ = [
     "DELIVER_TASK", "MAX_PER_SESSION", "RESERVED_HEADERS", "USER_AGENT", "UnsafeUrl", "backoff",

@@ -51,7 +51,7 @@ from app.models import Webhook, WebhookDelivery, utcnow
 from app.models.base import UTCDateTime, affected_rows, new_id
 from app.models.webhook import DEAD, DELIVERED, PENDING
 from app.services.webhooks.common import config
-from app.services.webhooks.http import post_envelope
+from app.services.webhooks.http import UNBUILDABLE, post_envelope
 from app.services.webhooks.outbox import kick
 
 log = logging.getLogger(__name__)
@@ -273,6 +273,8 @@ def _attempt(webhook: Webhook, row: Row[Any], token: str, cfg: Config,
     ok, code, error = post_envelope(webhook, row, row.attempts)
     metrics.webhook_delivery_duration_seconds.labels(row.event).observe(
         time.perf_counter() - started)
+    # A request that cannot be built never will: a dead letter now, so its line moves on.
+    hopeless = bool(error and error.startswith(UNBUILDABLE))
     attempts = row.attempts + 1
     now = utcnow()
     wait_s = 0.0
@@ -282,7 +284,7 @@ def _attempt(webhook: Webhook, row: Row[Any], token: str, cfg: Config,
     if ok:
         outcome, label = "delivered", "success"
         values.update(status_=DELIVERED, delivered=now)
-    elif attempts > retries:
+    elif attempts > retries or hopeless:
         outcome, label = "dead", "dead"
         values.update(status_=DEAD)
         log.warning("webhook %s: delivery %s is dead after %d attempts: %s",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import threading
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -13,8 +14,9 @@ import requests
 from app import metrics
 from app.models import Webhook, WebhookDelivery, utcnow
 from app.models.base import new_id
+from app.schemas.common import HTTP_HEADER_VALUE, HTTP_TOKEN
+from app.services.ssrf import UnsafeUrl, check_url
 from app.services.webhooks.common import box, config
-from app.services.webhooks.ssrf import UnsafeUrl, check_url
 
 USER_AGENT = "OpenWA-Webhook/1.0"
 _local = threading.local()
@@ -85,6 +87,25 @@ def _http(url: str) -> tuple[requests.Session, dict[str, Any]]:
     return session, settings
 
 
+# -- requests that cannot be built -------------------------------------------------------
+HEADER_NAME, HEADER_VALUE = re.compile(HTTP_TOKEN), re.compile(HTTP_HEADER_VALUE)
+UNBUILDABLE = "unbuildable:"
+
+
+def unbuildable(webhook: Webhook) -> str | None:
+    """Why no HTTP request can be built for this webhook (rows stored before registration
+    checked header names and values), or None. The reason names no header value or secret:
+    it becomes the dead letter's ``lastError``."""
+    opened = box()
+    headers = json.loads(opened.decrypt(webhook.headers_enc)) if webhook.headers_enc else {}
+    for name, value in headers.items():
+        if not (isinstance(name, str) and HEADER_NAME.match(name)):
+            return f"{UNBUILDABLE} a custom header name is not an HTTP token"
+        if not (isinstance(value, str) and HEADER_VALUE.match(value)):
+            return f"{UNBUILDABLE} a custom header value is not Latin-1 text without CR/LF"
+    return None
+
+
 def post_envelope(webhook: Webhook, delivery: Enveloped,
                   retry: int) -> tuple[bool, int | None, str | None]:
     """POST one delivery's envelope to the webhook's URL, once: (success, status code, error).
@@ -92,6 +113,9 @@ def post_envelope(webhook: Webhook, delivery: Enveloped,
     ``retry`` is the number of attempts made before this one (X-OpenWA-Retry-Count).
     Redirects are not followed."""
     cfg = config()
+    reason = unbuildable(webhook)
+    if reason:
+        return False, None, reason
     try:
         check_url(webhook.url, cfg.webhook_allow_private)  # again: DNS may have changed
     except UnsafeUrl as error:
@@ -104,7 +128,7 @@ def post_envelope(webhook: Webhook, delivery: Enveloped,
                              timeout=cfg.webhook_timeout_ms / 1000, **settings)
     except requests.Timeout:
         return False, None, f"timed out after {cfg.webhook_timeout_ms} ms"
-    except requests.RequestException as error:
+    except (requests.RequestException, ValueError) as error:  # never the message: it may quote a header
         return False, None, f"{type(error).__name__}"
     if 200 <= reply.status_code < 300:
         return True, reply.status_code, None

@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from app.errors import BadRequest, Conflict, NotFound
 from app.extensions import db
 from app.models import EVENTS, Webhook
+from app.services.ssrf import UnsafeUrl, check_url
 from app.services.webhooks.common import box, config
 from app.services.webhooks.http import RESERVED_HEADERS
-from app.services.webhooks.ssrf import UnsafeUrl, check_url
 
 MAX_PER_SESSION = 16
 
