@@ -23,6 +23,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.errors import register_error_handlers
     from app.extensions import api, cache, celery_app, db, limiter, migrate
     from app.services import key_usage
+    from app.services.webhooks import outbox
 
     config = config or Config.from_env()
     logs.configure(config)
@@ -70,6 +71,7 @@ def create_app(config: Config | None = None) -> Flask:
     db_setup.install_sqlite_pragmas()
     db.init_app(app)
     key_usage.install()  # the usage meters' exit flush and fork reset, once per process
+    outbox.install()  # the per-transaction memo of active webhooks is forgotten at its end
     if config.database_type == "postgres":
         with app.app_context():
             db_setup.ping_when_idle(db.engine)

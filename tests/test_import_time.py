@@ -56,3 +56,20 @@ def test_a_forked_child_starts_with_no_pending_usage(tmp_path: Path) -> None:
         print("ok")
     """, tmp_path)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_importing_the_webhook_services_adds_no_session_listener_the_factory_does(tmp_path: Path) -> None:
+    result = run("""
+        from sqlalchemy import event
+        from sqlalchemy.orm import Session
+        from app.services import webhooks
+        from app.services.webhooks import outbox
+        assert not event.contains(Session, "after_transaction_end", outbox._forget_hooks)
+        from app import create_app
+        create_app()
+        assert event.contains(Session, "after_transaction_end", outbox._forget_hooks)
+        create_app()  # a second app adds no second listener
+        outbox.install()
+        print("ok")
+    """, tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

@@ -66,10 +66,16 @@ def _active_hooks(session_id: str) -> list[tuple[str, list[str]]]:
     return hooks
 
 
-@sa_event.listens_for(OrmSession, "after_transaction_end")
 def _forget_hooks(session: OrmSession, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_HOOKS_MEMO, None)
+
+
+def install() -> None:
+    """Forget the memo of active webhooks when a transaction ends (a webhook created or
+    changed in between is seen by the next one). Called by the app factory, once per process."""
+    if not sa_event.contains(OrmSession, "after_transaction_end", _forget_hooks):
+        sa_event.listen(OrmSession, "after_transaction_end", _forget_hooks)
 
 
 def kick(webhook_ids: list[str], after_s: float | None = None) -> None:
