@@ -234,6 +234,14 @@ class Config:
             setattr(config, key, value)
         return config
 
+    def value_of(self, variable: str) -> Any:
+        """A setting's value by the name of its environment variable (how engines name the
+        settings their options come from)."""
+        for spec in dataclasses.fields(self):
+            if spec.metadata.get("env") == variable:
+                return getattr(self, spec.name)
+        raise KeyError(f"no setting is read from {variable}")
+
     @classmethod
     def variables(cls) -> list[str]:
         """Every environment variable the settings are read from (aliases included)."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 import enum
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path, PurePath
+from typing import Any, ClassVar, TypeVar
 
 
 class EngineError(Exception):
@@ -77,28 +78,52 @@ class NumberStatus:
     whatsapp_id: str | None
 
 
+OptionsT = TypeVar("OptionsT", bound="EngineOptions")
+
+
+def option(setting: str, default: Any = None) -> Any:
+    """An engine option whose value a deployment gives through ``setting`` (the name of its
+    environment variable, e.g. ``CHROMIUM_HEADLESS``): see :meth:`EngineOptions.from_settings`."""
+    meta = {"setting": setting}
+    if isinstance(default, list):
+        items = list(default)
+        return field(default_factory=lambda: list(items), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class EngineOptions:
-    """Settings an engine may read; each engine ignores what is not its own."""
+    """What every engine may read. An engine with options of its own subclasses this,
+    names each option's deployment setting with :func:`option`, and sets
+    :attr:`Engine.options_class`: the session host then fills them without knowing them."""
 
     push_name: str = "OpenWA"
-    qr_rotate_seconds: float = 20.0
-    auto_scan_seconds: float = 5.0  # mock only; 0 = never
-    ack_interval_seconds: float = 0.5  # mock only: sent -> delivered -> read spacing
-    executable_path: str | None = None
-    driver_path: str | None = None
-    headless: bool = True
-    extra_args: list[str] = field(default_factory=list)
-    whatsapp_web_url: str = "https://web.whatsapp.com/"
-    # selenium only
-    wajs_bundle_path: str | None = None
-    allowed_hosts: list[str] = field(default_factory=list)  # empty: resolve every host
-    command_timeout: float = 10.0  # seconds a call into the page may take
-    webdriver_manager: bool = True  # fetch a driver when the system has none
-    driver_cache_dir: str | None = None  # webdriver-manager's cache
-    offline: bool = False  # SE_OFFLINE: use only a cached driver, never download one
-    event_delivery: str = "binding"  # "binding" (CDP) or "poll"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls: type[OptionsT], value_of: Callable[[str], Any]) -> OptionsT:
+        """The options, each read with ``value_of(setting name)`` (paths become strings)."""
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            setting = spec.metadata.get("setting")
+            if setting is None:
+                continue
+            value = value_of(setting)
+            if isinstance(value, PurePath):
+                value = str(value)
+            elif isinstance(value, (list, tuple)):
+                value = list(value)
+            values[spec.name] = value
+        return cls(**values)
+
+    @classmethod
+    def adopt(cls: type[OptionsT], options: EngineOptions) -> OptionsT:
+        """``options`` as this class: kept when it is one, else its shared fields carried over
+        (an engine given the base options runs on its own defaults)."""
+        if isinstance(options, cls):
+            return options
+        shared = {spec.name: getattr(options, spec.name) for spec in fields(EngineOptions)}
+        return cls(**shared)
 
 
 _DIGITS = re.compile(r"^\+?[0-9][0-9 \-]{4,30}$")
@@ -137,11 +162,13 @@ class Engine(ABC):
     lock_files: ClassVar[frozenset[str]] = frozenset()
     #: Methods beyond the protocol that the API may call for tests (the mock's ``simulate_*``).
     test_hooks: ClassVar[frozenset[str]] = frozenset()
+    #: The engine's options (an :class:`EngineOptions` subclass when it has its own).
+    options_class: ClassVar[type[EngineOptions]] = EngineOptions
 
     def __init__(self, session_id: str, profile_dir: Path, options: EngineOptions) -> None:
         self.session_id = session_id
         self.profile_dir = Path(profile_dir)
-        self.options = options
+        self.options = self.options_class.adopt(options)
         self._state = EngineState.CLOSED
         self._events: list[EngineEvent] = []
 

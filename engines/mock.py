@@ -38,6 +38,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -52,6 +53,7 @@ from engines.base import (
     NumberStatus,
     SentMessage,
     normalise_chat_id,
+    option,
 )
 from engines.registry import register
 
@@ -131,11 +133,22 @@ def _mirror_id(wa_id: str | None, peer_chat: str, my_chat: str) -> str | None:
     return None
 
 
+@dataclass
+class MockOptions(EngineOptions):
+    """The mock account's timing: QR rotation, the scan it makes by itself, ack spacing."""
+
+    qr_rotate_seconds: float = option("MOCK_QR_ROTATE_SECONDS", 20.0)
+    auto_scan_seconds: float = option("MOCK_AUTO_SCAN_SECONDS", 5.0)  # 0 = never
+    ack_interval_seconds: float = option("MOCK_ACK_INTERVAL_SECONDS", 0.5)  # sent -> delivered -> read
+
+
 @register
 class MockEngine(Engine):
     """A simulated WhatsApp account; see the module docstring."""
 
     name: ClassVar[str] = "mock"
+    options_class: ClassVar[type[EngineOptions]] = MockOptions
+    options: MockOptions
     shared_dirs: ClassVar[frozenset[str]] = frozenset({NETWORK_DIR_NAME})
     test_hooks: ClassVar[frozenset[str]] = frozenset({"simulate_scan", "simulate_disconnect"})
 

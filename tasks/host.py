@@ -36,6 +36,7 @@ from engines import (
     EngineState,
     EventKind,
     create_engine,
+    get_engine_class,
 )
 from tasks.base import flask_app
 
@@ -106,24 +107,9 @@ class HostRuntime:
 
     # -- sessions ------------------------------------------------------------
     def engine_options(self) -> EngineOptions:
-        cfg = self.config
-        return EngineOptions(
-            qr_rotate_seconds=cfg.mock_qr_rotate_seconds,
-            auto_scan_seconds=cfg.mock_auto_scan_seconds,
-            ack_interval_seconds=cfg.mock_ack_interval_seconds,
-            executable_path=cfg.chromium_executable_path,
-            driver_path=cfg.chromium_driver_path,
-            headless=cfg.chromium_headless,
-            extra_args=list(cfg.chromium_args),
-            whatsapp_web_url=cfg.whatsapp_web_url,
-            wajs_bundle_path=cfg.wajs_bundle_path,
-            allowed_hosts=list(cfg.chromium_allowed_hosts),
-            command_timeout=cfg.chromium_command_timeout,
-            webdriver_manager=cfg.webdriver_manager,
-            driver_cache_dir=str(cfg.webdriver_cache_path),
-            offline=cfg.se_offline,
-            event_delivery=cfg.chromium_event_delivery,
-        )
+        """The configured engine's options, as it names them (its settings' variables)."""
+        options_class = get_engine_class(self.config.engine_type).options_class
+        return options_class.from_settings(self.config.value_of)
 
     def _new_engine(self, session_id: str) -> Engine:
         profile = self.config.session_data_path / session_id

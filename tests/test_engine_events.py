@@ -16,7 +16,8 @@ from app import create_app
 from app.extensions import db
 from app.models import Message, Session, WebhookDelivery
 from app.services import events
-from engines import EngineEvent, EngineOptions, EventKind, create_engine
+from engines import EngineEvent, EventKind, create_engine
+from engines.mock import MockOptions
 from tasks.host import Held, HostRuntime
 from tests.conftest import make_config
 from tests.factories import make_message, make_session
@@ -126,7 +127,7 @@ def _unreachable_app(tmp_path: Path, redis: str):
 def test_while_the_database_is_unreachable_events_wait_and_are_applied_when_it_is_back(
         app, session, tmp_path, redis_available):
     """The host keeps what it polled (and polls nothing more) until the database stores it."""
-    engine = create_engine("mock", session.id, tmp_path / "profile", EngineOptions())
+    engine = create_engine("mock", session.id, tmp_path / "profile", MockOptions())
     engine.start()  # starting, then a QR: events the host must store
     runtime = HostRuntime("events-host", app.config["OPENWA"])
     runtime.held[session.id] = Held(engine, 1, time.monotonic() + 60)
@@ -156,7 +157,7 @@ def test_a_busy_host_polls_again_at_once_and_a_quiet_one_waits_its_interval(app,
 
     app.config["OPENWA"].host_poll_interval = 3600.0  # "quiet" means: not again this test
     engine = create_engine("mock", session.id, tmp_path / "profile",
-                           EngineOptions(auto_scan_seconds=0))
+                           MockOptions(auto_scan_seconds=0))
     engine.start()
     runtime = HostRuntime("pulse-host", app.config["OPENWA"])
     runtime.held[session.id] = Held(engine, 1, time.monotonic() + 3600)

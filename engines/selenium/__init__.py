@@ -4,5 +4,6 @@ Importing this package needs the ``selenium`` package; the registry imports it o
 lookup and leaves the engine out (softly) when that fails.
 """
 from engines.selenium.engine import SeleniumEngine
+from engines.selenium.options import SeleniumOptions
 
-__all__ = ["SeleniumEngine"]
+__all__ = ["SeleniumEngine", "SeleniumOptions"]

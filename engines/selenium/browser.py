@@ -31,7 +31,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chromium.remote_connection import ChromiumRemoteConnection
 from selenium.webdriver.remote.client_config import ClientConfig
 
-from engines.base import EngineError, EngineOptions
+from engines.base import EngineError
+from engines.selenium.options import SeleniumOptions
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def resolver_rules(allowed_hosts: list[str]) -> str | None:
     return "MAP * ~NOTFOUND , " + " , ".join(f"EXCLUDE {host}" for host in hosts)
 
 
-def chromium_flags(options: EngineOptions, data_dir: Path) -> list[str]:
+def chromium_flags(options: SeleniumOptions, data_dir: Path) -> list[str]:
     flags = [f"--user-data-dir={data_dir.resolve()}", *BASE_FLAGS]
     if options.headless:
         flags.extend(HEADLESS_FLAGS)
@@ -110,7 +111,7 @@ def chromium_flags(options: EngineOptions, data_dir: Path) -> list[str]:
     return flags
 
 
-def driver_path(options: EngineOptions) -> str:
+def driver_path(options: SeleniumOptions) -> str:
     """The chromedriver to run, in this order:
 
     1. CHROMIUM_DRIVER_PATH when set (an operator's explicit choice: never replaced);
@@ -139,7 +140,7 @@ def _executable(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
-def managed_driver(options: EngineOptions) -> str:
+def managed_driver(options: SeleniumOptions) -> str:
     """A chromedriver from webdriver-manager's cache under ``driver_cache_dir``, downloaded
     into it first unless ``offline`` (SE_OFFLINE=true)."""
     from webdriver_manager.chrome import ChromeDriverManager
@@ -173,7 +174,7 @@ def newest_cached_driver(metadata: dict[str, Any]) -> str | None:
     return max(found)[1] if found else None
 
 
-def browser_path(options: EngineOptions) -> str:
+def browser_path(options: SeleniumOptions) -> str:
     path = options.executable_path or shutil.which("chromium") or DEFAULT_BROWSER
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         raise EngineError(f"Chromium not found at {path} (set CHROMIUM_EXECUTABLE_PATH)")
@@ -257,7 +258,7 @@ class Browser:
         return True
 
 
-def launch(options: EngineOptions, data_dir: Path, command_timeout: float) -> Browser:
+def launch(options: SeleniumOptions, data_dir: Path, command_timeout: float) -> Browser:
     """Start chromedriver and Chromium on ``data_dir``; raise EngineError if either fails."""
     # Selenium Manager reads SE_OFFLINE from the environment; we never call it (the driver
     # path is explicit), and this keeps any code path that would from reaching the network.

@@ -40,6 +40,7 @@ from engines.registry import register
 from engines.selenium import profile as profiles
 from engines.selenium.browser import Browser, launch
 from engines.selenium.events import CdpChannel
+from engines.selenium.options import SeleniumOptions
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class SeleniumEngine(Engine):
     """WhatsApp Web in Chromium, driven by Selenium; see the module docstring."""
 
     name: ClassVar[str] = "selenium"
+    options_class: ClassVar[type[EngineOptions]] = SeleniumOptions
+    options: SeleniumOptions
     # Chromium's Singleton* locks, and LevelDB's in the profile's storage folders.
     lock_files: ClassVar[frozenset[str]] = frozenset({*profiles.SINGLETON_FILES, "lockfile", "LOCK"})
     #: Seconds between liveness checks of a page that no command has touched (a hang is
@@ -98,8 +101,8 @@ class SeleniumEngine(Engine):
         self._phone: str | None = None
         self._push_name: str | None = None
         self._next_health_check = 0.0
-        self.command_timeout = max(1.0, float(options.command_timeout))
-        self.use_binding = options.event_delivery != "poll"
+        self.command_timeout = max(1.0, float(self.options.command_timeout))
+        self.use_binding = self.options.event_delivery != "poll"
         self.wajs_version: str | None = None  # reported by the bridge once WPP is ready
         self.last_error: str | None = None
 

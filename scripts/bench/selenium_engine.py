@@ -42,7 +42,8 @@ from app.config import WAJS_DEFAULT_PATH, Config  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import Message  # noqa: E402
 from app.services import api_keys  # noqa: E402
-from engines import EngineOptions, EventKind, create_engine  # noqa: E402
+from engines import EventKind, create_engine  # noqa: E402
+from engines.selenium import SeleniumOptions  # noqa: E402
 from engines.selenium import browser as browser_module  # noqa: E402
 from engines.selenium.browser import tree_memory  # noqa: E402
 from engines.selenium.engine import SeleniumEngine  # noqa: E402
@@ -70,8 +71,8 @@ class Bench:
         self.results: dict[str, Any] = {}
         self.count = 0
 
-    def options(self, **overrides: Any) -> EngineOptions:
-        options = EngineOptions(
+    def options(self, **overrides: Any) -> SeleniumOptions:
+        options = SeleniumOptions(
             executable_path=shutil.which("chromium"), driver_path=shutil.which("chromedriver"),
             wajs_bundle_path=self.wajs, whatsapp_web_url=self.standin.url,
             allowed_hosts=["localhost"], extra_args=list(CHROMIUM_ARGS), command_timeout=5.0)

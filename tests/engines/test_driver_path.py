@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from engines import EngineError, EngineOptions
-from engines.selenium import browser
+from engines import EngineError
+from engines.selenium import SeleniumOptions, browser
 
 
 def _executable(path: Path) -> Path:
@@ -56,14 +56,14 @@ def _cache_with_driver(cache_dir: Path) -> Path:
 
 def test_an_explicit_driver_path_is_used_as_is(tmp_path, no_download) -> None:
     driver = _executable(tmp_path / "my-chromedriver")
-    assert browser.driver_path(EngineOptions(driver_path=str(driver))) == str(driver)
+    assert browser.driver_path(SeleniumOptions(driver_path=str(driver))) == str(driver)
     assert no_download == []
 
 
 def test_a_missing_explicit_driver_is_a_clear_error_not_a_download(tmp_path, no_download) -> None:
     with pytest.raises(EngineError, match="chromedriver not found at .*CHROMIUM_DRIVER_PATH"):
-        browser.driver_path(EngineOptions(driver_path=str(tmp_path / "none"),
-                                          driver_cache_dir=str(tmp_path / "cache")))
+        browser.driver_path(SeleniumOptions(driver_path=str(tmp_path / "none"),
+                                            driver_cache_dir=str(tmp_path / "cache")))
     assert no_download == []
 
 
@@ -72,7 +72,7 @@ def test_the_system_driver_on_the_path_wins_over_webdriver_manager(
     bin_dir = tmp_path / "bin"
     driver = _executable(bin_dir / "chromedriver")
     monkeypatch.setenv("PATH", str(bin_dir))
-    found = browser.driver_path(EngineOptions(driver_cache_dir=str(tmp_path / "cache")))
+    found = browser.driver_path(SeleniumOptions(driver_cache_dir=str(tmp_path / "cache")))
     assert found == str(driver)
     assert no_download == []
 
@@ -81,7 +81,7 @@ def test_without_a_system_driver_webdriver_manager_is_asked_with_the_cache_under
         tmp_path, no_system_driver, no_download) -> None:
     cache = tmp_path / "data" / "webdriver"
     with pytest.raises(EngineError, match="webdriver-manager could not provide a chromedriver"):
-        browser.driver_path(EngineOptions(driver_cache_dir=str(cache)))
+        browser.driver_path(SeleniumOptions(driver_cache_dir=str(cache)))
     assert no_download == [str(cache / ".wdm")]
 
 
@@ -89,7 +89,7 @@ def test_offline_uses_the_cached_driver_without_asking_webdriver_manager(
         tmp_path, no_system_driver, no_download) -> None:
     cache = tmp_path / "data" / "webdriver"
     binary = _cache_with_driver(cache)
-    found = browser.driver_path(EngineOptions(driver_cache_dir=str(cache), offline=True))
+    found = browser.driver_path(SeleniumOptions(driver_cache_dir=str(cache), offline=True))
     assert found == str(binary)
     assert no_download == []
 
@@ -97,7 +97,7 @@ def test_offline_uses_the_cached_driver_without_asking_webdriver_manager(
 def test_offline_with_nothing_cached_is_one_clear_error(tmp_path, no_system_driver, no_download) -> None:
     cache = tmp_path / "data" / "webdriver"
     with pytest.raises(EngineError) as caught:
-        browser.driver_path(EngineOptions(driver_cache_dir=str(cache), offline=True))
+        browser.driver_path(SeleniumOptions(driver_cache_dir=str(cache), offline=True))
     message = str(caught.value)
     assert "SE_OFFLINE=true" in message and str(cache) in message and "\n" not in message
     assert no_download == []
@@ -105,5 +105,5 @@ def test_offline_with_nothing_cached_is_one_clear_error(tmp_path, no_system_driv
 
 def test_webdriver_manager_can_be_turned_off(tmp_path, no_system_driver, no_download) -> None:
     with pytest.raises(EngineError, match="WEBDRIVER_MANAGER=true"):
-        browser.driver_path(EngineOptions(driver_cache_dir=str(tmp_path), webdriver_manager=False))
+        browser.driver_path(SeleniumOptions(driver_cache_dir=str(tmp_path), webdriver_manager=False))
     assert no_download == []

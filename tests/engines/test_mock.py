@@ -16,7 +16,6 @@ import pytest
 from engines.base import (
     EngineEvent,
     EngineNotReady,
-    EngineOptions,
     EngineState,
     EventKind,
     NumberStatus,
@@ -27,6 +26,7 @@ from engines.mock import (
     PROFILE_FILE,
     SENT_FILE,
     MockEngine,
+    MockOptions,
     phone_for_session,
     write_json_atomic,
 )
@@ -66,7 +66,7 @@ def sessions_dir(tmp_path: Path) -> Path:
 def make_engine(sessions_dir: Path, clock: FakeClock) -> MakeEngine:
     def make(session_id: str = "alpha", **options: Any) -> MockEngine:
         return MockEngine(
-            session_id, sessions_dir / session_id, EngineOptions(**options), clock=clock
+            session_id, sessions_dir / session_id, MockOptions(**options), clock=clock
         )
 
     return make
@@ -607,9 +607,9 @@ def test_delivery_across_processes(make_engine: MakeEngine, sessions_dir: Path) 
         f"""
         import sys
         from pathlib import Path
-        from engines.base import EngineOptions
+        from engines.mock import MockOptions
         from engines.mock import MockEngine
-        engine = MockEngine("alice", Path({str(sessions_dir / "alice")!r}), EngineOptions())
+        engine = MockEngine("alice", Path({str(sessions_dir / "alice")!r}), MockOptions())
         engine.start()
         engine.simulate_scan()
         sent = engine.send_text("{bob.phone}@c.us", "from another process", message_id="x1")

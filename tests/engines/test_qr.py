@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engines.base import EngineOptions
-from engines.mock import MockEngine
+from engines.mock import MockEngine, MockOptions
 from engines.qr import data_url, render_png
 
 zxingcpp = pytest.importorskip("zxingcpp")
@@ -31,7 +30,7 @@ def test_render_png_decodes_to_the_same_string() -> None:
 
 
 def test_render_png_decodes_a_whatsapp_style_qr_string(tmp_path: Path) -> None:
-    engine = MockEngine("qr", tmp_path / "qr", EngineOptions())
+    engine = MockEngine("qr", tmp_path / "qr", MockOptions())
     engine.start()
     qr = engine.qr()
     assert qr is not None

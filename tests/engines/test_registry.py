@@ -11,7 +11,7 @@ import pytest
 import engines
 from engines import registry
 from engines.base import Engine, EngineOptions, EngineState
-from engines.mock import MockEngine
+from engines.mock import MockEngine, MockOptions
 
 
 def test_mock_is_registered_and_found_by_name_case_insensitively() -> None:
@@ -59,8 +59,9 @@ def test_create_engine_builds_an_unstarted_engine(tmp_path: Path) -> None:
     assert engine.session_id == "s1"
     assert engine.options.push_name == "X"
     assert engine.state is EngineState.CLOSED
+    assert isinstance(engine.options, MockOptions)  # the base options adopted as the mock's
     default = engines.create_engine("mock", "s2", tmp_path / "s2")
-    assert default.options == EngineOptions()
+    assert default.options == MockOptions()
 
 
 def test_register_refuses_a_second_class_under_a_taken_name() -> None:

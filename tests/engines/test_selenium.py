@@ -14,8 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from engines import EngineCrashed, EngineError, EngineOptions, EngineState, EventKind, create_engine
+from engines import EngineCrashed, EngineError, EngineState, EventKind, create_engine
 from engines.base import EngineEvent
+from engines.selenium import SeleniumOptions
 from engines.selenium import profile as profiles
 from engines.selenium.browser import chromium_flags, resolver_rules
 from engines.selenium.engine import SeleniumEngine
@@ -32,7 +33,7 @@ def make_engine(chromium: dict[str, str], standin: StandIn, tmp_path: Path) -> I
     made: list[SeleniumEngine] = []
 
     def make(name: str = "s1", **overrides: object) -> SeleniumEngine:
-        options = EngineOptions(
+        options = SeleniumOptions(
             executable_path=chromium["browser"], driver_path=chromium["driver"],
             wajs_bundle_path=chromium["wajs"], whatsapp_web_url=standin.url,
             allowed_hosts=["localhost"], extra_args=list(CHROMIUM_TEST_ARGS), command_timeout=4.0,
@@ -95,8 +96,8 @@ def test_resolver_rules_allow_only_the_listed_hosts() -> None:
 
 
 def test_flags_put_the_profile_first_and_the_operators_args_last(tmp_path: Path) -> None:
-    options = EngineOptions(allowed_hosts=["localhost"],
-                            extra_args=["--lang=de", "--disable-features=Foo,Translate"])
+    options = SeleniumOptions(allowed_hosts=["localhost"],
+                              extra_args=["--lang=de", "--disable-features=Foo,Translate"])
     flags = chromium_flags(options, tmp_path)
     assert flags[0] == f"--user-data-dir={tmp_path.resolve()}"
     assert "--headless=new" in flags and "--lang=de" in flags
@@ -107,12 +108,12 @@ def test_flags_put_the_profile_first_and_the_operators_args_last(tmp_path: Path)
     names = disabled[0].split("=", 1)[1].split(",")
     assert "Foo" in names and names.count("Translate") == 1 and "MediaRouter" in names
     assert "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost" in flags
-    assert "--headless=new" not in chromium_flags(EngineOptions(headless=False), tmp_path)
+    assert "--headless=new" not in chromium_flags(SeleniumOptions(headless=False), tmp_path)
 
 
 def test_a_missing_bundle_or_driver_is_a_clear_start_error(tmp_path: Path) -> None:
     engine = create_engine("selenium", "x", tmp_path / "x",
-                           EngineOptions(wajs_bundle_path=str(tmp_path / "none.js")))
+                           SeleniumOptions(wajs_bundle_path=str(tmp_path / "none.js")))
     with pytest.raises(EngineError, match="wa-js bundle not found .*make wajs"):
         engine.start()
     assert engine.state is EngineState.DISCONNECTED  # the host retries with backoff
@@ -121,7 +122,7 @@ def test_a_missing_bundle_or_driver_is_a_clear_start_error(tmp_path: Path) -> No
     browser = tmp_path / "chromium"  # found, so that the missing driver is what fails
     browser.write_text("#!/bin/sh\nexit 1\n")
     browser.chmod(0o755)
-    engine = create_engine("selenium", "y", tmp_path / "y", EngineOptions(
+    engine = create_engine("selenium", "y", tmp_path / "y", SeleniumOptions(
         wajs_bundle_path=str(bundle), driver_path=str(tmp_path / "chromedriver"),
         executable_path=str(browser)))
     with pytest.raises(EngineError, match="chromedriver not found .*CHROMIUM_DRIVER_PATH"):

@@ -12,8 +12,8 @@ from flask import Flask
 from app.extensions import db
 from app.models import Message, MessageStatus, WebhookDelivery
 from app.services import messages
-from engines import EngineOptions, EngineState, SentMessage
-from engines.mock import ECHO_ID, MockEngine
+from engines import EngineState, SentMessage
+from engines.mock import ECHO_ID, MockEngine, MockOptions
 from tests.factories import make_session
 
 
@@ -31,7 +31,7 @@ class CountingEngine(MockEngine):
 
 @pytest.fixture
 def engine(tmp_path: Path) -> CountingEngine:
-    engine = CountingEngine("s1", tmp_path / "sessions" / "s1", EngineOptions())
+    engine = CountingEngine("s1", tmp_path / "sessions" / "s1", MockOptions())
     engine.start()
     engine.simulate_scan()
     engine.poll()

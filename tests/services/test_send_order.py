@@ -14,8 +14,8 @@ from app.extensions import db
 from app.models import Webhook, WebhookDelivery
 from app.services.events import apply_all
 from app.services.messages import settle_older
-from engines import EngineEvent, EngineNotReady, EngineOptions, EventKind
-from engines.mock import SENT_FILE, MockEngine
+from engines import EngineEvent, EngineNotReady, EventKind
+from engines.mock import SENT_FILE, MockEngine, MockOptions
 from tests.factories import make_message, make_session, messages_of
 
 CHAT = "15551230001@c.us"
@@ -23,7 +23,7 @@ CHAT = "15551230001@c.us"
 
 def _ready_engine(tmp_path: Path, session_id: str) -> MockEngine:
     engine = MockEngine(session_id, tmp_path / "sessions" / session_id,
-                        EngineOptions(auto_scan_seconds=0))
+                        MockOptions(auto_scan_seconds=0))
     engine.start()
     engine.simulate_scan()
     engine.poll()
