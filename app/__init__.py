@@ -19,7 +19,7 @@ def _engine_options(config: Config) -> dict[str, Any]:
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the API app. Blueprints are imported here, so importing ``app`` costs nothing."""
-    from app import db_setup, logs, resilience, telemetry
+    from app import db_setup, logs, realtime, resilience, telemetry
     from app.errors import register_error_handlers
     from app.extensions import api, cache, celery_app, db, limiter, migrate
 
@@ -78,6 +78,7 @@ def create_app(config: Config | None = None) -> Flask:
         limiter.exempt(telemetry.blp)
     logs.install_request_ids(app)
     resilience.install(app)
+    realtime.install(app, config)
     app.extensions["celery"] = celery_app
     return app
 

@@ -221,6 +221,12 @@ class Config:
     backup_path: Path = Path("./data/backups")
     backup_s3_bucket: str | None = None
     backup_s3_prefix: str = "backups/"
+    # dashboard, live events (/events) and the audit log
+    events_rate_limit: int = 60  # frames a client may send per minute on one connection
+    events_max_clients: int = 0  # per API process; 0: half of API_THREADS
+    audit_retention_days: int = 90
+    flower_url: str | None = None
+    grafana_url: str | None = None
     # testing switches (never from the environment)
     testing: bool = False
 
@@ -324,6 +330,11 @@ class Config:
             backup_path=Path(env.str("BACKUP_PATH", str(data_dir / "backups"))),
             backup_s3_bucket=env.opt("BACKUP_S3_BUCKET") or env.opt("STORAGE_S3_BUCKET"),
             backup_s3_prefix=_prefix(env.str("BACKUP_S3_PREFIX", "backups/")),
+            events_rate_limit=env.int("EVENTS_RATE_LIMIT", 60, minimum=1),
+            events_max_clients=env.int("EVENTS_MAX_CLIENTS", 0, minimum=0),
+            audit_retention_days=env.int("AUDIT_RETENTION_DAYS", 90, minimum=1),
+            flower_url=env.opt("FLOWER_URL"),
+            grafana_url=env.opt("GRAFANA_URL"),
         )
         for key, value in overrides.items():
             if not hasattr(config, key):

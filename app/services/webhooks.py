@@ -28,7 +28,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
 
-from app import metrics
+from app import live, metrics
 from app.config import Config
 from app.crypto import Box
 from app.errors import BadRequest, Conflict, NotFound
@@ -167,6 +167,8 @@ def emit(session_id: str, event: str, data: dict[str, Any]) -> list[str]:
 
     The caller commits (with the change the event reports) and then calls ``kick``.
     """
+    # The same event goes live to /events clients once this transaction commits.
+    live.publish_after_commit(session_id, event, data)
     hooks = _active_hooks(session_id)
     targets = [hook_id for hook_id, events in hooks if "*" in events or event in events]
     for hook_id in targets:

@@ -1,0 +1,92 @@
+"""Publishing live events: after the commit of the change they report, through Redis.
+
+Whatever process commits an event (API, session host, worker) publishes it here; every API
+process listens on the channel and forwards it to its own ``/events`` clients
+(``app.realtime``). A Redis outage loses only live frames: webhooks still carry the events
+from the outbox.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+import socketio
+from flask import current_app
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session as OrmSession
+
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/events"
+CHANNEL = "openwa-events"
+_PENDING = "openwa.live_events"
+
+
+# -- publishing (any process) ----------------------------------------------------------
+class _Publisher:
+    """One write-only Redis manager per process, made on first use (after any fork)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._managers: dict[str, socketio.RedisManager] = {}
+
+    def manager(self, url: str) -> socketio.RedisManager:
+        with self._lock:
+            found = self._managers.get(url)
+            if found is None:
+                found = self._managers[url] = socketio.RedisManager(
+                    url, channel=CHANNEL, write_only=True, logger=False)
+            return found
+
+
+_publisher = _Publisher()
+
+
+def rooms_for(session_id: str, event: str) -> list[str]:
+    return [f"{session_id}|{event}", f"{session_id}|*", f"*|{event}", "*|*"]
+
+
+def frame(session_id: str, event: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "event",
+            "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "payload": {"event": event, "sessionId": session_id, "data": data}}
+
+
+def publish_after_commit(session_id: str, event: str, data: dict[str, Any]) -> None:
+    """Queue an event on the current transaction; it is published once that commits."""
+    db.session.info.setdefault(_PENDING, []).append((session_id, event, data))
+
+
+def publish(url: str | None, events: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Send committed events to every API process; a Redis outage loses only live frames
+    (webhooks still carry the events from the outbox)."""
+    if not url or not events:
+        return
+    try:
+        manager = _publisher.manager(url)
+        for session_id, event, data in events:
+            manager.emit("message", frame(session_id, event, data), namespace=NAMESPACE,
+                         room=rooms_for(session_id, event))
+    except Exception as error:  # never fail the caller's committed work over a live frame
+        log.warning("could not publish %d live event(s): %s", len(events), type(error).__name__)
+
+
+@sa_event.listens_for(OrmSession, "after_commit")
+def _after_commit(session: OrmSession) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        try:
+            url = current_app.config["OPENWA"].redis_url
+        except (RuntimeError, KeyError):
+            return
+        publish(url, pending)
+
+
+@sa_event.listens_for(OrmSession, "after_soft_rollback")
+def _after_rollback(session: OrmSession, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_PENDING, None)
