@@ -19,17 +19,17 @@ from collections import deque
 from typing import Any
 
 from flask import Flask, current_app, request
-from flask_socketio import SocketIO, disconnect, join_room, leave_room
+from flask_socketio import SocketIO, disconnect
 from flask_socketio import emit as sio_emit
+from flask_socketio import join_room, leave_room
 
 from app.config import Config
 from app.errors import ApiError
 from app.extensions import db
+from app.live import CHANNEL, NAMESPACE, frame
 from app.models import EVENTS, ApiKey, utcnow
 from app.services import api_keys
 from app.services import sessions as session_service
-
-from app.live import CHANNEL, NAMESPACE, frame
 
 log = logging.getLogger(__name__)
 
