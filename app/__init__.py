@@ -100,3 +100,16 @@ def _register_blueprints(app: Flask, config: Config) -> None:
     api.register_blueprint(webhooks.blp, url_prefix=f"{prefix}/webhooks")
     if config.engine_type == "mock":
         api.register_blueprint(mock.blp, url_prefix=f"{prefix}/sessions")
+    _register_dashboard(app, config)
+
+
+def _register_dashboard(app: Flask, config: Config) -> None:
+    """The operators' routes, the dashboard at / and Swagger UI's files (issue 14)."""
+    from app.api import operators
+    from app.extensions import api
+
+    prefix = config.api_prefix
+    api.register_blueprint(operators.stats_blp, url_prefix=f"{prefix}/sessions")
+    api.register_blueprint(operators.deliveries_blp, url_prefix=f"{prefix}/sessions")
+    api.register_blueprint(operators.audit_blp, url_prefix=f"{prefix}/audit")
+    api.register_blueprint(operators.infra_blp, url_prefix=f"{prefix}/infra")

@@ -10,9 +10,9 @@ from typing import Any, Callable, TypeVar, cast
 
 from flask import current_app, g, request
 
-from app.errors import Forbidden, NotFound
+from app.errors import Forbidden, NotFound, Unauthorized
 from app.models import ApiKey, Session
-from app.services import api_keys
+from app.services import api_keys, audit
 from app.services import sessions as session_service
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,8 +31,12 @@ def presented_key() -> str | None:
 def current_key() -> ApiKey:
     key = getattr(g, "api_key", None)
     if key is None:
-        key = api_keys.authenticate(presented_key(), request.remote_addr,
-                                    current_app.config["OPENWA"])
+        try:
+            key = api_keys.authenticate(presented_key(), request.remote_addr,
+                                        current_app.config["OPENWA"])
+        except (Unauthorized, Forbidden) as refused:
+            audit.record_now("auth.failed", reason=str(refused), path=request.path)
+            raise
         g.api_key = key
     return cast(ApiKey, key)
 

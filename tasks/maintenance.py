@@ -10,7 +10,7 @@ from sqlalchemy import delete
 
 from app.extensions import db
 from app.models import Host, IdempotencyKey, utcnow
-from app.services import messages, sessions
+from app.services import audit, messages, sessions
 from tasks.base import openwa_task
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,11 @@ def sweep_messages() -> dict[str, Any]:
 
 @openwa_task("tasks.maintenance.prune")
 def prune() -> dict[str, int]:
-    """Forget idempotency keys after a day and hosts silent for a day."""
+    """Forget idempotency keys after a day, hosts silent for a day, old audit entries."""
     cutoff = utcnow() - timedelta(days=1)
     keys = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
     gone = db.session.execute(delete(Host).where(Host.last_heartbeat < cutoff))
+    audited = audit.prune()  # older than AUDIT_RETENTION_DAYS
     db.session.commit()
-    return {"idempotencyKeys": keys.rowcount, "hosts": gone.rowcount}  # type: ignore[attr-defined]
+    return {"idempotencyKeys": keys.rowcount, "hosts": gone.rowcount,  # type: ignore[attr-defined]
+            "auditEntries": audited}

@@ -1,5 +1,6 @@
 """Typed SQLAlchemy models, one module per table."""
 from app.models.api_key import ROLES, ApiKey
+from app.models.audit import AuditEntry
 from app.models.backup import Backup
 from app.models.base import Base, utcnow
 from app.models.host import Host
@@ -8,5 +9,5 @@ from app.models.message import Message, MessageCount
 from app.models.session import RUNNING, STATUSES, STOPPED, Session
 from app.models.webhook import EVENTS, Webhook, WebhookDelivery
 
-__all__ = ["EVENTS", "ROLES", "ApiKey", "Backup", "Base", "Host", "IdempotencyKey", "Message",
+__all__ = ["EVENTS", "ROLES", "ApiKey", "AuditEntry", "Backup", "Base", "Host", "IdempotencyKey", "Message",
            "MessageCount", "RUNNING", "STATUSES", "STOPPED", "Session", "Webhook", "WebhookDelivery", "utcnow"]

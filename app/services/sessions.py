@@ -20,7 +20,7 @@ from app.config import Config
 from app.errors import ApiError, BadRequest, Conflict, NotFound
 from app.extensions import db
 from app.models import RUNNING, STOPPED, IdempotencyKey, Message, Session, utcnow
-from app.services import dispatch, hosts
+from app.services import audit, dispatch, hosts
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ def create(name: str) -> Session:
         raise Conflict(f"Session '{name}' already exists")
     session = Session(name=name)
     db.session.add(session)
+    db.session.flush()
+    audit.record("session.created", "session", session.id, name=name)
     try:
         db.session.commit()
     except IntegrityError:
@@ -99,6 +101,8 @@ def start(session: Session) -> Session:
         .values(desired_state=RUNNING, status="initializing", last_error=None,
                 reconnect_attempts=0, updated_at=utcnow())
         .execution_options(synchronize_session=False))
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        audit.record("session.started", "session", session.id, name=session.name)
     db.session.commit()
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise BadRequest(f"Session '{session.name}' is already running", code="SESSION_RUNNING")
@@ -135,6 +139,7 @@ def stop(session: Session) -> Session:
     was_running = session.desired_state == RUNNING
     db.session.execute(update(Session).where(Session.id == session.id)
                        .values(desired_state=STOPPED).execution_options(synchronize_session=False))
+    audit.record("session.stopped", "session", session.id, name=session.name)
     db.session.commit()
     db.session.refresh(session)
     if was_running and not _command_holder(session, STOP_TASK, config().engine_call_timeout):
@@ -158,6 +163,7 @@ def logout(session: Session) -> Session:
     """Unlink the device and wipe the profile: the next start needs a QR."""
     db.session.execute(update(Session).where(Session.id == session.id)
                        .values(desired_state=STOPPED).execution_options(synchronize_session=False))
+    audit.record("session.logged_out", "session", session.id, name=session.name)
     db.session.commit()
     db.session.refresh(session)
     if not _command_holder(session, LOGOUT_TASK, config().engine_call_timeout):
@@ -180,6 +186,7 @@ def delete(session: Session) -> None:
     db.session.execute(sql_delete(IdempotencyKey).where(IdempotencyKey.session_id == session_id))
     db.session.execute(sql_delete(Message).where(Message.session_id == session_id))
     db.session.execute(sql_delete(Session).where(Session.id == session_id))
+    audit.record("session.deleted", "session", session_id, name=session.name)
     db.session.commit()
     dispatch.purge_queue(queue)
 

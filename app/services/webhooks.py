@@ -36,7 +36,7 @@ from app.extensions import db
 from app.models import EVENTS, Webhook, WebhookDelivery, utcnow
 from app.models.base import new_id
 from app.models.webhook import DEAD, DELIVERED, PENDING
-from app.services import dispatch
+from app.services import audit, dispatch
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +131,15 @@ def create(session_id: str, data: dict[str, Any]) -> Webhook:
     webhook = Webhook(session_id=session_id)
     _apply(webhook, data)
     db.session.add(webhook)
+    db.session.flush()
+    audit.record("webhook.created", "webhook", webhook.id, sessionId=session_id, url=webhook.url)
     db.session.commit()
     return webhook
 
 
 def update_webhook(webhook: Webhook, data: dict[str, Any]) -> Webhook:
     _apply(webhook, data)
+    audit.record("webhook.updated", "webhook", webhook.id, fields=sorted(data))
     db.session.commit()
     return webhook
 
@@ -157,6 +160,7 @@ def list_for(session_ids: list[str] | None) -> list[Webhook]:
 
 
 def delete(webhook: Webhook) -> None:
+    audit.record("webhook.deleted", "webhook", webhook.id, sessionId=webhook.session_id)
     db.session.delete(webhook)
     db.session.commit()
 
@@ -413,6 +417,7 @@ def redrive(delivery_id: str) -> WebhookDelivery:
         raise NotFound(f"Dead letter '{delivery_id}' not found")
     delivery.status, delivery.attempts, delivery.next_attempt_at = PENDING, 0, utcnow()
     delivery.last_error = None
+    audit.record("webhook.redriven", "delivery", delivery.id, webhookId=delivery.webhook_id)
     db.session.commit()
     kick([delivery.webhook_id])
     return delivery
