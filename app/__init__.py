@@ -40,7 +40,7 @@ def create_app(config: Config | None = None) -> Flask:
         OPENAPI_URL_PREFIX=config.api_prefix,
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        OPENAPI_SWAGGER_UI_URL=f"{config.api_prefix}/docs/assets/",  # app/dashboard: no CDN
         API_SPEC_OPTIONS={
             "info": {"description": "Self-hosted WhatsApp HTTP API gateway (OpenWA-compatible)."},
             "security": [{"ApiKeyAuth": []}, {"BearerAuth": []}],
@@ -105,11 +105,15 @@ def _register_blueprints(app: Flask, config: Config) -> None:
 
 def _register_dashboard(app: Flask, config: Config) -> None:
     """The operators' routes, the dashboard at / and Swagger UI's files (issue 14)."""
+    from app import dashboard
     from app.api import operators
-    from app.extensions import api
+    from app.extensions import api, limiter
 
     prefix = config.api_prefix
     api.register_blueprint(operators.stats_blp, url_prefix=f"{prefix}/sessions")
     api.register_blueprint(operators.deliveries_blp, url_prefix=f"{prefix}/sessions")
     api.register_blueprint(operators.audit_blp, url_prefix=f"{prefix}/audit")
     api.register_blueprint(operators.infra_blp, url_prefix=f"{prefix}/infra")
+    page = dashboard.make_blueprint(config)
+    limiter.exempt(page)
+    app.register_blueprint(page)

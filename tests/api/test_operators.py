@@ -62,7 +62,8 @@ def test_changes_are_audited_with_their_actor_and_filters_apply(app, client, adm
     assert client.get("/api/audit?action=session.created", headers=headers).get_json()["total"] == 1
     future = (utcnow() + timedelta(hours=1)).isoformat()
     assert client.get("/api/audit", query_string={"since": future}, headers=headers).get_json()["total"] == 0
-    assert client.get("/api/audit?limit=2&offset=1", headers=headers).get_json()["data"][0]["action"] == "session.deleted"
+    page = client.get("/api/audit?limit=2&offset=1", headers=headers).get_json()
+    assert page["data"][0]["action"] == "session.deleted"
     assert_validation_error(client.get("/api/audit?since=yesterday", headers=headers), "since")
     assert_validation_error(client.get("/api/audit?limit=0", headers=headers), "limit")
 
