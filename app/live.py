@@ -86,7 +86,9 @@ def _after_commit(session: OrmSession) -> None:
         publish(url, pending)
 
 
-@sa_event.listens_for(OrmSession, "after_soft_rollback")
-def _after_rollback(session: OrmSession, previous_transaction: Any) -> None:
-    if previous_transaction.parent is None:
+@sa_event.listens_for(OrmSession, "after_transaction_end")
+def _forget_uncommitted(session: OrmSession, transaction: Any) -> None:
+    # After a commit the events are already gone (after_commit runs first); what is left
+    # belongs to a transaction that was rolled back or closed: it never happened.
+    if transaction.parent is None:
         session.info.pop(_PENDING, None)

@@ -71,3 +71,13 @@ def test_swagger_ui_files_are_served_locally(client):
     assert client.get("/api/docs/assets/swagger-ui.css").status_code == 200
     assert client.get("/api/docs/assets/../../app/config.py").status_code == 404
     assert client.get("/api/docs/assets/LICENSE").status_code == 404
+
+
+def test_events_of_a_closed_uncommitted_transaction_are_forgotten(app, config):
+    session = make_session(app)
+    pubsub = _listen(config.redis_url)
+    with app.app_context():
+        webhooks.emit(session.id, "session.status", {"status": "ready"})
+        db.session.close()
+        db.session.commit()
+    assert _published(pubsub, 0.5) == []
