@@ -166,6 +166,17 @@ def test_an_operator_links_a_session_and_uses_every_page_from_the_dashboard_alon
         page.click(f'{row} [data-action="Test"]')
         page.wait(lambda: "delivered (HTTP 200)" in page.text(f"{row} .test-result"), 30)
         assert [body["event"] for body in receiver.received] == ["test"]
+        # A real event goes through the outbox and a worker: it shows among the deliveries.
+        assert live.call("POST", "/sessions/dash1/messages/send-text",
+                         json={"chatId": ECHO, "text": "for the webhook"}).status_code in (201, 202)
+        page.wait(lambda: any(b["event"] == "message.received" for b in receiver.received), 30)
+
+        def delivered() -> bool:
+            page.click(f'{row} [data-action="Deliveries"]')
+            time.sleep(0.5)
+            return "message.received delivered" in page.text("#webhook-detail")
+
+        page.wait(delivered, 30)
         page.shot("webhooks")
     finally:
         receiver.server.shutdown()
