@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.integration.conftest import wait_for
 from tests.live import LivePlatform
 from tests.realtime.conftest import start_host
 from tests.tooling import require_binary
@@ -77,7 +79,9 @@ class Page:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
     def wait(self, predicate: Any, timeout: float = 20) -> Any:
-        return WebDriverWait(self.driver, timeout, 0.1).until(lambda d: predicate())
+        # The page re-renders lists on live events: an element read mid-render is re-read.
+        return WebDriverWait(self.driver, timeout, 0.1, ignored_exceptions=(
+            StaleElementReferenceException, NoSuchElementException)).until(lambda d: predicate())
 
     def find(self, css: str) -> Any:
         return self.driver.find_element(By.CSS_SELECTOR, css)
@@ -114,7 +118,8 @@ def test_an_operator_links_a_session_and_uses_every_page_from_the_dashboard_alon
     live.env.update({"MOCK_QR_ROTATE_SECONDS": "2", "WEBHOOK_ALLOW_PRIVATE": "true"})
     live.start_api()
     start_host(live, "host-dash@test")
-    live.start("worker")
+    worker = live.start("worker")
+    wait_for(lambda: " ready." in worker.output(), 60, 0.2, "the worker")
     ready_at = time.monotonic()  # what `make run` reports as ready: API answers, a host is in
     page = Page(browser, root_url)
 
@@ -177,6 +182,7 @@ def test_an_operator_links_a_session_and_uses_every_page_from_the_dashboard_alon
             return "message.received delivered" in page.text("#webhook-detail")
 
         page.wait(delivered, 30)
+        assert page.all("tbody tbody") == []  # tables the page fills later are not nested
         page.shot("webhooks")
     finally:
         receiver.server.shutdown()
@@ -196,6 +202,7 @@ def test_an_operator_links_a_session_and_uses_every_page_from_the_dashboard_alon
 
     page.go("infra")
     page.wait(lambda: "host-dash@test" in page.text("#main"))
+    assert page.all("tbody tbody") == []
     page.shot("infra")
     page.go("overview")
     page.wait(lambda: page.text('[data-stat="Ready"]') == "1")

@@ -53,9 +53,10 @@
       function (e) { flash(e.message, true); });
   }
   function onEvent(fn) { state.listeners.push(fn); }
+  // rows: an array of <tr>, or a <tbody> that the page fills later.
   function table(headers, rows) {
-    return h("table", null, h("thead", null, h("tr", null, headers.map(function (t) { return h("th", null, t); }))),
-      h("tbody", null, rows));
+    var body = rows instanceof Node && rows.tagName === "TBODY" ? rows : h("tbody", null, rows);
+    return h("table", null, h("thead", null, h("tr", null, headers.map(function (t) { return h("th", null, t); }))), body);
   }
   function sel(id, options, value) {
     return h("select", {id: id}, options.map(function (o) {
