@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import socketio
 
+from tests.integration.conftest import wait_for
 from tests.live import LivePlatform
 from tests.realtime.conftest import EventsClient, start_host
 
@@ -114,3 +115,22 @@ def test_a_revoked_key_is_dropped_at_its_next_frame(live_stack: LivePlatform, ro
         assert answer["error"]["statusCode"] == 401
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("live_stack", [{"API_THREADS": "4"}], indirect=True)
+def test_a_process_keeps_threads_for_rest_by_capping_its_clients(live_stack: LivePlatform, root_url: str) -> None:
+    live = live_stack
+    live.start_api()
+    held = [EventsClient(root_url, live.key) for _ in range(2)]  # half of API_THREADS
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            EventsClient(root_url, live.key)
+        assert live.call("GET", "/sessions").status_code == 200
+        assert live.call("GET", "/infra/status").json()["events"] == {"clients": 2, "maxClients": 2}
+    finally:
+        for client in held:
+            client.close()
+    # A closed connection frees its place.
+    wait_for(lambda: live.call("GET", "/infra/status").json()["events"]["clients"] == 0, 10, 0.1,
+             "the connections to close")
+    EventsClient(root_url, live.key).close()
