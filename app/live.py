@@ -38,8 +38,11 @@ class _Publisher:
         with self._lock:
             found = self._managers.get(url)
             if found is None:
+                # Short timeouts: a hung Redis must not hold up the host tick that
+                # committed the event for long (two tries, then the frame is dropped).
                 found = self._managers[url] = socketio.RedisManager(
-                    url, channel=CHANNEL, write_only=True, logger=False)
+                    url, channel=CHANNEL, write_only=True, logger=False,
+                    redis_options={"socket_timeout": 1, "socket_connect_timeout": 1})
             return found
 
 

@@ -7,8 +7,9 @@ import time
 
 import redis as redis_lib
 
+from app.embedded_redis import free_port
 from app.extensions import db
-from app.live import CHANNEL
+from app.live import CHANNEL, publish
 from app.services import webhooks
 from tests.factories import make_session
 
@@ -81,3 +82,9 @@ def test_events_of_a_closed_uncommitted_transaction_are_forgotten(app, config):
         db.session.close()
         db.session.commit()
     assert _published(pubsub, 0.5) == []
+
+
+def test_a_redis_outage_drops_live_frames_without_failing_the_caller():
+    started = time.monotonic()
+    publish(f"redis://127.0.0.1:{free_port()}/0", [("s", "session.status", {"status": "ready"})])
+    assert time.monotonic() - started < 5
