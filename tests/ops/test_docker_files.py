@@ -345,6 +345,9 @@ def test_builder_stage_builds_the_project_wheel_from_the_context(tmp_path: Path)
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         assert re.search(r"^openwa = ", archive.read(entry_points).decode(), re.M)
     assert {name.split("/")[0] for name in names} >= {"app", "tasks", "engines"}
+    for served in ("app/dashboard/templates/dashboard.html", "app/dashboard/static/dashboard.js",
+                   "app/dashboard/static/live.js", "app/dashboard/static/dashboard.css"):
+        assert served in names, served
 
 
 # ------------------------------------------------------------------------ entrypoint.sh
