@@ -203,7 +203,8 @@
       e.preventDefault();
       var to = document.getElementById("send-to").value || chat, input = document.getElementById("send-text");
       act(api("POST", "/sessions/" + sid + "/messages/send-text", {chatId: to, text: input.value}), function () {
-        input.value = ""; if (!chat) { openChat(to.indexOf("@") < 0 ? to + "@c.us" : to); }
+        input.value = "";
+        if (!chat) { var id = to.indexOf("@") < 0 ? to + "@c.us" : to; addChat({id: id}); openChat(id); }
       });
     }}, h("input", {id: "send-to", placeholder: "chat id or phone (blank: open chat)"}),
       h("input", {id: "send-text", placeholder: "message", required: true, maxlength: 4096}), h("button", {type: "submit"}, "Send")) : null;
@@ -214,18 +215,25 @@
       chat = chatId; thread.textContent = "";
       list.querySelectorAll("li").forEach(function (li) { li.className = li.getAttribute("data-chat") === chatId ? "active" : ""; });
       api("GET", "/sessions/" + sid + "/messages?limit=50&chatId=" + encodeURIComponent(chatId)).then(function (r) {
+        var live = Array.prototype.slice.call(thread.children);  // arrived while loading
+        thread.textContent = "";
         r.messages.slice().reverse().forEach(function (m) { add(thread, bubble(m)); });
+        live.forEach(function (el) {
+          if (!thread.querySelector('[data-id="' + CSS.escape(el.getAttribute("data-id") || "") + '"]')) { add(thread, el); }
+        });
         thread.scrollTop = thread.scrollHeight;
       });
     }
+    // The server caches chat lists (CACHE_TTL): chats that live events reveal are added here.
+    function addChat(c) {
+      if (list.querySelector('[data-chat="' + CSS.escape(c.id) + '"]')) { return; }
+      add(list, h("li", {"data-chat": c.id, "class": c.id === chat ? "active" : null, onclick: function () { openChat(c.id); }},
+        c.name || c.id, c.unreadCount ? " (" + c.unreadCount + ")" : ""));
+    }
     function loadChats() {
       list.textContent = "";
-      api("GET", "/sessions/" + sid + "/chats").then(function (chats) {
-        chats.forEach(function (c) {
-          add(list, h("li", {"data-chat": c.id, onclick: function () { openChat(c.id); }}, c.name || c.id,
-            c.unreadCount ? " (" + c.unreadCount + ")" : ""));
-        });
-      }, function (e) { add(list, h("li", null, e.message)); });
+      api("GET", "/sessions/" + sid + "/chats").then(function (chats) { chats.forEach(addChat); },
+        function (e) { add(list, h("li", null, e.message)); });
     }
     onEvent(function (p) {
       if (p.sessionId !== sid || (p.event !== "message.received" && p.event !== "message.sent")) { return; }
@@ -234,7 +242,7 @@
       if (chatId === chat && !thread.querySelector('[data-id="' + CSS.escape(m.id || "") + '"]')) {
         add(thread, bubble(m)); thread.scrollTop = thread.scrollHeight;
       }
-      if (!list.querySelector('[data-chat="' + CSS.escape(chatId) + '"]')) { loadChats(); }
+      addChat({id: chatId});
     });
     add(main, [sessionPicker(function (v) { sid = v; chat = null; thread.textContent = ""; loadChats(); }, true),
       h("div", {"class": "chats"}, h("div", {"class": "panel"}, list), h("div", {"class": "panel"}, thread, send)),
