@@ -62,7 +62,7 @@ test: install-test
 lint: $(VENV)/.dev
 	$(BIN)/flake8 app tasks engines tests celeryconfig.py wsgi.py
 	$(BIN)/isort --check-only app tasks engines tests celeryconfig.py wsgi.py
-	$(BIN)/mypy engines
+	$(BIN)/mypy
 
 # Benchmarks against this machine's own limits (issue 8): Redis DB 15 and PostgreSQL on
 # 127.0.0.1 by default (BENCH_REDIS_URL, BENCH_PG_ADMIN). Results in bench-results/.

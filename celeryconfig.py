@@ -1,4 +1,5 @@
-"""Celery settings, from the environment. Imports nothing from the project.
+"""Celery settings, from the environment. Imports nothing of the project but ``app.common``
+(names and the environment reader, which import nothing of the project either).
 
 Session hosts are workers with the solo pool and concurrency 1, each session has its own
 queue ``session.<id>`` (created on demand), and each host has a control queue
@@ -6,17 +7,15 @@ queue ``session.<id>`` (created on demand), and each host has a control queue
 """
 import os
 
-from celery.schedules import crontab
 from kombu import Exchange, Queue
 
+from app.common.env import Env, backup_schedule, cron_schedule
+from app.common.names import DECLARED_QUEUES, TASK_ROUTES, Queues, Tasks
 
-def _int(name, default):
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else default
+_env = Env(os.environ)
 
-
-broker_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-result_backend = os.environ.get("CELERY_RESULT_BACKEND") or broker_url
+broker_url = _env.text("REDIS_URL", "redis://127.0.0.1:6379/0")
+result_backend = _env.text("CELERY_RESULT_BACKEND", broker_url)
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None  # keep trying while Redis is down
 
@@ -24,7 +23,7 @@ task_serializer = "json"
 result_serializer = "json"
 accept_content = ["json"]
 result_accept_content = ["json"]
-result_expires = _int("CELERY_RESULT_EXPIRES", 3600)
+result_expires = _env.integer("CELERY_RESULT_EXPIRES", 3600)
 timezone = "UTC"
 enable_utc = True
 
@@ -38,28 +37,18 @@ task_track_started = True
 # longest task (an engine call is bounded by ENGINE_CALL_TIMEOUT, 30 s by default), or a
 # slow task runs twice. The restore sweep runs every interval x throttle seconds.
 broker_transport_options = {
-    "visibility_timeout": _int("BROKER_VISIBILITY_TIMEOUT", 60),
-    "unacked_restore_interval": _int("BROKER_RESTORE_INTERVAL", 5),
-    "unacked_restore_throttle": _int("BROKER_RESTORE_THROTTLE", 1),
+    "visibility_timeout": _env.integer("BROKER_VISIBILITY_TIMEOUT", 60),
+    "unacked_restore_interval": _env.integer("BROKER_RESTORE_INTERVAL", 5),
+    "unacked_restore_throttle": _env.integer("BROKER_RESTORE_THROTTLE", 1),
 }
 result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
 
-task_default_queue = "default"
-task_default_exchange = "default"
-task_default_routing_key = "default"
+task_default_queue = Queues.DEFAULT
+task_default_exchange = Queues.DEFAULT
+task_default_routing_key = Queues.DEFAULT
 task_create_missing_queues = True  # session.<id> and host.<name> queues come and go
-task_queues = (
-    Queue("default", Exchange("default"), routing_key="default"),
-    Queue("webhooks", Exchange("webhooks"), routing_key="webhooks"),
-    Queue("media", Exchange("media"), routing_key="media"),
-    Queue("backups", Exchange("backups"), routing_key="backups"),
-)
-task_routes = {
-    "tasks.webhooks.*": {"queue": "webhooks"},
-    "tasks.media.*": {"queue": "media"},
-    "tasks.backups.*": {"queue": "backups"},
-    "tasks.maintenance.*": {"queue": "default"},
-}
+task_queues = tuple(Queue(name, Exchange(name), routing_key=name) for name in DECLARED_QUEUES)
+task_routes = {pattern: {"queue": queue} for pattern, queue in TASK_ROUTES.items()}
 
 # Flower and the operators' view: events on, queued tasks visible as pending.
 worker_send_task_events = True
@@ -67,37 +56,29 @@ task_send_sent_event = True
 worker_hijack_root_logger = False
 
 
-def _cron(expression):
-    """``"m h dom mon dow"`` as a crontab: the translation of ``app.config.cron_schedule``
-    (app/config.py validates BACKUP_SCHEDULE with a clear error before any process starts)."""
-    minute, hour, day_of_month, month_of_year, day_of_week = expression.split()
-    return crontab(minute=minute, hour=hour, day_of_month=day_of_month,
-                   month_of_year=month_of_year, day_of_week=day_of_week)
-
-
 beat_schedule = {
     "session-health-probe": {
-        "task": "tasks.maintenance.probe_sessions",
-        "schedule": float(_int("SESSION_PROBE_INTERVAL", 10)),
+        "task": Tasks.PROBE_SESSIONS,
+        "schedule": float(_env.integer("SESSION_PROBE_INTERVAL", 10)),
     },
     "message-send-sweep": {
-        "task": "tasks.maintenance.sweep_messages",
-        "schedule": float(_int("SEND_SWEEP_INTERVAL", 30)),
+        "task": Tasks.SWEEP_MESSAGES,
+        "schedule": float(_env.integer("SEND_SWEEP_INTERVAL", 30)),
     },
     "webhook-outbox-sweep": {
-        "task": "tasks.webhooks.sweep",
-        "schedule": float(_int("WEBHOOK_SWEEP_INTERVAL", 5)),
+        "task": Tasks.WEBHOOK_SWEEP,
+        "schedule": float(_env.integer("WEBHOOK_SWEEP_INTERVAL", 5)),
     },
     "prune-expired-rows": {
-        "task": "tasks.maintenance.prune",
+        "task": Tasks.PRUNE,
         "schedule": 3600.0,
     },
 }
 
 # Encrypted backups with retention, at BACKUP_SCHEDULE (cron, UTC; "off" disables them).
-_backup_schedule = os.environ.get("BACKUP_SCHEDULE", "").strip() or "0 2 * * *"
-if _backup_schedule.lower() not in ("off", "none", "disabled", "false"):
+_backup_schedule = backup_schedule(_env)
+if _backup_schedule is not None:
     beat_schedule["scheduled-backup"] = {
-        "task": "tasks.backups.scheduled_backup",
-        "schedule": _cron(_backup_schedule),
+        "task": Tasks.SCHEDULED_BACKUP,
+        "schedule": cron_schedule(_backup_schedule),
     }

@@ -1,119 +1,22 @@
-"""The OpenWA Flask application factory."""
+"""The OpenWA API package.
+
+Importing ``app`` (or a leaf such as ``app.common``, which ``celeryconfig.py`` reads)
+imports nothing else: the factory lives in ``app.factory`` and is loaded on first use of
+``app.create_app``.
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:
+    from app.factory import create_app
 
-from app.config import Config
-from app.version import VERSION
-
-
-def _engine_options(config: Config) -> dict[str, Any]:
-    # No pool_pre_ping: db_setup pings a connection only when it has sat idle (a ping per
-    # checkout was a round trip per transaction, several per send).
-    if config.database_type == "postgres":
-        return {"pool_size": config.database_pool_max, "max_overflow": 0, "pool_recycle": 1800}
-    return {"pool_pre_ping": True, "connect_args": {"timeout": 30, "check_same_thread": False}}
+__all__ = ["create_app"]
 
 
-def create_app(config: Config | None = None) -> Flask:
-    """Build the API app. Blueprints are imported here, so importing ``app`` costs nothing."""
-    from app import db_setup, logs, realtime, resilience, telemetry
-    from app.errors import register_error_handlers
-    from app.extensions import api, cache, celery_app, db, limiter, migrate
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from app.factory import create_app
 
-    config = config or Config.from_env()
-    logs.configure(config)
-    if config.database_type == "sqlite":
-        config.database_sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    app = Flask(__name__)
-    app.config.update(
-        OPENWA=config,
-        SQLALCHEMY_DATABASE_URI=config.sqlalchemy_url,
-        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(config),
-        MAX_CONTENT_LENGTH=20 * 1024 * 1024,
-        JSON_SORT_KEYS=False,
-        API_TITLE="OpenWA",
-        API_VERSION=VERSION,
-        OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX=config.api_prefix,
-        OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL=f"{config.api_prefix}/docs/assets/",  # app/dashboard: no CDN
-        API_SPEC_OPTIONS={
-            "info": {"description": "Self-hosted WhatsApp HTTP API gateway (OpenWA-compatible)."},
-            "security": [{"ApiKeyAuth": []}, {"BearerAuth": []}],
-            "components": {"securitySchemes": {
-                "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-                "BearerAuth": {"type": "http", "scheme": "bearer"},
-            }},
-        },
-        RATELIMIT_ENABLED=config.rate_limit_enabled,
-        RATELIMIT_STORAGE_URI=(config.redis_url if config.cache_type == "redis" and config.redis_url
-                               else "memory://"),
-        RATELIMIT_DEFAULT=f"{config.rate_limit_max} per {max(config.rate_limit_window_ms // 1000, 1)} second",
-        RATELIMIT_HEADERS_ENABLED=True,
-        CACHE_DEFAULT_TIMEOUT=config.cache_ttl,
-        **({"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": config.redis_url,
-            "CACHE_KEY_PREFIX": "openwa:cache:"}
-           if config.cache_type == "redis" and config.redis_url else
-           {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": config.cache_max}),
-    )
-    if config.redis_url:
-        celery_app.conf.update(broker_url=config.redis_url, result_backend=config.redis_url)
-    db_setup.install_sqlite_pragmas()
-    db.init_app(app)
-    if config.database_type == "postgres":
-        with app.app_context():
-            db_setup.ping_when_idle(db.engine)
-    migrate.init_app(app, db, directory=str(db_setup.MIGRATIONS_DIR))
-    limiter.init_app(app)
-    cache.init_app(app)
-    api.init_app(app)
-    register_error_handlers(app)
-    _register_blueprints(app, config)
-    if config.metrics_enabled:
-        telemetry.install(app)
-        limiter.exempt(telemetry.blp)
-    logs.install_request_ids(app)
-    resilience.install(app)
-    realtime.install(app, config)
-    app.extensions["celery"] = celery_app
-    return app
-
-
-def _register_blueprints(app: Flask, config: Config) -> None:
-    from app.api import api_keys, contacts, health, messages, mock, sessions, webhooks
-    from app.extensions import api, limiter
-
-    prefix = config.api_prefix
-    limiter.exempt(health.blp)
-    api.register_blueprint(health.blp, url_prefix=f"{prefix}/health")
-    # Docker's health check and load balancers call /health without the prefix.
-    api.register_blueprint(health.blp, url_prefix="/health", name="health_root")
-    api.register_blueprint(api_keys.blp, url_prefix=f"{prefix}/auth")
-    api.register_blueprint(sessions.blp, url_prefix=f"{prefix}/sessions")
-    api.register_blueprint(messages.blp, url_prefix=f"{prefix}/sessions")
-    api.register_blueprint(contacts.blp, url_prefix=f"{prefix}/sessions")
-    api.register_blueprint(webhooks.session_blp, url_prefix=f"{prefix}/sessions")
-    api.register_blueprint(webhooks.blp, url_prefix=f"{prefix}/webhooks")
-    if config.engine_type == "mock":
-        api.register_blueprint(mock.blp, url_prefix=f"{prefix}/sessions")
-    _register_dashboard(app, config)
-
-
-def _register_dashboard(app: Flask, config: Config) -> None:
-    """The operators' routes, the dashboard at / and Swagger UI's files (issue 14)."""
-    from app import dashboard
-    from app.api import operators
-    from app.extensions import api, limiter
-
-    prefix = config.api_prefix
-    api.register_blueprint(operators.stats_blp, url_prefix=f"{prefix}/sessions")
-    api.register_blueprint(operators.deliveries_blp, url_prefix=f"{prefix}/sessions")
-    api.register_blueprint(operators.audit_blp, url_prefix=f"{prefix}/audit")
-    api.register_blueprint(operators.infra_blp, url_prefix=f"{prefix}/infra")
-    page = dashboard.make_blueprint(config)
-    limiter.exempt(page)
-    app.register_blueprint(page)
+        return create_app
+    raise AttributeError(f"module 'app' has no attribute {name!r}")

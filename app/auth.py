@@ -8,11 +8,12 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, TypeVar, cast
 
-from flask import current_app, g, request
+from flask import g, request
 
+from app.config import settings
 from app.errors import Forbidden, NotFound, Unauthorized
 from app.models import ApiKey, Session
-from app.services import api_keys, audit
+from app.services import audit, key_auth
 from app.services import sessions as session_service
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,8 +33,7 @@ def current_key() -> ApiKey:
     key = getattr(g, "api_key", None)
     if key is None:
         try:
-            key = api_keys.authenticate(presented_key(), request.remote_addr,
-                                        current_app.config["OPENWA"])
+            key = key_auth.authenticate(presented_key(), request.remote_addr, settings())
         except (Unauthorized, Forbidden) as refused:
             audit.record_now("auth.failed", reason=str(refused), path=request.path)
             raise
@@ -46,7 +46,7 @@ def scoped_session(sid: str) -> Session:
     key = current_key()
     session = session_service.find(sid)
     if key.allowed_sessions:
-        if session is None or not api_keys.session_allowed(key, session):
+        if session is None or not key_auth.session_allowed(key, session):
             raise Forbidden(f"API key may not access session '{sid}'")
     if session is None:
         raise NotFound(f"Session '{sid}' not found")

@@ -1,26 +1,31 @@
 """The ``openwa`` command: Flask's CLI group with the platform's roles and key tools."""
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import threading
 import time
 from datetime import datetime
-from typing import TextIO
+from typing import Any, Callable, TextIO
 
 import click
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import FlaskGroup, routes_command, shell_command
 
-from app import create_app, runner
+from app import create_app
 from app.backups import BackupError
 from app.backups.progress import human_bytes
-from app.config import Config
+from app.config import ConfigError, settings
+from app.extensions import current_flask_app
+from app.launch import roles
+from app.launch.guard import InstanceLocked
+from app.launch.platform import Platform
 from app.models import ROLES
-from app.services import api_keys, backups, webhooks
+from app.services import api_keys, backups, key_auth, webhooks
 
 
-def _create_app() -> object:
+def _create_app() -> Flask:
     return create_app()
 
 
@@ -30,47 +35,66 @@ cli.add_command(shell_command)
 cli.add_command(routes_command)
 
 
-def _config() -> Config:
-    return current_app.config["OPENWA"]  # type: ignore[no-any-return]
+def _role(launch: Callable[..., None]) -> Callable[..., None]:
+    """A role refused at start (bad setting, folder in use) says so in one line, exit 2/1."""
+    @functools.wraps(launch)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            launch(*args, **kwargs)
+        except ConfigError as error:
+            click.echo(f"openwa: configuration error: {error}", err=True)
+            sys.exit(2)
+        except InstanceLocked as error:
+            click.echo(f"openwa: {error}", err=True)
+            sys.exit(1)
+
+    return wrapper
 
 
 @cli.command("run")
 def run_command() -> None:
-    """Everything on one machine: API, session host, worker, beat and Flower."""
-    platform = runner.Platform(_config())
-    sys.exit(platform.run(current_app._get_current_object()))  # type: ignore[attr-defined]
+    """Everything on one machine: API, session host, worker, beat and Flower, supervised
+    (a crashed role is restarted), none outliving it, one per DATA_PATH."""
+    sys.exit(Platform(settings()).run(current_flask_app()))
 
 
 @cli.command("api")
+@_role
 def api_command() -> None:
     """The REST API under gunicorn (PORT, API_WORKERS, API_THREADS)."""
     with current_app.app_context():
-        api_keys.bootstrap_admin(_config())
-    runner.run_api(current_app._get_current_object())  # type: ignore[attr-defined]
+        api_keys.bootstrap_admin(settings())
+    roles.run_api(current_flask_app())
 
 
 @cli.command("host")
+@_role
 def host_command() -> None:
     """A session host: Celery worker, solo pool, owns up to SESSIONS_PER_HOST engines."""
-    runner.run_host(current_app._get_current_object())  # type: ignore[attr-defined]
+    roles.run_host(current_flask_app())
 
 
 @cli.command("worker")
+@_role
 def worker_command() -> None:
     """A Celery worker for the default, webhooks, media and backups queues."""
-    runner.run_worker(current_app._get_current_object())  # type: ignore[attr-defined]
+    roles.run_worker(current_flask_app())
 
 
 @cli.command("beat")
-def beat_command() -> None:
-    """Celery beat: health probe, sweeps, backups, pruning."""
-    runner.run_beat(current_app._get_current_object())  # type: ignore[attr-defined]
+@click.option("--lock-fd", type=int, default=None, hidden=True,
+              help="The data folder's lock, held by the `openwa run` that started this beat.")
+@_role
+def beat_command(lock_fd: int | None) -> None:
+    """Celery beat: health probe, sweeps, backups, pruning (one per DATA_PATH)."""
+    roles.run_beat(current_flask_app(), lock_fd)
 
 
 @cli.command("flower")
+@_role
 def flower_command() -> None:
     """Flower, the operators' view of workers, queues and tasks (FLOWER_BASIC_AUTH)."""
-    runner.run_flower(current_app._get_current_object())  # type: ignore[attr-defined]
+    roles.run_flower(current_flask_app())
 
 
 @cli.group("keys")
@@ -88,7 +112,7 @@ def keys_create(name: str, role: str, sessions: tuple[str, ...], ips: tuple[str,
                 expires: datetime | None) -> None:
     """Create a key and print it (shown once)."""
     key, raw = api_keys.create({"name": name, "role": role, "allowed_sessions": list(sessions),
-                                "allowed_ips": list(ips), "expires_at": expires}, _config())
+                                "allowed_ips": list(ips), "expires_at": expires}, settings())
     click.echo(f"{key.id}\t{key.role}\t{raw}")
 
 
@@ -96,7 +120,7 @@ def keys_create(name: str, role: str, sessions: tuple[str, ...], ips: tuple[str,
 def keys_list() -> None:
     """List keys (never the secret)."""
     for key in api_keys.list_keys():
-        state = "active" if key.is_active and not api_keys.expired(key) else "inactive"
+        state = "active" if key.is_active and not key_auth.expired(key) else "inactive"
         click.echo(f"{key.id}\t{key.key_prefix}…\t{key.role}\t{state}\t{key.name}")
 
 
@@ -130,7 +154,8 @@ class TerminalProgress:
         self._stream = stream or sys.stderr
         self._live = self._stream.isatty()
         self._lock = threading.Lock()
-        self._stage, self._total, self._done = "", None, 0
+        self._stage, self._done = "", 0
+        self._total: int | None = None
         self._started = self._shown = 0.0
 
     def begin(self, stage: str, total: int | None = None) -> None:
@@ -175,7 +200,7 @@ class TerminalProgress:
               help="Keep every backup this time (do not apply the retention policy).")
 def backup_command(no_retention: bool) -> None:
     """Take an encrypted backup of the database and the session profiles now."""
-    config = _config()
+    config = settings()
     try:
         record = backups.create_backup(config, "manual", TerminalProgress())
         click.echo(f"backup {record.id} completed: {human_bytes(record.size_bytes or 0)} in "
@@ -199,7 +224,7 @@ def backups_group() -> None:
 def backups_list(as_json: bool) -> None:
     """List the backups, newest first, with their status."""
     try:
-        records = backups.list_backups(_config())
+        records = backups.list_backups(settings())
     except BackupError as error:
         raise click.ClickException(str(error)) from None
     if as_json:
@@ -235,7 +260,7 @@ def restore_command(backup_id: str, force: bool, yes: bool) -> None:
 
     The backup is fetched, checked and decrypted before anything is changed.
     """
-    config = _config()
+    config = settings()
     if not yes and sys.stdin.isatty():
         click.confirm(f"Replace the database and the session profiles with backup "
                       f"{backup_id}?", abort=True)

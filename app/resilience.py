@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from app.config import settings
 from app.errors import error_response
 from app.extensions import db
 
@@ -73,5 +74,5 @@ def drain_flag(data_dir: Path, master_pid: int) -> Path:
 
 def draining() -> bool:
     """True once the gunicorn master of this worker has been asked to stop."""
-    flag = drain_flag(current_app.config["OPENWA"].data_dir, os.getppid())
+    flag = drain_flag(settings().data_dir, os.getppid())
     return flag.exists()

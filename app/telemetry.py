@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Iterator
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from prometheus_client import (
@@ -32,14 +32,15 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 
 from app import metrics
+from app.common.names import DECLARED_QUEUES, host_queue, session_queue
+from app.config import settings
 from app.errors import error_response
 from app.extensions import api, db
-from app.models import RUNNING, Session, utcnow
+from app.models import RUNNING, Session, SessionStatus, utcnow
 from app.services import dispatch, hosts
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("openwa.access")
-DECLARED_QUEUES = ("default", "webhooks", "media", "backups")
 METRICS_ENDPOINT = "metrics.Metrics"
 
 
@@ -47,7 +48,7 @@ class DeploymentCollector(Collector):
     """Sessions, hosts and queue lengths, read when Prometheus scrapes."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        config = current_app.config["OPENWA"]
+        config = settings()
         rows = db.session.execute(select(Session.id, Session.status, Session.desired_state,
                                          Session.lease_expires_at)).all()
         now = utcnow()
@@ -59,7 +60,7 @@ class DeploymentCollector(Collector):
         yield GaugeMetricFamily("active_sessions_total", "Sessions that should be running",
                                 value=sum(1 for r in rows if r[2] == RUNNING))
         yield GaugeMetricFamily("connected_sessions_total", "Sessions that are ready",
-                                value=sum(1 for r in rows if r[1] == "ready"))
+                                value=sum(1 for r in rows if r[1] == SessionStatus.READY))
         yield GaugeMetricFamily(
             "sessions_without_lease", "Sessions that should run but no live lease covers",
             value=sum(1 for r in rows if r[2] == RUNNING and (r[3] is None or r[3] <= now)))
@@ -71,8 +72,8 @@ class DeploymentCollector(Collector):
         db.session.rollback()
         queues = GaugeMetricFamily("message_queue_size", "Messages waiting in a broker queue",
                                    labels=["queue_name"])
-        names = [*DECLARED_QUEUES, *(f"session.{r[0]}" for r in rows if r[2] == RUNNING),
-                 *(f"host.{h.name}" for h in live)]
+        names = [*DECLARED_QUEUES, *(session_queue(r[0]) for r in rows if r[2] == RUNNING),
+                 *(host_queue(h.name) for h in live)]
         try:
             for name, size in dispatch.queue_lengths(names).items():
                 queues.add_metric([name], float(size))
@@ -83,7 +84,7 @@ class DeploymentCollector(Collector):
 
 def exposition() -> bytes:
     scrape = CollectorRegistry(auto_describe=False)
-    if current_app.config["OPENWA"].prometheus_multiproc_dir:
+    if settings().prometheus_multiproc_dir:
         MultiProcessCollector(scrape)
         ProcessCollector(registry=scrape)
         GCCollector(registry=scrape)
@@ -96,7 +97,7 @@ def exposition() -> bytes:
 
 
 def metrics_view() -> Response:
-    token = current_app.config["OPENWA"].metrics_token
+    token = settings().metrics_token
     if token:
         presented = request.headers.get("Authorization", "")
         if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):

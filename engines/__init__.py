@@ -17,7 +17,14 @@ from engines.base import (
     SentMessage,
     normalise_chat_id,
 )
-from engines.registry import UnknownEngine, available, create_engine, get_engine_class, register
+from engines.registry import (
+    UnknownEngine,
+    available,
+    backup_exclusions,
+    create_engine,
+    get_engine_class,
+    register,
+)
 
 __all__ = [
     "Engine",
@@ -33,6 +40,7 @@ __all__ = [
     "SentMessage",
     "UnknownEngine",
     "available",
+    "backup_exclusions",
     "create_engine",
     "get_engine_class",
     "normalise_chat_id",

@@ -94,7 +94,9 @@ class EngineOptions:
     wajs_bundle_path: str | None = None
     allowed_hosts: list[str] = field(default_factory=list)  # empty: resolve every host
     command_timeout: float = 10.0  # seconds a call into the page may take
-    webdriver_manager: bool = False  # opt-in: fetch a driver when none is installed
+    webdriver_manager: bool = True  # fetch a driver when the system has none
+    driver_cache_dir: str | None = None  # webdriver-manager's cache
+    offline: bool = False  # SE_OFFLINE: use only a cached driver, never download one
     event_delivery: str = "binding"  # "binding" (CDP) or "poll"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -127,6 +129,14 @@ class Engine(ABC):
     """
 
     name: ClassVar[str] = ""
+    #: Folders the engine keeps beside the profiles (under SESSION_DATA_PATH) that are not
+    #: account state: a backup leaves them out and a restore leaves them where they are.
+    shared_dirs: ClassVar[frozenset[str]] = frozenset()
+    #: File names in a profile that only say "in use" (locks): a backup leaves them out, or a
+    #: restored profile would look held by another process.
+    lock_files: ClassVar[frozenset[str]] = frozenset()
+    #: Methods beyond the protocol that the API may call for tests (the mock's ``simulate_*``).
+    test_hooks: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, session_id: str, profile_dir: Path, options: EngineOptions) -> None:
         self.session_id = session_id
@@ -167,9 +177,9 @@ class Engine(ABC):
         """Unlink the device and wipe the profile; the next start needs a QR."""
 
     @property
-    @abstractmethod
     def state(self) -> EngineState:
-        """The current state."""
+        """The current state (kept by :meth:`_set_state`)."""
+        return self._state
 
     @abstractmethod
     def poll(self) -> list[EngineEvent]:

@@ -129,6 +129,8 @@ class MockEngine(Engine):
     """A simulated WhatsApp account; see the module docstring."""
 
     name: ClassVar[str] = "mock"
+    shared_dirs: ClassVar[frozenset[str]] = frozenset({NETWORK_DIR_NAME})
+    test_hooks: ClassVar[frozenset[str]] = frozenset({"simulate_scan", "simulate_disconnect"})
 
     def __init__(
         self,
@@ -164,10 +166,6 @@ class MockEngine(Engine):
         )
 
     # -- protocol: life cycle ---------------------------------------------
-    @property
-    def state(self) -> EngineState:
-        return self._state
-
     @property
     def phone(self) -> str | None:
         """The linked phone number (digits), once known."""

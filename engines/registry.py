@@ -73,6 +73,15 @@ def available() -> list[str]:
     return sorted(_engines)
 
 
+def backup_exclusions() -> tuple[frozenset[str], frozenset[str]]:
+    """What a backup of SESSION_DATA_PATH leaves out, as the available engines tell it:
+    (folders beside the profiles, lock file names inside them)."""
+    _load_builtins()
+    dirs = frozenset().union(*(engine.shared_dirs for engine in _engines.values()))
+    locks = frozenset().union(*(engine.lock_files for engine in _engines.values()))
+    return dirs, locks
+
+
 def get_engine_class(name: str) -> type[Engine]:
     """The engine class registered as ``name`` (case-insensitive).
 

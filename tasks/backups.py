@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import current_app
-
 from app.backups import BackupRunning
 from app.backups.progress import LogProgress
+from app.common.names import Tasks
+from app.config import settings
 from app.services import backups
 from tasks.base import openwa_task
 
@@ -18,10 +18,10 @@ log = logging.getLogger(__name__)
 # visibility timeout, and a redelivered copy would start a second backup beside the first.
 # If the worker dies mid-backup, the run is recorded as interrupted and the next one
 # comes at the next scheduled time.
-@openwa_task("tasks.backups.scheduled_backup", acks_late=False)
+@openwa_task(Tasks.SCHEDULED_BACKUP, acks_late=False)
 def scheduled_backup() -> dict[str, Any]:
     """Take the scheduled backup, then delete what the retention policy does not keep."""
-    config = current_app.config["OPENWA"]
+    config = settings()
     try:
         record = backups.create_backup(config, trigger="scheduled",
                                        progress=LogProgress(log, "scheduled backup"))

@@ -33,7 +33,7 @@ def _build_app_at_worker_start(**_: Any) -> None:
     flask_app()
 
 
-class FlaskTask(Task):  # type: ignore[misc]
+class FlaskTask(Task):
     abstract = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -18,9 +18,10 @@ from click import Option
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import logs
-from app.config import Config
+from app.common.names import session_queue
+from app.config import Config, settings
 from app.extensions import celery_app, db
-from app.models import STOPPED
+from app.models import STOPPED, SessionStatus
 from app.services import events as event_service
 from app.services import hosts
 from app.services import sessions as session_service
@@ -95,11 +96,11 @@ class HostRuntime:
 
     def _consume(self, session_id: str) -> None:
         if self.consumer is not None:
-            self.consumer.add_task_queue(f"session.{session_id}")
+            self.consumer.add_task_queue(session_queue(session_id))
 
     def _stop_consuming(self, session_id: str) -> None:
         if self.consumer is not None:
-            self.consumer.cancel_task_queue(f"session.{session_id}")
+            self.consumer.cancel_task_queue(session_queue(session_id))
 
     # -- sessions ------------------------------------------------------------
     def engine_options(self) -> EngineOptions:
@@ -117,6 +118,8 @@ class HostRuntime:
             allowed_hosts=list(cfg.chromium_allowed_hosts),
             command_timeout=cfg.chromium_command_timeout,
             webdriver_manager=cfg.webdriver_manager,
+            driver_cache_dir=str(cfg.webdriver_cache_path),
+            offline=cfg.se_offline,
             event_delivery=cfg.chromium_event_delivery,
         )
 
@@ -139,7 +142,7 @@ class HostRuntime:
             return "not-claimed"
         held = Held(self._new_engine(session_id), token, self._lease_deadline())
         self.held[session_id] = held
-        set_status(session_id, "initializing", last_error=None)
+        set_status(session_id, SessionStatus.INITIALIZING, last_error=None)
         try:
             held.engine.start()
         except EngineError as error:
@@ -151,7 +154,7 @@ class HostRuntime:
         return "started"
 
     def stop_session(self, session_id: str, *, logout: bool = False,
-                     status: str = "disconnected") -> None:
+                     status: str = SessionStatus.DISCONNECTED) -> None:
         held = self.held.pop(session_id, None)
         if held is None:
             return
@@ -172,10 +175,7 @@ class HostRuntime:
         if held is None:
             return
         self._stop_consuming(session_id)
-        try:
-            held.engine.close()
-        except EngineError:
-            pass
+        close_quietly(held.engine)
         log.warning("stopped driving %s: %s", session_id, why)
 
     # -- the timer -----------------------------------------------------------------
@@ -226,7 +226,7 @@ class HostRuntime:
             found = held.engine.poll()
         except EngineCrashed as error:
             log.warning("engine of %s crashed: %s", session_id, error)
-            set_status(session_id, "disconnected", last_error=f"engine crashed: {error}")
+            set_status(session_id, SessionStatus.DISCONNECTED, last_error=f"engine crashed: {error}")
             self._schedule_reconnect(session_id, "engine crashed", recreate=True)
             return applied
         self._apply(session_id, held, found)
@@ -247,7 +247,7 @@ class HostRuntime:
     def _unlinked(self, session_id: str) -> None:
         """The phone removed the device (the engine has wiped the profile): stop the session
         until a user starts it again, which shows a new QR."""
-        self._stop_for_good(session_id, "disconnected", "logged out from the phone")
+        self._stop_for_good(session_id, SessionStatus.DISCONNECTED, "logged out from the phone")
         log.info("session %s was logged out from the phone; stopped", session_id)
 
     def _stop_for_good(self, session_id: str, status: str, reason: str) -> None:
@@ -255,10 +255,7 @@ class HostRuntime:
         start it again behind the user's back."""
         held = self.held.pop(session_id)
         self._stop_consuming(session_id)
-        try:
-            held.engine.close()
-        except EngineError:
-            pass
+        close_quietly(held.engine)
         hosts.release(session_id, self.name, held.token)
         set_status(session_id, status, desired_state=STOPPED, qr_code=None, last_error=reason)
 
@@ -282,10 +279,7 @@ class HostRuntime:
             self._give_up(session_id, reason)
             return
         if recreate:
-            try:
-                held.engine.close()
-            except EngineError:
-                pass
+            close_quietly(held.engine)
             held.engine = self._new_engine(session_id)
         # Exponential backoff with full jitter over the upper half, capped at 5 minutes.
         delay = min(RECONNECT_CAP_SECONDS, 2.0 ** held.reconnect_attempts)
@@ -297,7 +291,7 @@ class HostRuntime:
     def _give_up(self, session_id: str, reason: str) -> None:
         """Reconnection exhausted: `failed`, and never started again behind the user's back."""
         attempts = self.held[session_id].reconnect_attempts - 1
-        self._stop_for_good(session_id, "failed",
+        self._stop_for_good(session_id, SessionStatus.FAILED,
                             f"reconnection failed after {attempts} attempts: {reason}")
         log.warning("session %s failed: %s", session_id, reason)
 
@@ -326,12 +320,9 @@ class HostRuntime:
             released = []
             for session_id in list(self.held):
                 held = self.held.pop(session_id)
-                try:
-                    held.engine.close()
-                except EngineError:
-                    pass
+                close_quietly(held.engine)
                 hosts.release(session_id, self.name, held.token)
-                set_status(session_id, "disconnected", last_error="session host shut down")
+                set_status(session_id, SessionStatus.DISCONNECTED, last_error="session host shut down")
                 released.append(session_id)
             hosts.forget_host(self.name)
             if released:
@@ -341,6 +332,14 @@ class HostRuntime:
                     log.info("handed %d of %d sessions to other hosts", handed, len(released))
                 except Exception as error:  # the probe will do it if the broker is down
                     log.warning("could not hand sessions over: %s", type(error).__name__)
+
+
+def close_quietly(engine: Engine) -> None:
+    """Close an engine that is being let go of; its failure to close changes nothing."""
+    try:
+        engine.close()
+    except EngineError as error:
+        log.debug("engine of %s did not close cleanly: %s", engine.session_id, error)
 
 
 _runtime: HostRuntime | None = None
@@ -355,7 +354,7 @@ def runtime() -> HostRuntime:
 def ensure_runtime(name: str) -> HostRuntime:
     global _runtime
     if _runtime is None:
-        _runtime = HostRuntime(name, flask_app().config["OPENWA"])
+        _runtime = HostRuntime(name, settings(flask_app()))
     return _runtime
 
 

@@ -5,31 +5,33 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import delete
 
+from app.common.names import Tasks
+from app.config import settings
 from app.extensions import db
 from app.models import Host, IdempotencyKey, utcnow
+from app.models.base import affected_rows
 from app.services import audit, messages, sessions
 from tasks.base import openwa_task
 
 log = logging.getLogger(__name__)
 
 
-@openwa_task("tasks.maintenance.probe_sessions")
+@openwa_task(Tasks.PROBE_SESSIONS)
 def probe_sessions() -> dict[str, Any]:
     """Hand every session that should run but has no live lease to a host with room."""
-    assigned = sessions.assign_orphans(current_app.config["OPENWA"])
+    assigned = sessions.assign_orphans(settings())
     return {"assigned": assigned}
 
 
-@openwa_task("tasks.maintenance.sweep_messages")
+@openwa_task(Tasks.SWEEP_MESSAGES)
 def sweep_messages() -> dict[str, Any]:
     """Re-enqueue committed sends whose broker message was lost."""
-    return {"requeued": messages.resend_stale(current_app.config["OPENWA"])}
+    return {"requeued": messages.resend_stale(settings())}
 
 
-@openwa_task("tasks.maintenance.prune")
+@openwa_task(Tasks.PRUNE)
 def prune() -> dict[str, int]:
     """Forget idempotency keys after a day, hosts silent for a day, old audit entries."""
     cutoff = utcnow() - timedelta(days=1)
@@ -37,5 +39,5 @@ def prune() -> dict[str, int]:
     gone = db.session.execute(delete(Host).where(Host.last_heartbeat < cutoff))
     audited = audit.prune()  # older than AUDIT_RETENTION_DAYS
     db.session.commit()
-    return {"idempotencyKeys": keys.rowcount, "hosts": gone.rowcount,  # type: ignore[attr-defined]
+    return {"idempotencyKeys": affected_rows(keys), "hosts": affected_rows(gone),
             "auditEntries": audited}

@@ -1,51 +1,32 @@
 """Tasks that run on session hosts: life cycle on ``host.<name>``, commands on ``session.<id>``.
 
-Every task takes ids, loads its rows and can run twice without harm. Replies are
-``{"ok": True, "result": ...}`` or ``{"ok": False, "code": ..., "error": ...}`` so the API
-maps engine errors to HTTP statuses without unpickling exceptions.
+Every task takes ids, loads its rows and can run twice without harm. Replies are built by
+``app/services/replies.py``, which maps engine errors to codes and HTTP statuses.
 """
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any, NamedTuple
+from typing import Any
 
 from celery.exceptions import Reject
-from sqlalchemy import bindparam, select, update
 
-from app import logs, metrics
+from app import logs
+from app.common.names import Tasks
 from app.extensions import db
-from app.models import RUNNING, Message, Session
-from app.services import webhooks
-from app.services.events import commit_and_publish
-from app.services.messages import FINAL_SENT
-from engines import EngineError, EngineNotReady, EngineState, EngineUnsupported
+from app.models import RUNNING, Session
+from app.services import messages
+from app.services.replies import engine_failure, fail, ok
+from engines import Engine, EngineError, get_engine_class
 from tasks.base import openwa_task
 from tasks.host import runtime
 
 log = logging.getLogger(__name__)
 
-QUERY_METHODS = {"contacts", "chats", "groups", "check_number", "request_pairing_code",
-                 "simulate_scan", "simulate_disconnect"}
+#: Engine methods the API may call; an engine adds its own test hooks (Engine.test_hooks).
+QUERY_METHODS = frozenset({"contacts", "chats", "groups", "check_number", "request_pairing_code"})
 
 
-def ok(result: Any = None) -> dict[str, Any]:
-    return {"ok": True, "result": result}
-
-
-def fail(code: str, error: str) -> dict[str, Any]:
-    return {"ok": False, "code": code, "error": error}
-
-
-def _engine_error(error: EngineError) -> dict[str, Any]:
-    if isinstance(error, EngineUnsupported):
-        return fail("ENGINE_UNSUPPORTED", str(error))
-    if isinstance(error, EngineNotReady):
-        return fail("SESSION_NOT_READY", str(error) or "Session is not ready")
-    return fail("ENGINE_ERROR", str(error) or type(error).__name__)
-
-
-@openwa_task("tasks.sessions.start_session")
+@openwa_task(Tasks.START_SESSION)
 def start_session(session_id: str) -> dict[str, Any]:
     logs.session_id.set(session_id)
     session = db.session.get(Session, session_id)
@@ -54,7 +35,7 @@ def start_session(session_id: str) -> dict[str, Any]:
     return ok(runtime().start_session(session_id))
 
 
-@openwa_task("tasks.sessions.stop_session")
+@openwa_task(Tasks.STOP_SESSION)
 def stop_session(session_id: str) -> dict[str, Any]:
     logs.session_id.set(session_id)
     session = db.session.get(Session, session_id)
@@ -64,7 +45,7 @@ def stop_session(session_id: str) -> dict[str, Any]:
     return ok("stopped")
 
 
-@openwa_task("tasks.sessions.logout_session")
+@openwa_task(Tasks.LOGOUT_SESSION)
 def logout_session(session_id: str) -> dict[str, Any]:
     logs.session_id.set(session_id)
     host = runtime()
@@ -74,98 +55,27 @@ def logout_session(session_id: str) -> dict[str, Any]:
     return ok("logged-out")
 
 
-# The send path's statements, built once: building a statement costs more CPU than
-# running it (make bench), and a send runs these on every message.
-_LOAD = select(Message).where(Message.id == bindparam("message_id"))
-_SENDING = (update(Message).where(Message.id == bindparam("message_id")).values(status="sending")
-            .execution_options(synchronize_session=False))
-_SENT = (update(Message)
-         .where(Message.id == bindparam("message_id"), Message.status.not_in(FINAL_SENT))
-         .values(wa_message_id=bindparam("wa_id"), timestamp=bindparam("sent_at"), status="sent")
-         .execution_options(synchronize_session=False))
-
-
-@openwa_task("tasks.sessions.send_message")
+@openwa_task(Tasks.SEND_MESSAGE)
 def send_message(message_id: str) -> dict[str, Any]:
-    message = db.session.execute(_LOAD, {"message_id": message_id}).scalar_one_or_none()
-    if message is None:
-        log.info("message %s is gone; nothing to send", message_id)
-        return fail("NOT_FOUND", f"Message '{message_id}' not found")
-    logs.session_id.set(message.session_id)
-    if message.status in FINAL_SENT:
-        return ok({"messageId": message.wa_message_id, "timestamp": message.timestamp})
-    if message.status == "failed":
-        return fail("ENGINE_ERROR", message.error or "Send failed")
-    held = runtime().held.get(message.session_id)
-    if held is None:
-        # Only in a race with a stop or a handover: put it back for the holder.
-        raise Reject(f"session {message.session_id} is not held here", requeue=True)
-    # Read what the send needs now: a commit expires the row, and reloading it costs a query.
-    out = Outgoing(message.id, message.session_id, message.chat_id, message.type, message.body,
-                   message.quoted_message_id, message.mentions)
-    engine = held.engine
-    started = time.perf_counter()
+    """The send lifecycle is :func:`app.services.messages.deliver`; this is its entry point."""
     try:
-        if engine.state is not EngineState.READY:
-            raise EngineNotReady("Session is not ready")
-        if message.status == "sending":
-            # A redelivery after a crash: ask the engine before sending again.
-            try:
-                sent = engine.find_sent(out.chat_id, out.id)
-            except EngineUnsupported:
-                sent = None
-            if sent is not None:
-                return _mark_sent(out, sent.message_id, sent.timestamp)
-        db.session.execute(_SENDING, {"message_id": out.id})
-        db.session.commit()
-        sent = engine.send_text(out.chat_id, out.body or "", message_id=out.id,
-                                quoted_message_id=out.quoted_message_id, mentions=out.mentions)
-    except EngineError as error:
-        reason = str(error) or type(error).__name__
-        db.session.execute(update(Message).where(Message.id == out.id)
-                           .values(status="failed", error=reason)
-                           .execution_options(synchronize_session=False))
-        commit_and_publish(webhooks.emit(out.session_id, "message.failed", {
-            "id": out.id, "chatId": out.chat_id, "error": reason}))
-        metrics.messages_sent_total.labels(out.session_id, out.type, "failed").inc()
-        log.warning("send of %s failed after %.3f s: %s", message_id,
-                    time.perf_counter() - started, reason)
-        return _engine_error(error)
-    metrics.message_send_duration_seconds.labels(out.session_id, out.type).observe(
-        time.perf_counter() - started)
-    metrics.messages_sent_total.labels(out.session_id, out.type, "sent").inc()
-    return _mark_sent(out, sent.message_id, sent.timestamp)
+        return messages.deliver(message_id, _held_engine)
+    except messages.NotHeld as error:
+        # Only in a race with a stop or a handover: put it back for the holder.
+        raise Reject(str(error), requeue=True) from None
 
 
-class Outgoing(NamedTuple):
-    id: str
-    session_id: str
-    chat_id: str
-    type: str
-    body: str | None
-    quoted_message_id: str | None
-    mentions: list[str] | None
+def _held_engine(session_id: str) -> Engine | None:
+    held = runtime().held.get(session_id)
+    return None if held is None else held.engine
 
 
-def _mark_sent(out: Outgoing, wa_id: str, timestamp: int) -> dict[str, Any]:
-    """Record the engine's id; report message.sent once (not again on a redelivery)."""
-    changed = db.session.execute(_SENT, {"message_id": out.id, "wa_id": wa_id,
-                                         "sent_at": timestamp}).rowcount
-    targets: list[str] = []
-    if changed:
-        targets = webhooks.emit(out.session_id, "message.sent", {
-            "id": out.id, "messageId": wa_id, "chatId": out.chat_id,
-            "type": out.type, "body": out.body, "timestamp": timestamp})
-    commit_and_publish(targets)
-    return ok({"messageId": wa_id, "timestamp": timestamp})
-
-
-@openwa_task("tasks.sessions.engine_query")
+@openwa_task(Tasks.ENGINE_QUERY)
 def engine_query(session_id: str, method: str, args: list[Any]) -> dict[str, Any]:
     logs.session_id.set(session_id)
-    if method not in QUERY_METHODS:
-        return fail("ENGINE_UNSUPPORTED", f"unknown engine call {method!r}")
     host = runtime()
+    if method not in QUERY_METHODS | get_engine_class(host.config.engine_type).test_hooks:
+        return fail("ENGINE_UNSUPPORTED", f"unknown engine call {method!r}")
     held = host.held.get(session_id)
     if held is None:
         raise Reject(f"session {session_id} is not held here", requeue=True)
@@ -175,7 +85,7 @@ def engine_query(session_id: str, method: str, args: list[Any]) -> dict[str, Any
     try:
         result = function(*args)
     except EngineError as error:
-        return _engine_error(error)
+        return engine_failure(error)
     finally:
         host.drain(session_id)
     if hasattr(result, "exists"):  # NumberStatus

@@ -3,17 +3,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.common.names import Tasks
 from app.services import webhooks
 from tasks.base import openwa_task
 
 
-@openwa_task("tasks.webhooks.deliver")
+@openwa_task(Tasks.WEBHOOK_DELIVER)
 def deliver(webhook_id: str) -> dict[str, int]:
     """Drain one webhook's due deliveries, oldest first (a no-op if another task is on it)."""
     return webhooks.drain(webhook_id)
 
 
-@openwa_task("tasks.webhooks.sweep")
+@openwa_task(Tasks.WEBHOOK_SWEEP)
 def sweep() -> dict[str, Any]:
     """Enqueue a drain for every webhook with a due delivery: a lost broker message or a
     killed worker only delays a delivery."""

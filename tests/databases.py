@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
+import psycopg2
 from sqlalchemy.engine import make_url
 
 from tests.tooling import missing
@@ -26,22 +26,33 @@ def _admin_conninfo() -> str:
     return " ".join(parts)
 
 
+def admin_query(conninfo: str, statement: str, params: tuple[object, ...] = (),
+                connect_timeout: int | None = None) -> list[tuple[object, ...]]:
+    """Run one statement in autocommit (CREATE/DROP DATABASE need it); its rows, if any."""
+    extra = {} if connect_timeout is None else {"connect_timeout": connect_timeout}
+    conn = psycopg2.connect(conninfo, **extra)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(statement, params or None)
+            return list(cursor.fetchall()) if cursor.description else []
+    finally:
+        conn.close()
+
+
 @contextmanager
 def postgres_database() -> Iterator[str]:
     """Create ``openwa_test_<random>``, yield its URL, drop it afterwards."""
     name = f"openwa_test_{uuid.uuid4().hex[:12]}"
     try:
-        admin = psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
+        admin_query(_admin_conninfo(), f'CREATE DATABASE "{name}"', connect_timeout=5)
+    except psycopg2.OperationalError as error:
         missing(f"PostgreSQL at {ADMIN_URL} is not reachable: {error}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
     url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
     finally:
-        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin_query(_admin_conninfo(), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def env_for(backend: str, url_or_path: str) -> dict[str, str]:

@@ -4,16 +4,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from app.config import Config
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def variables_read_by_the_code() -> set[str]:
-    names: set[str] = set()
-    config = (ROOT / "app" / "config.py").read_text()
-    for call in re.finditer(r"env\.(?:str|opt|int|float|bool|choice|csv)\(([^)]*)\)", config):
-        names.update(re.findall(r'"([A-Z][A-Z0-9_]+)"', call.group(1)))
-    celery = (ROOT / "celeryconfig.py").read_text()
-    names.update(re.findall(r'(?:_int|os\.environ\.get)\("([A-Z][A-Z0-9_]+)"', celery))
+    names: set[str] = set(Config.variables())  # every setting of app/config.py
+    # and what celeryconfig.py and the shared reader (app/common/env.py) read themselves
+    for path in (ROOT / "celeryconfig.py", ROOT / "app" / "common" / "env.py"):
+        names.update(re.findall(r'(?:env\.(?:text|opt|integer|number|flag|choice|csv)|os\.environ\.get)'
+                                r'\("([A-Z][A-Z0-9_]+)"', path.read_text()))
     return names
 
 
@@ -40,3 +41,16 @@ def test_no_other_module_reads_the_environment_directly():
         if re.search(r"os\.environ\.get|os\.getenv|os\.environ\[[^\]]+\](?!\s*=)", path.read_text()):
             offenders.append(str(path.relative_to(ROOT)))
     assert not offenders, f"read configuration through app.config.Config: {offenders}"
+
+
+def test_python_dotenv_parses_every_line_of_env_example(caplog):
+    """`openwa` reads `.env` with python-dotenv; a copy of the example must load cleanly
+    (a stray line like ``=======`` made it warn "could not parse statement")."""
+    from dotenv import dotenv_values
+
+    with caplog.at_level("WARNING", logger="dotenv.main"):
+        values = dotenv_values(ROOT / ".env.example")
+    assert not [r.getMessage() for r in caplog.records], "python-dotenv could not parse a line"
+    uncommented = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(),
+                                 flags=re.MULTILINE))
+    assert set(values) == uncommented

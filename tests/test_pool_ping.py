@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 
-import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -15,7 +14,7 @@ from app import create_app
 from app.db_setup import PING_AFTER_IDLE_SECONDS
 from app.extensions import db
 from tests.conftest import make_config
-from tests.databases import _admin_conninfo, postgres_database
+from tests.databases import _admin_conninfo, admin_query, postgres_database
 
 
 @pytest.fixture
@@ -35,12 +34,11 @@ def backend_pid(app) -> int:
 
 
 def terminate(pid: int) -> None:
-    with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        for _ in range(50):  # until the server has let go of it
-            if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
-                return
-            time.sleep(0.02)
+    admin_query(_admin_conninfo(), "SELECT pg_terminate_backend(%s)", (pid,))
+    for _ in range(50):  # until the server has let go of it
+        if not admin_query(_admin_conninfo(), "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)):
+            return
+        time.sleep(0.02)
 
 
 def test_a_connection_dropped_while_idle_is_replaced_before_it_is_used(pg_app):

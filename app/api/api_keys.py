@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.auth import current_key, require
+from app.config import settings
 from app.schemas.api_keys import (
     ApiKeyCreatedSchema,
     ApiKeyCreateSchema,
@@ -38,7 +38,7 @@ class ApiKeys(MethodView):
     @blp.response(201, ApiKeyCreatedSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Create an API key; the plaintext is returned once"""
-        key, raw = api_keys.create(data, current_app.config["OPENWA"])
+        key, raw = api_keys.create(data, settings())
         return _with_secret(key, raw)
 
 
@@ -79,7 +79,7 @@ class RotateApiKey(MethodView):
     @blp.response(201, ApiKeyCreatedSchema)
     def post(self, key_id: str) -> Any:
         """Rotate the secret: same id and scopes, the old secret answers 401 at once"""
-        key, raw = api_keys.rotate(api_keys.get(key_id), current_app.config["OPENWA"])
+        key, raw = api_keys.rotate(api_keys.get(key_id), settings())
         return _with_secret(key, raw)
 
 

@@ -5,12 +5,13 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import current_app, jsonify
+from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import func, select, text
 
 from app.auth import require
+from app.config import settings
 from app.extensions import db
 from app.models import Session
 from app.resilience import draining
@@ -80,7 +81,7 @@ class Detailed(MethodView):
     @require("viewer")
     def get(self) -> Any:
         """Detailed health: database, broker, sessions by status, hosts"""
-        config = current_app.config["OPENWA"]
+        config = settings()
         by_status = dict(db.session.execute(
             select(Session.status, func.count()).group_by(Session.status)).all())
         live = hosts.live_hosts(config)

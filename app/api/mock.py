@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from app.auth import require
-from app.models import Session
+from app.models import Session, SessionStatus
 from app.schemas.common import StrictSchema, Text
 from app.services import engine_calls, sessions
 
@@ -21,7 +21,7 @@ class MockScan(MethodView):
     @require("operator")
     def post(self, session: Session) -> Any:
         """Scan the pending QR code as if with a phone (a no-op once the session is ready)"""
-        if session.status != "ready":
+        if session.status != SessionStatus.READY:
             engine_calls.call(session, "simulate_scan", [], require_ready=False)
         return jsonify({"success": True, "status": sessions.get(session.id).status})
 

@@ -23,6 +23,7 @@ import tempfile
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy.engine import make_url
 
@@ -256,3 +257,37 @@ def alembic_revision_of_sqlite(path: Path) -> str | None:
         except sqlite3.OperationalError:
             return None
     return row[0] if row else None
+
+
+@dataclass(frozen=True)
+class DatabaseStrategy:
+    """Everything a backup and a restore do differently per DATABASE_TYPE, in one object."""
+
+    backend: str  # DATABASE_TYPE
+    label: str  # for people
+    part_file: str  # the encrypted part in the backup
+    plain_file: str  # the decrypted dump, in the restore's scratch folder
+    dump: Callable[[Config, Path, HashingWriter], DumpInfo]  # (config, scratch, out)
+    verify: Callable[[Path], None]
+    restore: Callable[[Config, Path], None]
+    size: Callable[[Config], int | None]  # what a progress bar can expect, if known
+
+
+def _sqlite_size(config: Config) -> int | None:
+    path = config.database_sqlite_path
+    return path.stat().st_size if path.exists() else None
+
+
+STRATEGIES = {
+    "postgres": DatabaseStrategy(
+        "postgres", "PostgreSQL", "database.dump.gz.enc", "database.dump",
+        lambda config, scratch, out: dump_postgres(config, out), verify_postgres,
+        restore_postgres, lambda config: None),
+    "sqlite": DatabaseStrategy(
+        "sqlite", "SQLite", "database.sqlite.gz.enc", "database.sqlite", dump_sqlite,
+        verify_sqlite, restore_sqlite, _sqlite_size),
+}
+
+
+def strategy(config: Config) -> DatabaseStrategy:
+    return STRATEGIES[config.database_type]

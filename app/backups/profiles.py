@@ -1,11 +1,11 @@
 """The session profiles under SESSION_DATA_PATH: archived as tar, restored by swapping folders.
 
-Left out: the mock engine's shared network folder (``_mocknet``: the in-flight mail of
-mock sessions, not account state), lock files (Chromium's ``Singleton*``, LevelDB's
-``LOCK``, ``*.lock``), which would make a restored browser think another one holds its
-profile, Chromium's caches (often most of a profile's size, and rebuilt on demand; the
-login lives in IndexedDB and Local Storage, which are kept), sockets and other special
-files, and our own restore staging folders.
+Left out, as each engine tells (``Engine.shared_dirs`` / ``Engine.lock_files``): folders an
+engine keeps beside the profiles that are not account state (the mock's ``_mocknet``), and
+lock files (Chromium's ``Singleton*``, LevelDB's ``LOCK``; any ``*.lock``), which would make
+a restored browser think another one holds its profile; also Chromium's caches (often most
+of a profile's size, and rebuilt on demand; the login lives in IndexedDB and Local Storage,
+which are kept), sockets and other special files, and our own restore staging folders.
 
 A restore unpacks into a staging folder inside SESSION_DATA_PATH (the same file system,
 so the swap is renames, also when SESSION_DATA_PATH is a mount point), with tarfile's
@@ -24,13 +24,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.backups.streams import Advance, HashingReader, HashingWriter
-from engines.mock import NETWORK_DIR_NAME
+from engines import backup_exclusions
 
 log = logging.getLogger(__name__)
 
-SKIP_DIRS = frozenset({NETWORK_DIR_NAME})
-LOCK_NAMES = frozenset({"SingletonLock", "SingletonSocket", "SingletonCookie", "lockfile",
-                        "LOCK"})
 LOCK_SUFFIXES = (".lock", ".lck")
 CACHE_DIRS = frozenset({"Cache", "Code Cache", "GPUCache", "GrShaderCache", "ShaderCache",
                         "DawnCache", "Crashpad"})
@@ -50,9 +47,10 @@ class ArchiveInfo:
 
 def _skip(path: Path, top_level: bool) -> bool:
     name = path.name
+    shared_dirs, lock_files = backup_exclusions()
     if top_level:
-        return name in SKIP_DIRS or name.startswith(STAGING_PREFIX)
-    return (name in LOCK_NAMES or name.endswith(LOCK_SUFFIXES)
+        return name in shared_dirs or name.startswith(STAGING_PREFIX)
+    return (name in lock_files or name.endswith(LOCK_SUFFIXES)
             or (name in CACHE_DIRS and path.is_dir()))
 
 
@@ -162,8 +160,9 @@ def replace(root: Path, staging: Path) -> None:
     old = root / f"{staging.name}-old"
     shutil.rmtree(old, ignore_errors=True)
     old.mkdir(mode=0o700)
+    shared_dirs = backup_exclusions()[0]
     for entry in sorted(root.iterdir()):
-        if entry.name in SKIP_DIRS or entry.name.startswith(STAGING_PREFIX):
+        if entry.name in shared_dirs or entry.name.startswith(STAGING_PREFIX):
             continue
         entry.rename(old / entry.name)
     for entry in sorted(staging.iterdir()):

@@ -5,9 +5,10 @@ from app.models.backup import Backup
 from app.models.base import Base, utcnow
 from app.models.host import Host
 from app.models.idempotency import IdempotencyKey
-from app.models.message import Message, MessageCount
-from app.models.session import RUNNING, STATUSES, STOPPED, Session
+from app.models.message import FINAL_SENT, Message, MessageCount, MessageStatus
+from app.models.session import RUNNING, STATUSES, STOPPED, Session, SessionStatus
 from app.models.webhook import EVENTS, Webhook, WebhookDelivery
 
-__all__ = ["EVENTS", "ROLES", "ApiKey", "AuditEntry", "Backup", "Base", "Host", "IdempotencyKey", "Message",
-           "MessageCount", "RUNNING", "STATUSES", "STOPPED", "Session", "Webhook", "WebhookDelivery", "utcnow"]
+__all__ = ["EVENTS", "FINAL_SENT", "ROLES", "ApiKey", "AuditEntry", "Backup", "Base", "Host", "IdempotencyKey",
+           "Message", "MessageCount", "MessageStatus", "RUNNING", "STATUSES", "STOPPED", "Session",
+           "SessionStatus", "Webhook", "WebhookDelivery", "utcnow"]

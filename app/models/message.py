@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -18,8 +19,26 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, JSONType, UTCDateTime, utcnow
 
-MESSAGE_STATUSES = ("pending", "sending", "sent", "delivered", "read", "failed")
-ACK_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
+
+class MessageStatus(StrEnum):
+    """Where a message is: an outgoing one goes pending -> sending -> sent -> delivered ->
+    read (or failed); an incoming one is stored as delivered. Stored as its string value."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+MESSAGE_STATUSES = tuple(status.value for status in MessageStatus)
+#: The order acks move in; an ack never moves a message backwards.
+ACK_RANK: dict[str, int] = {
+    MessageStatus.PENDING: 0, MessageStatus.SENDING: 1, MessageStatus.SENT: 2,
+    MessageStatus.DELIVERED: 3, MessageStatus.READ: 4}
+#: The engine has the message: a redelivered send must not send it again.
+FINAL_SENT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
 
 
 class Message(Base):
@@ -47,7 +66,7 @@ class Message(Base):
     media: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     quoted_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     mentions: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.PENDING)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     timestamp: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,14 +2,29 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.common.names import session_queue
 from app.models.base import Base, UTCDateTime, new_id, utcnow
 
-STATUSES = ("created", "initializing", "qr_ready", "authenticating", "ready", "disconnected",
-            "failed")
+
+class SessionStatus(StrEnum):
+    """What a session's engine is doing, as the API reports it. Stored as its string value."""
+
+    CREATED = "created"
+    INITIALIZING = "initializing"
+    QR_READY = "qr_ready"
+    AUTHENTICATING = "authenticating"
+    READY = "ready"
+    DISCONNECTED = "disconnected"
+    FAILED = "failed"
+
+
+STATUSES = tuple(status.value for status in SessionStatus)
+#: The desired state a user asked for (``Session.desired_state``).
 RUNNING, STOPPED = "running", "stopped"
 
 
@@ -19,7 +34,7 @@ class Session(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(50), unique=True)
-    status: Mapped[str] = mapped_column(String(20), default="created")
+    status: Mapped[str] = mapped_column(String(20), default=SessionStatus.CREATED)
     # What the user asked for; a restart of any process brings back exactly these.
     desired_state: Mapped[str] = mapped_column(String(10), default=STOPPED)
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -39,4 +54,4 @@ class Session(Base):
 
     @property
     def queue(self) -> str:
-        return f"session.{self.id}"
+        return session_queue(self.id)

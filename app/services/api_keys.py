@@ -1,198 +1,24 @@
-"""API keys: generation, hashing, authentication, scopes and the last-admin guard."""
+"""API keys as records: create, update, revoke, rotate and delete them with the
+last-admin guard, and seed the first admin key. Authentication is in ``key_auth``, the
+usage meter in ``key_usage``."""
 from __future__ import annotations
 
-import atexit
-import hashlib
-import hmac
-import ipaddress
 import logging
 import os
-import secrets
-import threading
-import weakref
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app
-from sqlalchemy import bindparam, case, func, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import func, or_, select
 
 from app.config import Config
-from app.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from app.errors import BadRequest, Conflict, NotFound
 from app.extensions import db
-from app.models import ApiKey, Session, utcnow
+from app.models import ApiKey, utcnow
+from app.services.key_auth import generate_key, hash_key, parse_networks
+from app.services.key_usage import flush_usage
 from app.services import audit
 
 log = logging.getLogger(__name__)
-
-KEY_PREFIX = "owa_k1_"
-
-
-def generate_key() -> str:
-    return KEY_PREFIX + secrets.token_hex(32)
-
-
-def hash_key(raw: str, pepper: str | None) -> str:
-    if pepper:
-        return hmac.new(pepper.encode(), raw.encode(), hashlib.sha256).hexdigest()
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def parse_networks(values: list[str] | None) -> list[str] | None:
-    """Validate IPv4/IPv6 addresses or CIDRs; return them normalised."""
-    if not values:
-        return None
-    result = []
-    for value in values:
-        try:
-            result.append(str(ipaddress.ip_network(value.strip(), strict=False)))
-        except ValueError:
-            raise BadRequest([f"allowedIps: {value!r} is not an IP address or CIDR"]) from None
-    return result
-
-
-def ip_allowed(key: ApiKey, remote_addr: str | None) -> bool:
-    if not key.allowed_ips:
-        return True
-    if not remote_addr:
-        return False
-    try:
-        address = ipaddress.ip_address(remote_addr)
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in key.allowed_ips)
-
-
-def session_allowed(key: ApiKey, session: Session) -> bool:
-    if not key.allowed_sessions:
-        return True
-    return session.id in key.allowed_sessions or session.name in key.allowed_sessions
-
-
-_BY_HASH = select(ApiKey).where(ApiKey.key_hash == bindparam("key_hash"))  # built once: every request
-
-
-def authenticate(raw: str | None, remote_addr: str | None, config: Config) -> ApiKey:
-    """Return the active key for ``raw`` or raise 401/403."""
-    if not raw:
-        raise Unauthorized("API key is missing")
-    key = db.session.scalar(_BY_HASH, {"key_hash": hash_key(raw, config.api_key_pepper)})
-    if key is None:
-        raise Unauthorized("Invalid API key")
-    if not key.is_active:
-        raise Unauthorized("API key has been revoked")
-    now = utcnow()
-    if key.expires_at is not None and key.expires_at <= now:
-        raise Unauthorized("API key has expired")
-    if not ip_allowed(key, remote_addr):
-        raise Forbidden("API key is not allowed from this address")
-    _usage_meter().note(key.id, now)
-    return key
-
-
-class UsageMeter:
-    """``usageCount`` / ``lastUsedAt`` of the keys one process has authenticated, written
-    at most once per ``FLUSH_SECONDS`` in one small transaction instead of one write and
-    commit per request (every request of a key updated the same row: at 8 concurrent
-    clients that row was a queue of its own). Reads of the keys flush first, so a key's
-    own process always sees exact figures; others see them at most FLUSH_SECONDS late.
-    """
-
-    FLUSH_SECONDS = 1.0
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-        self.lock = threading.Lock()
-        self.pending: dict[str, tuple[int, datetime]] = {}
-        self.timer: threading.Timer | None = None
-
-    def note(self, key_id: str, when: datetime, count: int = 1) -> None:
-        with self.lock:
-            pending, last = self.pending.get(key_id, (0, when))
-            self.pending[key_id] = (pending + count, max(last, when))
-            if self.timer is None:
-                self.timer = threading.Timer(self.FLUSH_SECONDS, self._flush_later)
-                self.timer.daemon = True
-                self.timer.start()
-
-    def _flush_later(self) -> None:
-        with self.lock:
-            self.timer = None
-        with self.app.app_context():
-            try:
-                self.flush()
-            finally:
-                db.session.remove()
-
-    def flush(self, final: bool = False) -> None:
-        """Write what is pending (in the caller's app context; commits its session).
-        ``final``: the process is exiting; a failure is not retried."""
-        with self.lock:
-            batch, self.pending = self.pending, {}
-        if not batch:
-            return
-        try:
-            for key_id, (count, last) in batch.items():
-                newer = or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < last)
-                db.session.execute(
-                    update(ApiKey).where(ApiKey.id == key_id)
-                    .values(usage_count=ApiKey.usage_count + count,
-                            last_used_at=case((newer, last), else_=ApiKey.last_used_at))
-                    .execution_options(synchronize_session=False))
-            db.session.commit()
-        except SQLAlchemyError as error:
-            db.session.rollback()
-            if final:
-                return
-            log.warning("could not record API key usage (kept for the next try): %s",
-                        type(error).__name__)
-            for key_id, (count, last) in batch.items():
-                self.note(key_id, last, count)
-
-    def reset_after_fork(self) -> None:
-        self.lock = threading.Lock()
-        self.pending, self.timer = {}, None
-
-
-_METERS: weakref.WeakSet[UsageMeter] = weakref.WeakSet()
-_METERS_LOCK = threading.Lock()
-
-
-def _usage_meter() -> UsageMeter:
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    with _METERS_LOCK:  # one per app, also when its first requests arrive together
-        meter = app.extensions.get("openwa_key_usage")
-        if meter is None:
-            meter = app.extensions["openwa_key_usage"] = UsageMeter(app)
-            _METERS.add(meter)
-    return meter
-
-
-def flush_usage() -> None:
-    """Write this process's pending key usage now (before the keys are read)."""
-    meter = current_app.extensions.get("openwa_key_usage")
-    if meter is not None:
-        meter.flush()
-
-
-@atexit.register
-def _flush_at_exit() -> None:
-    for meter in list(_METERS):
-        try:
-            with meter.app.app_context():
-                meter.flush(final=True)
-                db.session.remove()
-        except Exception:  # noqa: BLE001 - exiting; the database may be gone
-            pass
-
-
-def _reset_meters_after_fork() -> None:
-    for meter in list(_METERS):
-        meter.reset_after_fork()
-
-
-os.register_at_fork(after_in_child=_reset_meters_after_fork)
 
 
 def _active_admins(exclude: str | None = None) -> int:
@@ -314,7 +140,3 @@ def bootstrap_admin(config: Config) -> str | None:
     # Printed once, on purpose: it is the only way to learn a generated key.
     print(f"OpenWA admin API key (also in {path}): {raw}", flush=True)
     return raw
-
-
-def expired(key: ApiKey, now: datetime | None = None) -> bool:
-    return key.expires_at is not None and key.expires_at <= (now or utcnow())

@@ -53,7 +53,7 @@ from app.version import VERSION
 log = logging.getLogger(__name__)
 
 DATABASE, SESSIONS = "database", "sessions"
-PART_FILES = {"postgres": "database.dump.gz.enc", "sqlite": "database.sqlite.gz.enc",
+PART_FILES = {**{name: s.part_file for name, s in database.STRATEGIES.items()},
               SESSIONS: "sessions.tar.gz.enc"}
 # A running backup whose heartbeat is older than this was interrupted (its process died).
 STALE_AFTER = timedelta(minutes=10)
@@ -62,7 +62,7 @@ HEARTBEAT_SECONDS = 15.0
 FAILED_KEPT = timedelta(days=30)
 # Parts without a manifest this old were left by a process that died mid-backup.
 INCOMPLETE_KEPT = timedelta(days=1)
-BACKENDS = {"postgres": "PostgreSQL", "sqlite": "SQLite"}
+BACKENDS = {name: s.label for name, s in database.STRATEGIES.items()}
 
 
 # -- records -----------------------------------------------------------------------
@@ -190,19 +190,14 @@ class _Part:
 
 
 def _dump_database(config: Config, key: BackupKey, scratch: Path, beat: _Heartbeat) -> _Part:
-    name = PART_FILES[config.database_type]
+    backend = database.strategy(config)
+    name = backend.part_file
     found: dict[str, database.DumpInfo] = {}
 
     def fill(out: HashingWriter) -> None:
-        if config.database_type == "postgres":
-            found["info"] = database.dump_postgres(config, out)
-        else:
-            found["info"] = database.dump_sqlite(config, scratch, out)
+        found["info"] = backend.dump(config, scratch, out)
 
-    total = (config.database_sqlite_path.stat().st_size
-             if config.database_type == "sqlite" and config.database_sqlite_path.exists()
-             else None)
-    beat.begin(DATABASE, total)
+    beat.begin(DATABASE, backend.size(config))
     digest = write_part(scratch / name, key, fill, beat.advance)
     beat.end()
     info = found["info"]
@@ -472,8 +467,8 @@ def _check_plain(backup_id: str, part: dict[str, Any], size: int, digest: str) -
 def _prepare_database(config: Config, key: BackupKey, storage: Storage, backup_id: str,
                       part: dict[str, Any], scratch: Path, progress: Progress) -> Path:
     stored = _verified(storage, backup_id, part, scratch, progress, DATABASE)
-    plain = scratch / ("database.dump" if config.database_type == "postgres"
-                       else "database.sqlite")
+    backend = database.strategy(config)
+    plain = scratch / backend.plain_file
     progress.begin(f"decrypt {DATABASE}", int(part["size"]))
     with open_part(stored, key, part["file"], progress.advance) as reader, \
             plain.open("wb") as out:
@@ -481,10 +476,7 @@ def _prepare_database(config: Config, key: BackupKey, storage: Storage, backup_i
             out.write(data)
     progress.end()
     _check_plain(backup_id, part, reader.size, reader.sha256)
-    if config.database_type == "postgres":
-        database.verify_postgres(plain)
-    else:
-        database.verify_sqlite(plain)
+    backend.verify(plain)
     return plain
 
 
@@ -544,10 +536,7 @@ def restore(config: Config, backup_id: str, force: bool = False,
             _refuse_if_live(config, force)
             _release_connections()
             progress.begin(f"restore {DATABASE}")
-            if config.database_type == "postgres":
-                database.restore_postgres(config, dump)
-            else:
-                database.restore_sqlite(config, dump)
+            database.strategy(config).restore(config, dump)
             progress.end()
             progress.begin(f"restore {SESSIONS}")
             profiles.replace(config.session_data_path, staging)

@@ -13,32 +13,16 @@ from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from app.errors import (
-    ApiError,
-    BadGateway,
-    EngineUnsupportedError,
-    GatewayTimeout,
-    NotFound,
-    ServiceUnavailable,
-    SessionNotReady,
-)
+from app.errors import GatewayTimeout, ServiceUnavailable
 from app.extensions import celery_app
+from app.services.replies import unwrap
+
+__all__ = ["BROKER_ERRORS", "call", "purge_queue", "queue_lengths", "ping_broker", "result_of",
+           "send", "unwrap", "wait"]
 
 log = logging.getLogger(__name__)
 
 BROKER_ERRORS = (OperationalError, RedisError, ConnectionError, OSError)
-
-# Error codes a task may answer with, and the API error each becomes.
-_TASK_ERRORS: dict[str, type[ApiError]] = {
-    "SESSION_NOT_READY": SessionNotReady,
-    "ENGINE_UNSUPPORTED": EngineUnsupportedError,
-    "ENGINE_ERROR": BadGateway,
-    "NOT_FOUND": NotFound,
-}
-
-
-def host_queue(host_name: str) -> str:
-    return f"host.{host_name}"
 
 
 def _result_store_gave_up(error: RuntimeError) -> bool:
@@ -92,16 +76,6 @@ def wait(result: AsyncResult, timeout: float) -> Any | None:
         log.warning("task %s raised %s", result.id, type(reply).__name__)
         return None
     return reply
-
-
-def unwrap(reply: Any) -> Any:
-    """Tasks answer ``{"ok": True, "result": ...}`` or ``{"ok": False, "code", "error"}``."""
-    if not isinstance(reply, dict) or "ok" not in reply:
-        raise BadGateway("Malformed reply from the session host")
-    if reply["ok"]:
-        return reply.get("result")
-    error_class = _TASK_ERRORS.get(reply.get("code") or "", BadGateway)
-    raise error_class(reply.get("error") or "Engine error")
 
 
 def call(name: str, args: list[Any], queue: str, timeout: float) -> Any:

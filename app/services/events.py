@@ -17,7 +17,7 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, O
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 
 from app.extensions import db
-from app.models import Message, Session, utcnow
+from app.models import Message, MessageStatus, Session, SessionStatus, utcnow
 from app.models.message import ACK_RANK
 from app.schemas.messages import MessageSchema
 from app.services import webhooks
@@ -26,13 +26,13 @@ from engines.base import EngineEvent, EngineState, EventKind
 log = logging.getLogger(__name__)
 
 STATE_STATUS = {
-    EngineState.STARTING: "initializing",
-    EngineState.QR: "qr_ready",
-    EngineState.AUTHENTICATING: "authenticating",
-    EngineState.READY: "ready",
-    EngineState.DISCONNECTED: "disconnected",
-    EngineState.LOGGED_OUT: "disconnected",
-    EngineState.FAILED: "failed",
+    EngineState.STARTING: SessionStatus.INITIALIZING,
+    EngineState.QR: SessionStatus.QR_READY,
+    EngineState.AUTHENTICATING: SessionStatus.AUTHENTICATING,
+    EngineState.READY: SessionStatus.READY,
+    EngineState.DISCONNECTED: SessionStatus.DISCONNECTED,
+    EngineState.LOGGED_OUT: SessionStatus.DISCONNECTED,
+    EngineState.FAILED: SessionStatus.FAILED,
 }
 
 
@@ -60,7 +60,7 @@ def _stage_status(session_id: str, status: str, **values: Any) -> list[str]:
         if values.get("last_error"):
             data["reason"] = values["last_error"]
         targets = webhooks.emit(session_id, "session.status", data)
-        if status == "disconnected":
+        if status == SessionStatus.DISCONNECTED:
             targets += webhooks.emit(session_id, "session.disconnected",
                                      {"reason": values.get("last_error")})
     return targets
@@ -160,19 +160,19 @@ def _qr(session_id: str, data: dict[str, Any]) -> list[str]:
                        .values(qr_code=data["qr"], qr_updated_at=utcnow())
                        .execution_options(synchronize_session=False))
     targets = webhooks.emit(session_id, "session.qr", {"qr": data["qr"]})
-    return targets + _stage_status(session_id, "qr_ready")
+    return targets + _stage_status(session_id, SessionStatus.QR_READY)
 
 
 def _authenticated(session_id: str, data: dict[str, Any]) -> list[str]:
     db.session.execute(update(Session).where(Session.id == session_id).values(qr_code=None)
                        .execution_options(synchronize_session=False))
     targets = webhooks.emit(session_id, "session.authenticated", {})
-    return targets + _stage_status(session_id, "authenticating")
+    return targets + _stage_status(session_id, SessionStatus.AUTHENTICATING)
 
 
 def _ready(session_id: str, data: dict[str, Any]) -> list[str]:
     now = utcnow()
-    return _stage_status(session_id, "ready", qr_code=None, phone=data.get("phone"),
+    return _stage_status(session_id, SessionStatus.READY, qr_code=None, phone=data.get("phone"),
                          push_name=data.get("pushName"), connected_at=now, last_active=now,
                          last_error=None, reconnect_attempts=0)
 
@@ -205,7 +205,8 @@ def _messages(session_id: str, messages: list[dict[str, Any]]) -> list[str]:
             from_me=from_me, type=data.get("type") or "text", body=data.get("body"),
             caption=data.get("caption"), media=data.get("media"),
             quoted_message_id=data.get("quotedMessageId"),
-            status="sent" if from_me else "delivered", timestamp=int(data.get("timestamp") or 0),
+            status=MessageStatus.SENT if from_me else MessageStatus.DELIVERED,
+            timestamp=int(data.get("timestamp") or 0),
         ))
     if not new:
         return []

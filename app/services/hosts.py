@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 
 from app.config import Config
 from app.extensions import db
 from app.models import RUNNING, Host, Session, utcnow
+from app.models.base import affected_rows
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class HostLoad:
         return self.capacity - self.held
 
 
-def _lease_live(now: datetime):  # type: ignore[no-untyped-def]
+def _lease_live(now: datetime) -> ColumnElement[bool]:
     return and_(Session.lease_holder.is_not(None), Session.lease_expires_at > now)
 
 
@@ -105,7 +106,7 @@ def claim(session_id: str, holder: str, ttl: int) -> int | None:
                 lease_expires_at=now + timedelta(seconds=ttl))
         .execution_options(synchronize_session=False))
     db.session.commit()
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if affected_rows(result) != 1:
         return None
     return db.session.scalar(select(Session.lease_token).where(Session.id == session_id))
 
@@ -121,7 +122,7 @@ def renew(leases: dict[str, int], holder: str, ttl: int) -> set[str]:
                    Session.lease_token == token)
             .values(lease_expires_at=expires)
             .execution_options(synchronize_session=False))
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if affected_rows(result) != 1:
             lost.add(session_id)
     db.session.commit()
     return lost

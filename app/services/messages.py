@@ -1,35 +1,57 @@
-"""Sending and reading messages.
+"""Sending and reading messages: the whole send lifecycle of every message type.
 
 A send is committed as ``pending`` before it is enqueued on the session's own queue, so
 nothing the API accepted is lost with the broker; the API then waits up to
-SEND_WAIT_TIMEOUT for the host's answer.
+SEND_WAIT_TIMEOUT for the host's answer (201 sent, 202 still pending). On the session
+host, :func:`deliver` moves it pending -> sending -> sent (or failed), asking the engine
+first (``find_sent``) when a redelivery finds it already ``sending``. The send task is a
+thin entry point around :func:`deliver`; a new message type adds a line to ``SENDERS``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable, NamedTuple, cast
 
-from flask import current_app
+from sqlalchemy import Table, bindparam
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from app.config import Config
+from app import logs, metrics
+from app.common.names import Tasks, session_queue
+from app.config import Config, settings
 from app.errors import ApiError, Conflict, NotFound, SessionNotReady
 from app.extensions import db
-from app.models import RUNNING, ApiKey, IdempotencyKey, Message, MessageCount, Session, utcnow
-from app.services import dispatch
+from app.models import (
+    FINAL_SENT,
+    RUNNING,
+    ApiKey,
+    IdempotencyKey,
+    Message,
+    MessageCount,
+    MessageStatus,
+    Session,
+    SessionStatus,
+    utcnow,
+)
+from app.models.base import affected_rows
+from app.services import dispatch, webhooks
+from app.services.events import commit_and_publish
+from app.services.replies import engine_failure, fail, ok
+from engines import Engine, EngineError, EngineNotReady, EngineState, EngineUnsupported, SentMessage
 
-SEND_TEXT_TASK = "tasks.sessions.send_message"
+SEND_TEXT_TASK = Tasks.SEND_MESSAGE
 HISTORY_MAX = 100
-FINAL_SENT = ("sent", "delivered", "read")
+
+log = logging.getLogger(__name__)
 
 
-_INSERT_MESSAGE = insert(Message.__table__)
+_INSERT_MESSAGE = insert(cast(Table, Message.__table__))
 
 
 def new_message_id() -> str:
@@ -54,7 +76,7 @@ def _reply_for(message: Message, cfg: Config) -> tuple[dict[str, Any], int]:
     """Wait for the send's outcome and answer 201, 202 or the engine's error."""
     if message.status in FINAL_SENT:
         return _sent_reply(message)
-    if message.status == "failed":
+    if message.status == MessageStatus.FAILED:
         raise ApiError(message.error or "Send failed", status=502, code="SEND_FAILED")
     return _wait_reply(message.id, cfg)
 
@@ -62,19 +84,19 @@ def _reply_for(message: Message, cfg: Config) -> tuple[dict[str, Any], int]:
 def _wait_reply(message_id: str, cfg: Config) -> tuple[dict[str, Any], int]:
     reply = dispatch.wait(dispatch.result_of(send_task_id(message_id)), cfg.send_wait_timeout)
     if reply is None:
-        return {"id": message_id, "status": "pending"}, 202
+        return {"id": message_id, "status": MessageStatus.PENDING.value}, 202
     result = dispatch.unwrap(reply)
     return {"messageId": result["messageId"], "timestamp": result["timestamp"]}, 201
 
 
 def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
          idempotency_key: str | None) -> tuple[dict[str, Any], int]:
-    cfg: Config = current_app.config["OPENWA"]
+    cfg: Config = settings()
     if idempotency_key:
         existing = _find_idempotent(key, idempotency_key)
         if existing is not None:
             return _replay(existing, session, payload, cfg)
-    if session.status != "ready":
+    if session.status != SessionStatus.READY:
         raise SessionNotReady(f"Session '{session.name}' is not ready (status {session.status})")
     message_id, queue = new_message_id(), session.queue
     # Core, not the unit of work: a send is the hottest write there is (make bench).
@@ -83,7 +105,7 @@ def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
         "recipient": payload["chat_id"], "sender": f"{session.phone}@c.us" if session.phone else None,
         "from_me": True, "type": kind, "body": payload.get("text"),
         "quoted_message_id": payload.get("quoted_message_id"), "mentions": payload.get("mentions"),
-        "status": "pending", "timestamp": int(time.time())})
+        "status": MessageStatus.PENDING, "timestamp": int(time.time())})
     if idempotency_key:
         db.session.add(IdempotencyKey(api_key_id=key.id, key=idempotency_key,
                                       request_hash=_request_hash(session, payload),
@@ -119,12 +141,12 @@ def resend_stale(cfg: Config) -> int:
     stale = db.session.execute(
         select(Message.id, Session.id)
         .join(Session, Session.id == Message.session_id)
-        .where(Message.status.in_(("pending", "sending")), Message.from_me.is_(True),
+        .where(Message.status.in_((MessageStatus.PENDING, MessageStatus.SENDING)), Message.from_me.is_(True),
                Message.updated_at < cutoff, Session.desired_state == RUNNING,
                Session.lease_expires_at > utcnow())
         .order_by(Message.seq).limit(1000)).all()
     for message_id, session_id in stale:
-        dispatch.send(SEND_TEXT_TASK, [message_id], f"session.{session_id}",
+        dispatch.send(SEND_TEXT_TASK, [message_id], session_queue(session_id),
                       task_id=send_task_id(message_id))
         db.session.execute(update(Message).where(Message.id == message_id)
                            .values(updated_at=utcnow()).execution_options(synchronize_session=False))
@@ -194,3 +216,111 @@ def _total(session: Session, args: dict[str, Any], conditions: list[Any]) -> int
     if args.get("direction"):
         query = query.where(MessageCount.from_me.is_(args["direction"] == "outgoing"))
     return int(db.session.scalar(query) or 0)
+
+
+# -- the send, on the session host ---------------------------------------------------------------
+class Outgoing(NamedTuple):
+    """What a send needs of its row, read once (a commit expires the ORM row)."""
+
+    id: str
+    session_id: str
+    chat_id: str
+    type: str
+    body: str | None
+    quoted_message_id: str | None
+    mentions: list[str] | None
+
+
+#: How each message type is handed to an engine; a type without a line here is refused.
+SENDERS: dict[str, Callable[[Engine, Outgoing], SentMessage]] = {
+    "text": lambda engine, out: engine.send_text(
+        out.chat_id, out.body or "", message_id=out.id, quoted_message_id=out.quoted_message_id,
+        mentions=out.mentions),
+}
+
+
+class NotHeld(Exception):
+    """The message's session is not driven by this host (a race with a stop or a handover):
+    the task puts the send back on the queue for the holder."""
+
+
+# The send path's statements, built once: building a statement costs more CPU than
+# running it (make bench), and a send runs these on every message.
+_LOAD = select(Message).where(Message.id == bindparam("message_id"))
+_SENDING = (update(Message).where(Message.id == bindparam("message_id"))
+            .values(status=MessageStatus.SENDING).execution_options(synchronize_session=False))
+_SENT = (update(Message)
+         .where(Message.id == bindparam("message_id"), Message.status.not_in(FINAL_SENT))
+         .values(wa_message_id=bindparam("wa_id"), timestamp=bindparam("sent_at"),
+                 status=MessageStatus.SENT)
+         .execution_options(synchronize_session=False))
+_FAILED = (update(Message).where(Message.id == bindparam("message_id"))
+           .values(status=MessageStatus.FAILED, error=bindparam("reason"))
+           .execution_options(synchronize_session=False))
+
+
+def deliver(message_id: str, engine_of: Callable[[str], Engine | None]) -> dict[str, Any]:
+    """Send a committed message through its session's engine (``engine_of(session_id)``,
+    None when this host does not hold it: :class:`NotHeld`) and record the outcome.
+
+    Idempotent: a message already sent answers its WhatsApp id again, a failed one its
+    error, and one found ``sending`` (a redelivery after a crash) is looked up with the
+    engine's ``find_sent`` before it is sent again. Answers a task reply (replies.py).
+    """
+    message = db.session.execute(_LOAD, {"message_id": message_id}).scalar_one_or_none()
+    if message is None:
+        log.info("message %s is gone; nothing to send", message_id)
+        return fail("NOT_FOUND", f"Message '{message_id}' not found")
+    logs.session_id.set(message.session_id)
+    if message.status in FINAL_SENT:
+        return ok({"messageId": message.wa_message_id, "timestamp": message.timestamp})
+    if message.status == MessageStatus.FAILED:
+        return fail("ENGINE_ERROR", message.error or "Send failed")
+    engine = engine_of(message.session_id)
+    if engine is None:
+        raise NotHeld(f"session {message.session_id} is not held here")
+    out = Outgoing(message.id, message.session_id, message.chat_id, message.type, message.body,
+                   message.quoted_message_id, message.mentions)
+    started = time.perf_counter()
+    try:
+        if engine.state is not EngineState.READY:
+            raise EngineNotReady("Session is not ready")
+        if message.status == MessageStatus.SENDING:
+            try:
+                found = engine.find_sent(out.chat_id, out.id)
+            except EngineUnsupported:
+                found = None
+            if found is not None:
+                return _mark_sent(out, found)
+        sender = SENDERS.get(out.type)
+        if sender is None:
+            raise EngineUnsupported(f"cannot send a {out.type} message")
+        db.session.execute(_SENDING, {"message_id": out.id})
+        db.session.commit()
+        sent = sender(engine, out)
+    except EngineError as error:
+        reason = str(error) or type(error).__name__
+        db.session.execute(_FAILED, {"message_id": out.id, "reason": reason})
+        commit_and_publish(webhooks.emit(out.session_id, "message.failed", {
+            "id": out.id, "chatId": out.chat_id, "error": reason}))
+        metrics.messages_sent_total.labels(out.session_id, out.type, MessageStatus.FAILED).inc()
+        log.warning("send of %s failed after %.3f s: %s", message_id,
+                    time.perf_counter() - started, reason)
+        return engine_failure(error)
+    metrics.message_send_duration_seconds.labels(out.session_id, out.type).observe(
+        time.perf_counter() - started)
+    metrics.messages_sent_total.labels(out.session_id, out.type, MessageStatus.SENT).inc()
+    return _mark_sent(out, sent)
+
+
+def _mark_sent(out: Outgoing, sent: SentMessage) -> dict[str, Any]:
+    """Record the engine's id; report message.sent once (not again on a redelivery)."""
+    changed = affected_rows(db.session.execute(_SENT, {
+        "message_id": out.id, "wa_id": sent.message_id, "sent_at": sent.timestamp}))
+    targets: list[str] = []
+    if changed:
+        targets = webhooks.emit(out.session_id, "message.sent", {
+            "id": out.id, "messageId": sent.message_id, "chatId": out.chat_id,
+            "type": out.type, "body": out.body, "timestamp": sent.timestamp})
+    commit_and_publish(targets)
+    return ok({"messageId": sent.message_id, "timestamp": sent.timestamp})

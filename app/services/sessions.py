@@ -10,27 +10,32 @@ import logging
 import shutil
 from pathlib import Path
 
-from flask import current_app
 from sqlalchemy import bindparam
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.config import Config
+from app.common.names import Tasks, host_queue
+from app.config import Config, settings
 from app.errors import ApiError, BadRequest, Conflict, NotFound
 from app.extensions import db
-from app.models import RUNNING, STOPPED, IdempotencyKey, Message, Session, utcnow
+from app.models import (
+    RUNNING,
+    STOPPED,
+    IdempotencyKey,
+    Message,
+    Session,
+    SessionStatus,
+    utcnow,
+)
+from app.models.base import affected_rows
 from app.services import audit, dispatch, hosts
 
 log = logging.getLogger(__name__)
 
-START_TASK = "tasks.sessions.start_session"
-STOP_TASK = "tasks.sessions.stop_session"
-LOGOUT_TASK = "tasks.sessions.logout_session"
-
-
-def config() -> Config:
-    return current_app.config["OPENWA"]  # type: ignore[no-any-return]
+START_TASK = Tasks.START_SESSION
+STOP_TASK = Tasks.STOP_SESSION
+LOGOUT_TASK = Tasks.LOGOUT_SESSION
 
 
 # Built once: every request on a session runs it.
@@ -73,16 +78,16 @@ def create(name: str) -> Session:
 
 
 def profile_dir(session: Session) -> Path:
-    return config().session_data_path / session.id
+    return settings().session_data_path / session.id
 
 
 def _dispatch_start(session: Session) -> None:
-    host = hosts.pick_host(config())
+    host = hosts.pick_host(settings())
     if host is None:
         # No host has room now: the health probe assigns it as soon as one has.
         log.info("no session host with free capacity for %s; the probe will assign it", session.id)
         return
-    dispatch.send(START_TASK, [session.id], dispatch.host_queue(host.name))
+    dispatch.send(START_TASK, [session.id], host_queue(host.name))
 
 
 def start(session: Session) -> Session:
@@ -90,7 +95,7 @@ def start(session: Session) -> Session:
 
     The conditional update makes a double start a 400, never two engines.
     """
-    cfg = config()
+    cfg = settings()
     running = db.session.scalar(select(func.count()).select_from(Session)
                                 .where(Session.desired_state == RUNNING)) or 0
     if running >= cfg.max_sessions and session.desired_state != RUNNING:
@@ -98,19 +103,20 @@ def start(session: Session) -> Session:
                        status=429, code="MAX_SESSIONS_REACHED")
     result = db.session.execute(
         update(Session).where(Session.id == session.id, Session.desired_state == STOPPED)
-        .values(desired_state=RUNNING, status="initializing", last_error=None,
+        .values(desired_state=RUNNING, status=SessionStatus.INITIALIZING, last_error=None,
                 reconnect_attempts=0, updated_at=utcnow())
         .execution_options(synchronize_session=False))
     if result.rowcount == 1:  # type: ignore[attr-defined]
         audit.record("session.started", "session", session.id, name=session.name)
     db.session.commit()
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if affected_rows(result) != 1:
         raise BadRequest(f"Session '{session.name}' is already running", code="SESSION_RUNNING")
     # Two starts racing for the last slot both passed the count: the later one yields.
     running = db.session.scalar(select(func.count()).select_from(Session)
                                 .where(Session.desired_state == RUNNING)) or 0
     if running > cfg.max_sessions:
-        _set_stopped(session.id, status="created" if session.status == "created" else session.status)
+        keep = SessionStatus.CREATED if session.status == SessionStatus.CREATED else session.status
+        _set_stopped(session.id, status=keep)
         raise ApiError(f"MAX_SESSIONS ({cfg.max_sessions}) sessions are already running",
                        status=429, code="MAX_SESSIONS_REACHED")
     db.session.refresh(session)
@@ -118,7 +124,7 @@ def start(session: Session) -> Session:
     return session
 
 
-def _set_stopped(session_id: str, status: str = "disconnected") -> None:
+def _set_stopped(session_id: str, status: str = SessionStatus.DISCONNECTED) -> None:
     db.session.execute(update(Session).where(Session.id == session_id)
                        .values(desired_state=STOPPED, status=status, qr_code=None,
                                updated_at=utcnow())
@@ -128,9 +134,9 @@ def _set_stopped(session_id: str, status: str = "disconnected") -> None:
 
 def _command_holder(session: Session, task: str, timeout: float) -> bool:
     """Run ``task`` on the host holding the session and wait; False if none holds it."""
-    if not session.lease_holder or not hosts.holder_alive(session, config()):
+    if not session.lease_holder or not hosts.holder_alive(session, settings()):
         return False
-    dispatch.call(task, [session.id], dispatch.host_queue(session.lease_holder), timeout)
+    dispatch.call(task, [session.id], host_queue(session.lease_holder), timeout)
     return True
 
 
@@ -142,9 +148,10 @@ def stop(session: Session) -> Session:
     audit.record("session.stopped", "session", session.id, name=session.name)
     db.session.commit()
     db.session.refresh(session)
-    if was_running and not _command_holder(session, STOP_TASK, config().engine_call_timeout):
+    if was_running and not _command_holder(session, STOP_TASK, settings().engine_call_timeout):
         _set_stopped(session.id)
-    elif not was_running and session.status not in ("created", "disconnected", "failed"):
+    elif not was_running and session.status not in (SessionStatus.CREATED, SessionStatus.DISCONNECTED,
+                                                    SessionStatus.FAILED):
         _set_stopped(session.id)
     db.session.refresh(session)
     return session
@@ -166,10 +173,10 @@ def logout(session: Session) -> Session:
     audit.record("session.logged_out", "session", session.id, name=session.name)
     db.session.commit()
     db.session.refresh(session)
-    if not _command_holder(session, LOGOUT_TASK, config().engine_call_timeout):
+    if not _command_holder(session, LOGOUT_TASK, settings().engine_call_timeout):
         _wipe_profile(session)
     db.session.execute(update(Session).where(Session.id == session.id)
-                       .values(status="disconnected", phone=None, push_name=None, qr_code=None,
+                       .values(status=SessionStatus.DISCONNECTED, phone=None, push_name=None, qr_code=None,
                                connected_at=None, updated_at=utcnow())
                        .execution_options(synchronize_session=False))
     db.session.commit()
@@ -192,7 +199,7 @@ def delete(session: Session) -> None:
 
 
 def pending_qr(session: Session) -> str:
-    if session.status != "qr_ready" or not session.qr_code:
+    if session.status != SessionStatus.QR_READY or not session.qr_code:
         raise Conflict(f"Session '{session.name}' has no QR code pending (status {session.status})",
                        code="QR_NOT_AVAILABLE")
     return session.qr_code
@@ -208,7 +215,7 @@ def assign_orphans(cfg: Config, only: list[str] | None = None) -> int:
         if not free:
             break
         name = max(free, key=lambda n: (free[n], n))
-        dispatch.send(START_TASK, [session.id], dispatch.host_queue(name))
+        dispatch.send(START_TASK, [session.id], host_queue(name))
         free[name] -= 1
         if free[name] <= 0:
             del free[name]

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
 
 from app import live, metrics
+from app.common.names import Queues, Tasks
 from app.config import Config
 from app.crypto import Box
 from app.errors import BadRequest, Conflict, NotFound
@@ -41,7 +42,7 @@ from app.services import audit, dispatch
 log = logging.getLogger(__name__)
 
 MAX_PER_SESSION = 16
-DELIVER_TASK = "tasks.webhooks.deliver"
+DELIVER_TASK = Tasks.WEBHOOK_DELIVER
 USER_AGENT = "OpenWA-Webhook/1.0"
 RESERVED_HEADERS = {"content-type", "user-agent", "x-openwa-event", "x-openwa-delivery-id",
                     "x-openwa-idempotency-key", "x-openwa-retry-count", "x-openwa-signature",
@@ -208,7 +209,7 @@ def kick(webhook_ids: list[str]) -> None:
     """Ask a worker to drain these webhooks now; if the broker is down, beat will."""
     for webhook_id in set(webhook_ids):
         try:
-            dispatch.send(DELIVER_TASK, [webhook_id], "webhooks")
+            dispatch.send(DELIVER_TASK, [webhook_id], Queues.WEBHOOKS)
         except Exception as error:  # ServiceUnavailable or anything from the broker
             log.warning("could not enqueue a webhook delivery (the sweep will): %s",
                         type(error).__name__)

@@ -3,8 +3,9 @@
 Selenium is driven with the system chromedriver (``Service(executable_path=...)``) through a
 ``webdriver.Remote`` on our own :class:`ChromiumRemoteConnection`, so that
 
-- Selenium Manager is never run (and ``SE_OFFLINE=true`` besides): nothing downloads a driver
-  or a browser; webdriver-manager is used only when asked for (``WEBDRIVER_MANAGER=true``);
+- Selenium Manager is never run (and ``SE_OFFLINE=true`` besides): nothing downloads a browser,
+  and a driver is downloaded only by webdriver-manager on a machine without one (see
+  :func:`driver_path`);
 - every WebDriver command has a bounded HTTP timeout with urllib3's retries turned off (with
   its default retries a 5 s timeout takes 20 s on a hung page);
 - we know the pids of chromedriver and of the browser, to kill an orphaned browser by pid.
@@ -15,7 +16,6 @@ Events come over a CDP websocket of our own (``driver.start_devtools()``): see
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import shutil
@@ -111,22 +111,66 @@ def chromium_flags(options: EngineOptions, data_dir: Path) -> list[str]:
 
 
 def driver_path(options: EngineOptions) -> str:
-    """The chromedriver to run: CHROMIUM_DRIVER_PATH, or webdriver-manager's when opted in."""
-    if options.webdriver_manager:
-        # Not a dependency: only a machine that opts in has it.
-        try:
-            chrome = importlib.import_module("webdriver_manager.chrome")
-            os_manager = importlib.import_module("webdriver_manager.core.os_manager")
-        except ImportError:
-            raise EngineError("WEBDRIVER_MANAGER=true but webdriver-manager is not installed "
-                              "(pip install webdriver-manager)") from None
-        manager = chrome.ChromeDriverManager(chrome_type=os_manager.ChromeType.CHROMIUM)
+    """The chromedriver to run, in this order:
+
+    1. CHROMIUM_DRIVER_PATH when set (an operator's explicit choice: never replaced);
+    2. the system's: ``chromedriver`` on the PATH, else /usr/bin/chromedriver;
+    3. webdriver-manager's (unless WEBDRIVER_MANAGER=false), cached under
+       ``options.driver_cache_dir`` (DATA_PATH/webdriver); with SE_OFFLINE=true only a driver
+       already in that cache, never a download.
+    """
+    if options.driver_path:
+        if not _executable(options.driver_path):
+            raise EngineError(f"chromedriver not found at {options.driver_path} (set "
+                              "CHROMIUM_DRIVER_PATH, install chromium-driver, or unset it to "
+                              "let webdriver-manager fetch one)")
+        return options.driver_path
+    system = shutil.which("chromedriver") or DEFAULT_DRIVER
+    if _executable(system):
+        return system
+    if not options.webdriver_manager:
+        raise EngineError("chromedriver not found on the PATH nor at /usr/bin/chromedriver (set "
+                          "CHROMIUM_DRIVER_PATH, install chromium-driver, or allow "
+                          "WEBDRIVER_MANAGER=true)")
+    return managed_driver(options)
+
+
+def _executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def managed_driver(options: EngineOptions) -> str:
+    """A chromedriver from webdriver-manager's cache under ``driver_cache_dir``, downloaded
+    into it first unless ``offline`` (SE_OFFLINE=true)."""
+    from webdriver_manager.chrome import ChromeDriverManager
+    from webdriver_manager.core.driver_cache import DriverCacheManager
+    from webdriver_manager.core.os_manager import ChromeType
+
+    if not options.driver_cache_dir:
+        raise EngineError("webdriver-manager needs a cache directory (DATA_PATH)")
+    cache = DriverCacheManager(root_dir=options.driver_cache_dir)
+    if options.offline:
+        cached = newest_cached_driver(cache.load_metadata_content())
+        if cached is None:
+            raise EngineError(
+                "no chromedriver on this machine and SE_OFFLINE=true: none is cached under "
+                f"{options.driver_cache_dir} (install chromium-driver, set CHROMIUM_DRIVER_PATH, "
+                "or start once without SE_OFFLINE to cache one)")
+        return cached
+    manager = ChromeDriverManager(chrome_type=ChromeType.CHROMIUM, cache_manager=cache)
+    try:
         return str(manager.install())
-    path = options.driver_path or DEFAULT_DRIVER
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        raise EngineError(f"chromedriver not found at {path} (set CHROMIUM_DRIVER_PATH, install "
-                          "chromium-driver, or opt in to WEBDRIVER_MANAGER=true)")
-    return path
+    except Exception as error:  # noqa: BLE001 - network, archive or version lookup failures
+        raise EngineError(f"webdriver-manager could not provide a chromedriver: {error}") from None
+
+
+def newest_cached_driver(metadata: dict[str, Any]) -> str | None:
+    """The most recently cached driver binary in webdriver-manager's ``drivers.json``
+    (``{key: {"binary_path", "timestamp"}}``) that still exists, or None."""
+    found = [(str(info.get("timestamp") or ""), str(info["binary_path"]))
+             for info in metadata.values()
+             if isinstance(info, dict) and info.get("binary_path") and _executable(info["binary_path"])]
+    return max(found)[1] if found else None
 
 
 def browser_path(options: EngineOptions) -> str:

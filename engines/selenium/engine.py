@@ -79,6 +79,8 @@ class SeleniumEngine(Engine):
     """WhatsApp Web in Chromium, driven by Selenium; see the module docstring."""
 
     name: ClassVar[str] = "selenium"
+    # Chromium's Singleton* locks, and LevelDB's in the profile's storage folders.
+    lock_files: ClassVar[frozenset[str]] = frozenset({*profiles.SINGLETON_FILES, "lockfile", "LOCK"})
     #: Seconds between liveness checks of a page that no command has touched (a hang is
     #: otherwise only seen by the next command).
     health_check_seconds: ClassVar[float] = 30.0
@@ -98,10 +100,6 @@ class SeleniumEngine(Engine):
         self.last_error: str | None = None
 
     # -- protocol: life cycle ---------------------------------------------
-    @property
-    def state(self) -> EngineState:
-        return self._state
-
     @property
     def browser(self) -> Browser | None:
         """The running browser (for tests and benchmarks)."""

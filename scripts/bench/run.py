@@ -261,10 +261,7 @@ class Bench:
             return False
 
     def start_platform(self) -> None:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.db}"')
+        pg_admin(PG_ADMIN, f'CREATE DATABASE "{self.db}"')
         subprocess.run([sys.executable, "-m", "app", "db", "upgrade"], env=self.env, cwd=ROOT,
                        check=True, capture_output=True)
         for role in ("api", "host", "worker", "beat"):
@@ -278,10 +275,7 @@ class Bench:
         for name in reversed(list(self.procs)):
             self.kill(name)
         try:
-            import psycopg
-
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
+            pg_admin(PG_ADMIN, f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
         except Exception as exc:  # noqa: BLE001
             print(f"could not drop {self.db}: {exc}", file=sys.stderr)
 
@@ -441,28 +435,51 @@ def _celery_ok(module: Any, queue: str) -> bool:
         return False
 
 
+def pg_admin(url: str, statement: str) -> None:
+    """One statement in autocommit (CREATE/DROP DATABASE need it)."""
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
 def insert_messages(b: Bench, session_id: str, count: int) -> float:
     """COPY `count` rows for one session; returns seconds taken (incl. ANALYZE)."""
-    import psycopg
+    import io
+
+    import psycopg2
 
     started = time.perf_counter()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.timezone.utc).isoformat()
     base_ts = int(time.time()) - count
     url = PG_ADMIN.rsplit("/", 1)[0] + "/" + b.db
-    with psycopg.connect(url) as conn:
+    prefix = uuid.uuid4().hex[:8]
+    conn = psycopg2.connect(url)
+    try:
         with conn.cursor() as cur:
-            with cur.copy("COPY messages (id, session_id, wa_message_id, chat_id, sender, "
-                          "recipient, from_me, type, body, status, timestamp, created_at, "
-                          "updated_at) FROM STDIN") as copy:
-                prefix = uuid.uuid4().hex[:8]
-                for i in range(count):
+            for start in range(0, count, 100_000):  # COPY in chunks: bounded memory
+                rows = io.StringIO()
+                for i in range(start, min(count, start + 100_000)):
                     chat = f"1555{i % 97:07d}@c.us"
-                    copy.write_row((f"b{prefix}{i:010d}", session_id, f"wa{prefix}{i}", chat,
-                                    chat, "15550001111@c.us", i % 2 == 0, "text",
-                                    f"benchmark message {i}", "sent", base_ts + i, now, now))
+                    rows.write("\t".join((f"b{prefix}{i:010d}", session_id, f"wa{prefix}{i}", chat,
+                                          chat, "15550001111@c.us", "t" if i % 2 == 0 else "f",
+                                          "text", f"benchmark message {i}", "sent",
+                                          str(base_ts + i), now, now)) + "\n")
+                rows.seek(0)
+                cur.copy_expert("COPY messages (id, session_id, wa_message_id, chat_id, sender, "
+                                "recipient, from_me, type, body, status, timestamp, created_at, "
+                                "updated_at) FROM STDIN", rows)
         conn.commit()
         conn.autocommit = True
-        conn.execute("ANALYZE messages")
+        with conn.cursor() as cur:
+            cur.execute("ANALYZE messages")
+    finally:
+        conn.close()
     return time.perf_counter() - started
 
 

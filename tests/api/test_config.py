@@ -128,15 +128,15 @@ def test_each_variable_is_read_and_typed(variable, raw, attribute, expected):
     assert getattr(Config.from_env({variable: raw}), attribute) == expected
 
 
-def test_postgres_needs_database_url_and_gets_the_psycopg_driver():
+def test_postgres_needs_database_url_and_gets_the_psycopg2_driver():
     config = Config.from_env({"DATABASE_TYPE": "postgres",
                               "DATABASE_URL": "postgresql://u:p@db:5432/openwa"})
     assert config.database_type == "postgres"
-    assert config.sqlalchemy_url == "postgresql+psycopg://u:p@db:5432/openwa"
+    assert config.sqlalchemy_url == "postgresql+psycopg2://u:p@db:5432/openwa"
     config = Config.from_env({"DATABASE_TYPE": "postgresql", "DATABASE_SSL": "true",
                               "DATABASE_URL": "postgres://u@db/openwa"})
     assert config.database_type == "postgres"
-    assert config.sqlalchemy_url == "postgresql+psycopg://u@db/openwa?sslmode=require"
+    assert config.sqlalchemy_url == "postgresql+psycopg2://u@db/openwa?sslmode=require"
 
 
 @pytest.mark.parametrize("raw, expected", [("true", True), ("1", True), ("yes", True), ("on", True),

@@ -132,20 +132,6 @@ def test_a_missing_bundle_or_driver_is_a_clear_start_error(tmp_path: Path) -> No
     lock.release()
 
 
-def test_webdriver_manager_is_only_an_opt_in(tmp_path: Path) -> None:
-    bundle = tmp_path / "wa.js"
-    bundle.write_text("window.WPP = {};")
-    engine = create_engine("selenium", "z", tmp_path / "z", EngineOptions(
-        wajs_bundle_path=str(bundle), webdriver_manager=True))
-    try:
-        import webdriver_manager  # noqa: F401
-    except ImportError:
-        with pytest.raises(EngineError, match="webdriver-manager is not installed"):
-            engine.start()
-    else:  # pragma: no cover - not installed here, and it must not download in tests
-        pytest.skip("webdriver-manager is installed")
-
-
 # -- one browser each -----------------------------------------------------------------------------
 def test_the_real_wajs_bundle_defined_wpp_before_the_standin_took_over(
         make_engine: MakeEngine, standin: StandIn) -> None:

@@ -12,10 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import psycopg
 import redis
 
 from app.embedded_redis import REDIS_SERVER, free_port
+from tests.databases import admin_query
 from tests.tooling import missing
 
 
@@ -83,9 +83,8 @@ class PrivatePostgres:
     def init(self) -> None:
         self._as_postgres(_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres")
         self.start()
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as conn:
-            conn.execute("CREATE DATABASE openwa")
+        admin_query(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+                    "CREATE DATABASE openwa")
 
     def start(self) -> None:
         self._as_postgres(_pg_bin("pg_ctl"), "-D", str(self.data), "-w", "-l",
