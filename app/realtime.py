@@ -18,17 +18,17 @@ import time
 from collections import deque
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from flask_socketio import SocketIO, disconnect
 from flask_socketio import emit as sio_emit
 from flask_socketio import join_room, leave_room
 
-from app.config import Config
+from app.config import Config, settings
 from app.errors import ApiError
 from app.extensions import db
 from app.live import CHANNEL, NAMESPACE, frame
 from app.models import EVENTS, ApiKey, utcnow
-from app.services import api_keys
+from app.services import key_auth
 from app.services import sessions as session_service
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ clients = _Clients()
 
 
 def _config() -> Config:
-    return current_app.config["OPENWA"]  # type: ignore[no-any-return]
+    return settings()
 
 
 def max_clients(config: Config) -> int:
@@ -118,7 +118,7 @@ def _current_key(sid: str) -> ApiKey | None:
 def _on_connect(auth: Any = None) -> bool:
     config = _config()
     try:
-        key = api_keys.authenticate(_presented(auth), request.remote_addr, config)
+        key = key_auth.authenticate(_presented(auth), request.remote_addr, config)
     except ApiError as error:
         log.info("refused an /events connection: %s", error)
         return False
@@ -152,7 +152,7 @@ def _subscription(message: dict[str, Any], key: ApiKey) -> tuple[str, list[str]]
                            status=403, code="SCOPE_REFUSED")
         return "*", events
     session = session_service.find(target)
-    if key.allowed_sessions and (session is None or not api_keys.session_allowed(key, session)):
+    if key.allowed_sessions and (session is None or not key_auth.session_allowed(key, session)):
         raise ApiError(f"API key may not access session '{target}'", status=403,
                        code="SCOPE_REFUSED")
     if session is None:

@@ -33,10 +33,10 @@ def scheduled_backup() -> dict[str, Any]:
             "deleted": deleted}
 
 
-@openwa_task("tasks.backups.manual_backup", acks_late=False)
+@openwa_task(Tasks.MANUAL_BACKUP, acks_late=False)
 def manual_backup() -> dict[str, Any]:
     """A backup asked for now (POST /api/infra/backups); retention is left to the schedule."""
-    config = current_app.config["OPENWA"]
+    config = settings()
     try:
         record = backups.create_backup(config, trigger="manual",
                                        progress=LogProgress(log, "manual backup"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -13,7 +12,8 @@ from sqlalchemy import select
 from app import realtime
 from app.api.health import check_broker, check_database
 from app.auth import current_key, require
-from app.config import Config
+from app.common.names import Queues, Tasks
+from app.config import Config, settings
 from app.extensions import db
 from app.models import Session, WebhookDelivery
 from app.schemas.operators import (
@@ -28,8 +28,6 @@ from app.schemas.operators import (
 from app.schemas.webhooks import DeliverySchema
 from app.services import audit, backups, dispatch, overview, webhooks
 
-MANUAL_BACKUP_TASK = "tasks.backups.manual_backup"
-
 stats_blp = Blueprint("stats", __name__, description="Session statistics")
 audit_blp = Blueprint("audit", __name__, description="Audit log (admin)")
 infra_blp = Blueprint("infra", __name__, description="Infrastructure (admin)")
@@ -37,7 +35,7 @@ deliveries_blp = Blueprint("deliveries", __name__, description="Webhook deliveri
 
 
 def _config() -> Config:
-    return current_app.config["OPENWA"]  # type: ignore[no-any-return]
+    return settings()
 
 
 @stats_blp.route("/stats/overview")
@@ -100,7 +98,7 @@ class InfraBackups(MethodView):
     @infra_blp.response(202, BackupQueuedSchema)
     def post(self) -> Any:
         """Take a backup now (a Celery task on the backups queue)"""
-        result = dispatch.send(MANUAL_BACKUP_TASK, [], "backups")
+        result = dispatch.send(Tasks.MANUAL_BACKUP, [], Queues.BACKUPS)
         audit.record_now("backup.requested", target_type="task", target_id=result.id)
         return {"id": result.id, "status": "queued"}
 

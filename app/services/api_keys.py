@@ -14,9 +14,9 @@ from app.config import Config
 from app.errors import BadRequest, Conflict, NotFound
 from app.extensions import db
 from app.models import ApiKey, utcnow
+from app.services import audit
 from app.services.key_auth import generate_key, hash_key, parse_networks
 from app.services.key_usage import flush_usage
-from app.services import audit
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,11 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app, g, has_request_context, request
+from flask import g, has_request_context, request
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.config import settings
 from app.extensions import db
 from app.models import AuditEntry, utcnow
 
@@ -66,7 +67,7 @@ def search(action: str | None, since: datetime | None, until: datetime | None,
 
 def prune(now: datetime | None = None) -> int:
     """Delete entries older than AUDIT_RETENTION_DAYS; returns how many."""
-    days = current_app.config["OPENWA"].audit_retention_days
+    days = settings().audit_retention_days
     cutoff = (now or utcnow()) - timedelta(days=days)
     result = db.session.execute(delete(AuditEntry).where(AuditEntry.created_at < cutoff))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -6,10 +6,11 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from app.common.names import host_queue
 from app.config import Config
 from app.extensions import celery_app, db
 from app.models import STATUSES, Backup, Host, Message, Session, utcnow
-from app.services import dispatch, hosts
+from app.services import hosts
 
 ACTIVE = ("initializing", "qr_ready", "authenticating", "ready")
 WORKER_QUEUES = ("default", "webhooks", "media", "backups")
@@ -48,7 +49,7 @@ def overview(allowed: list[str] | None, now: datetime | None = None) -> dict[str
 
 def queue_depths(host_names: list[str]) -> dict[str, int | None]:
     """Messages waiting in each worker queue and each live host's queue (None: unknown)."""
-    names = list(WORKER_QUEUES) + [dispatch.host_queue(name) for name in host_names]
+    names = list(WORKER_QUEUES) + [host_queue(name) for name in host_names]
     try:
         with celery_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
