@@ -13,9 +13,9 @@ from typing import Any, Callable, TypeVar, cast
 from flask import g, request
 
 from app.config import settings
-from app.errors import Forbidden, NotFound
+from app.errors import Forbidden, NotFound, Unauthorized
 from app.models import ApiKey, Session
-from app.services import key_auth
+from app.services import audit, key_auth
 from app.services import sessions as session_service
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,8 +61,15 @@ def client_address() -> str | None:
 def current_key() -> ApiKey:
     key = getattr(g, "api_key", None)
     if key is None:
-        key = key_auth.authenticate(presented_key(), client_address(),
-                                    settings())
+        refused = getattr(g, "api_key_refused", None)
+        if refused is not None:  # asked again (the rate limiter, then the view): same answer
+            raise refused
+        try:
+            key = key_auth.authenticate(presented_key(), client_address(), settings())
+        except (Unauthorized, Forbidden) as error:
+            g.api_key_refused = error
+            audit.record_now("auth.failed", reason=str(error), path=request.path)
+            raise
         g.api_key = key
     return cast(ApiKey, key)
 

@@ -214,6 +214,12 @@ class Config:
     rate_limit_long_max: int | None = setting("RATE_LIMIT_LONG_MAX", None, minimum=1)
     trusted_proxies: list[str] = setting("TRUSTED_PROXIES", [], clean=_trusted_proxies)
     max_created_sessions: int = setting("MAX_CREATED_SESSIONS", 100, minimum=1)
+    # dashboard, live events (/events) and the audit log
+    events_rate_limit: int = setting("EVENTS_RATE_LIMIT", 60, minimum=1)  # frames/minute/connection
+    events_max_clients: int = setting("EVENTS_MAX_CLIENTS", 0, minimum=0)  # per process; 0: API_THREADS/2
+    audit_retention_days: int = setting("AUDIT_RETENTION_DAYS", 90, minimum=1)
+    flower_url: str | None = setting("FLOWER_URL")
+    grafana_url: str | None = setting("GRAFANA_URL")
     # testing switches (never from the environment)
     testing: bool = False
 

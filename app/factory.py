@@ -19,7 +19,7 @@ def _engine_options(config: Config) -> dict[str, Any]:
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the API app. Blueprints are imported here, so importing ``app`` costs nothing."""
-    from app import db_setup, hygiene, logs, resilience, security, telemetry
+    from app import db_setup, hygiene, live, logs, realtime, resilience, security, telemetry
     from app.errors import register_error_handlers
     from app.extensions import api, cache, celery_app, db, limiter, migrate
     from app.services import key_usage
@@ -41,7 +41,7 @@ def create_app(config: Config | None = None) -> Flask:
         OPENAPI_URL_PREFIX=config.api_prefix,
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        OPENAPI_SWAGGER_UI_URL=f"{config.api_prefix}/docs/assets/",  # app/dashboard: no CDN
         API_SPEC_OPTIONS={
             "info": {"description": "Self-hosted WhatsApp HTTP API gateway (OpenWA-compatible)."},
             "security": [{"ApiKeyAuth": []}, {"BearerAuth": []}],
@@ -72,6 +72,7 @@ def create_app(config: Config | None = None) -> Flask:
     db.init_app(app)
     key_usage.install()  # the usage meters' exit flush and fork reset, once per process
     outbox.install()  # the per-transaction memo of active webhooks is forgotten at its end
+    live.install()  # events reach /events clients after the commit that stores them
     if config.database_type == "postgres":
         with app.app_context():
             db_setup.ping_when_idle(db.engine)
@@ -92,6 +93,7 @@ def create_app(config: Config | None = None) -> Flask:
         limiter.exempt(telemetry.blp)
     logs.install_request_ids(app)
     resilience.install(app)
+    realtime.install(app, config)
     app.extensions["celery"] = celery_app
     return app
 
@@ -113,3 +115,20 @@ def _register_blueprints(app: Flask, config: Config) -> None:
     api.register_blueprint(webhooks.blp, url_prefix=f"{prefix}/webhooks")
     if config.engine_type == "mock":
         api.register_blueprint(mock.blp, url_prefix=f"{prefix}/sessions")
+    _register_dashboard(app, config)
+
+
+def _register_dashboard(app: Flask, config: Config) -> None:
+    """The operators' routes, the dashboard at / and Swagger UI's files (issue 14)."""
+    from app import dashboard
+    from app.api import operators
+    from app.extensions import api, limiter
+
+    prefix = config.api_prefix
+    api.register_blueprint(operators.stats_blp, url_prefix=f"{prefix}/sessions")
+    api.register_blueprint(operators.deliveries_blp, url_prefix=f"{prefix}/sessions")
+    api.register_blueprint(operators.audit_blp, url_prefix=f"{prefix}/audit")
+    api.register_blueprint(operators.infra_blp, url_prefix=f"{prefix}/infra")
+    page = dashboard.make_blueprint(config)
+    limiter.exempt(page)
+    app.register_blueprint(page)

@@ -1,4 +1,4 @@
-"""Scheduled backups, run by beat at BACKUP_SCHEDULE on the ``backups`` queue."""
+"""Backups on the ``backups`` queue: scheduled by beat at BACKUP_SCHEDULE, or asked for now."""
 from __future__ import annotations
 
 import logging
@@ -31,3 +31,16 @@ def scheduled_backup() -> dict[str, Any]:
     deleted = backups.apply_retention(config)
     return {"id": record.id, "sizeBytes": record.size_bytes, "location": record.location,
             "deleted": deleted}
+
+
+@openwa_task(Tasks.MANUAL_BACKUP, acks_late=False)
+def manual_backup() -> dict[str, Any]:
+    """A backup asked for now (POST /api/infra/backups); retention is left to the schedule."""
+    config = settings()
+    try:
+        record = backups.create_backup(config, trigger="manual",
+                                       progress=LogProgress(log, "manual backup"))
+    except BackupRunning as busy:
+        log.warning("manual backup skipped: %s", busy)
+        return {"skipped": str(busy)}
+    return {"id": record.id, "sizeBytes": record.size_bytes, "location": record.location}

@@ -12,7 +12,7 @@ from app.config import settings
 from app.extensions import db
 from app.models import Host, IdempotencyKey, utcnow
 from app.models.base import affected_rows
-from app.services import messages, sessions
+from app.services import audit, messages, sessions
 from tasks.base import openwa_task
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,11 @@ def sweep_messages() -> dict[str, Any]:
 
 @openwa_task(Tasks.PRUNE)
 def prune() -> dict[str, int]:
-    """Forget idempotency keys after a day and hosts silent for a day."""
+    """Forget idempotency keys after a day, hosts silent for a day, old audit entries."""
     cutoff = utcnow() - timedelta(days=1)
     keys = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
     gone = db.session.execute(delete(Host).where(Host.last_heartbeat < cutoff))
+    audited = audit.prune()  # older than AUDIT_RETENTION_DAYS
     db.session.commit()
-    return {"idempotencyKeys": affected_rows(keys), "hosts": affected_rows(gone)}
+    return {"idempotencyKeys": affected_rows(keys), "hosts": affected_rows(gone),
+            "auditEntries": audited}

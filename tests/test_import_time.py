@@ -58,16 +58,19 @@ def test_a_forked_child_starts_with_no_pending_usage(tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
-def test_importing_the_webhook_services_adds_no_session_listener_the_factory_does(tmp_path: Path) -> None:
+def test_importing_the_webhook_and_live_services_adds_no_session_listener_the_factory_does(tmp_path: Path) -> None:
     result = run("""
         from sqlalchemy import event
         from sqlalchemy.orm import Session
+        from app import live
         from app.services import webhooks
         from app.services.webhooks import outbox
         assert not event.contains(Session, "after_transaction_end", outbox._forget_hooks)
+        assert not event.contains(Session, "after_commit", live._after_commit)
         from app import create_app
         create_app()
         assert event.contains(Session, "after_transaction_end", outbox._forget_hooks)
+        assert event.contains(Session, "after_commit", live._after_commit)
         create_app()  # a second app adds no second listener
         outbox.install()
         print("ok")

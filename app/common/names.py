@@ -17,6 +17,7 @@ class Tasks:
     SWEEP_MESSAGES = "tasks.maintenance.sweep_messages"
     PRUNE = "tasks.maintenance.prune"
     SCHEDULED_BACKUP = "tasks.backups.scheduled_backup"
+    MANUAL_BACKUP = "tasks.backups.manual_backup"
 
 
 class Queues:

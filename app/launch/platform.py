@@ -234,6 +234,7 @@ class Platform:
                else key_path.read_text().strip() if key_path.exists()
                else f"(not found: {key_path} is missing; create one with `openwa keys create`)")
         print(f"\nOpenWA is ready in {time.monotonic() - started:.1f} s\n"
+              f"  Dashboard: {base}/\n"
               f"  API:      {base}{self.config.api_prefix}\n"
               f"  Docs:     {base}{self.config.api_prefix}/docs\n"
               f"  Flower:   http://{self.config.flower_address}:{self.config.flower_port}\n"

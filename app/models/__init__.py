@@ -1,5 +1,6 @@
 """Typed SQLAlchemy models, one module per table."""
 from app.models.api_key import ROLES, ApiKey
+from app.models.audit import AuditEntry
 from app.models.backup import Backup
 from app.models.base import Base, utcnow
 from app.models.host import Host
@@ -8,6 +9,6 @@ from app.models.message import FINAL_SENT, Message, MessageCount, MessageStatus
 from app.models.session import RUNNING, STATUSES, STOPPED, Session, SessionStatus
 from app.models.webhook import EVENTS, Webhook, WebhookDelivery
 
-__all__ = ["EVENTS", "FINAL_SENT", "ROLES", "ApiKey", "Backup", "Base", "Host", "IdempotencyKey",
+__all__ = ["EVENTS", "FINAL_SENT", "ROLES", "ApiKey", "AuditEntry", "Backup", "Base", "Host", "IdempotencyKey",
            "Message", "MessageCount", "MessageStatus", "RUNNING", "STATUSES", "STOPPED", "Session",
            "SessionStatus", "Webhook", "WebhookDelivery", "utcnow"]

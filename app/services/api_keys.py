@@ -14,6 +14,7 @@ from app.config import Config
 from app.errors import BadRequest, Conflict, NotFound
 from app.extensions import db
 from app.models import ApiKey, utcnow
+from app.services import audit
 from app.services.key_auth import generate_key, hash_key, parse_networks
 from app.services.key_usage import flush_usage
 
@@ -55,6 +56,8 @@ def create(data: dict[str, Any], config: Config) -> tuple[ApiKey, str]:
     if key.expires_at is not None and key.expires_at <= utcnow():
         raise BadRequest(["expiresAt: must be in the future"])
     db.session.add(key)
+    db.session.flush()
+    audit.record("apikey.created", "apikey", key.id, name=key.name, role=key.role)
     db.session.commit()
     return key, raw
 
@@ -80,6 +83,7 @@ def update_key(key: ApiKey, data: dict[str, Any]) -> ApiKey:
         key.allowed_ips = parse_networks(data["allowed_ips"])
     if "expires_at" in data:
         key.expires_at = data["expires_at"]
+    audit.record("apikey.updated", "apikey", key.id, fields=sorted(data))
     db.session.commit()
     return key
 
@@ -87,12 +91,14 @@ def update_key(key: ApiKey, data: dict[str, Any]) -> ApiKey:
 def revoke(key: ApiKey) -> ApiKey:
     _guard_last_admin(key, losing_admin=True)
     key.is_active = False
+    audit.record("apikey.revoked", "apikey", key.id, name=key.name)
     db.session.commit()
     return key
 
 
 def delete(key: ApiKey) -> None:
     _guard_last_admin(key, losing_admin=True)
+    audit.record("apikey.deleted", "apikey", key.id, name=key.name)
     db.session.delete(key)
     db.session.commit()
 
@@ -101,6 +107,7 @@ def rotate(key: ApiKey, config: Config) -> tuple[ApiKey, str]:
     raw = generate_key()
     key.key_hash = hash_key(raw, config.api_key_pepper)
     key.key_prefix = raw[:12]
+    audit.record("apikey.rotated", "apikey", key.id, name=key.name)
     db.session.commit()
     return key, raw
 

@@ -47,7 +47,7 @@ from app.db_setup import MIGRATIONS_DIR
 from app.extensions import db
 from app.models import Backup, Session, utcnow
 from app.models.backup import COMPLETED, FAILED, RUNNING
-from app.services import hosts
+from app.services import audit, hosts
 from app.version import VERSION
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ def _finish_record(backup_id: str, **values: Any) -> None:
     db.session.execute(update(Backup).where(Backup.id == backup_id)
                        .values(finished_at=utcnow(), heartbeat_at=utcnow(), **values)
                        .execution_options(synchronize_session=False))
+    audit.record(f"backup.{values.get('status', 'finished')}", "backup", backup_id)
     db.session.commit()
 
 

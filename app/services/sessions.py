@@ -29,7 +29,7 @@ from app.models import (
     utcnow,
 )
 from app.models.base import affected_rows
-from app.services import dispatch, hosts
+from app.services import audit, dispatch, hosts
 from app.services.events import set_status_if
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,8 @@ def create(name: str) -> Session:
     session = Session(name=name)
     db.session.add(session)
     try:
+        db.session.flush()  # the id, for the audit entry committed with it
+        audit.record("session.created", "session", session.id, name=name)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -109,6 +111,8 @@ def start(session: Session) -> Session:
         .values(desired_state=RUNNING, status=SessionStatus.INITIALIZING, last_error=None,
                 reconnect_attempts=0, updated_at=utcnow())
         .execution_options(synchronize_session=False))
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        audit.record("session.started", "session", session.id, name=session.name)
     db.session.commit()
     if affected_rows(result) != 1:
         raise BadRequest(f"Session '{session.name}' is already running", code="SESSION_RUNNING")
@@ -146,6 +150,7 @@ def stop(session: Session) -> Session:
     was_running = session.desired_state == RUNNING
     db.session.execute(update(Session).where(Session.id == session.id)
                        .values(desired_state=STOPPED).execution_options(synchronize_session=False))
+    audit.record("session.stopped", "session", session.id, name=session.name)
     db.session.commit()
     db.session.refresh(session)
     if was_running and not _command_holder(session, STOP_TASK, settings().engine_call_timeout):
@@ -170,6 +175,7 @@ def logout(session: Session) -> Session:
     """Unlink the device and wipe the profile: the next start needs a QR."""
     db.session.execute(update(Session).where(Session.id == session.id)
                        .values(desired_state=STOPPED).execution_options(synchronize_session=False))
+    audit.record("session.logged_out", "session", session.id, name=session.name)
     db.session.commit()
     db.session.refresh(session)
     if not _command_holder(session, LOGOUT_TASK, settings().engine_call_timeout):
@@ -192,6 +198,7 @@ def delete(session: Session) -> None:
     db.session.execute(sql_delete(IdempotencyKey).where(IdempotencyKey.session_id == session_id))
     db.session.execute(sql_delete(Message).where(Message.session_id == session_id))
     db.session.execute(sql_delete(Session).where(Session.id == session_id))
+    audit.record("session.deleted", "session", session_id, name=session.name)
     db.session.commit()
     dispatch.purge_queue(queue)
 

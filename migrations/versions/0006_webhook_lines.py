@@ -5,7 +5,7 @@ number of workers at once, each holding a renewed claim on the rows it delivers;
 webhook-wide lock (`webhooks.locked_until`) is gone.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02 06:30:00
 """
 from alembic import op
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import app.models.base
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

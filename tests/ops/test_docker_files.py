@@ -345,6 +345,9 @@ def test_builder_stage_builds_the_project_wheel_from_the_context(tmp_path: Path)
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         assert re.search(r"^openwa = ", archive.read(entry_points).decode(), re.M)
     assert {name.split("/")[0] for name in names} >= {"app", "tasks", "engines"}
+    for served in ("app/dashboard/templates/dashboard.html", "app/dashboard/static/dashboard.js",
+                   "app/dashboard/static/live.js", "app/dashboard/static/dashboard.css"):
+        assert served in names, served
 
 
 # ------------------------------------------------------------------------ entrypoint.sh
@@ -611,6 +614,12 @@ def test_nginx_config_settings() -> None:
     # No session affinity of any kind.
     assert not re.search(r"^\s*(ip_hash|hash|sticky)\b", text, re.M)
     assert "http://api:2785" in text
+    # /events: Socket.IO's websocket gets the upgrade passed on, and outlives its pings.
+    socket_io = re.search(r"location /socket\.io/ \{(.*?)\n        \}", text, re.S)
+    assert socket_io, "no location for /socket.io/"
+    assert "proxy_set_header Upgrade $http_upgrade;" in socket_io.group(1)
+    assert 'proxy_set_header Connection "upgrade";' in socket_io.group(1)
+    assert "proxy_set_header X-Forwarded-For" in socket_io.group(1)
 
 
 class _EchoAPI(BaseHTTPRequestHandler):
@@ -673,7 +682,7 @@ def live_nginx(scratch: Path) -> Iterator[dict[str, Any]]:
                            f"listen 127.0.0.1:{http_port} default_server;", 1)
     text = replace_exactly(text, "listen 443 ssl default_server;",
                            f"listen 127.0.0.1:{https_port} ssl default_server;", 1)
-    text = replace_exactly(text, "http://api:2785", f"http://127.0.0.1:{api.server_port}", 2)
+    text = replace_exactly(text, "http://api:2785", f"http://127.0.0.1:{api.server_port}", 3)
     temp = "".join(f"    {kind}_temp_path {scratch}/{kind};\n"
                    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     text = replace_exactly(text, "http {\n", "http {\n" + temp, 1)

@@ -7,6 +7,7 @@ from app.errors import NotFound
 from app.extensions import db
 from app.models import WebhookDelivery, utcnow
 from app.models.webhook import DEAD, PENDING
+from app.services import audit
 from app.services.webhooks.outbox import kick
 
 
@@ -23,6 +24,7 @@ def redrive(delivery_id: str) -> WebhookDelivery:
     delivery.status, delivery.attempts, delivery.next_attempt_at = PENDING, 0, utcnow()
     delivery.last_error = None
     delivery.claim_token = delivery.claimed_until = None
+    audit.record("webhook.redriven", "delivery", delivery.id, webhookId=delivery.webhook_id)
     db.session.commit()
     kick([delivery.webhook_id])
     return delivery

@@ -16,6 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
 
+from app import live
 from app.common.names import Queues, Tasks
 from app.extensions import celery_app, db
 from app.models import Webhook, WebhookDelivery, utcnow
@@ -39,6 +40,8 @@ def emit(session_id: str, event: str, data: dict[str, Any]) -> list[str]:
 
     The caller commits (with the change the event reports) and then calls ``kick``.
     """
+    # The same event goes live to /events clients once this transaction commits.
+    live.publish_after_commit(session_id, event, data)
     hooks = _active_hooks(session_id)
     targets = [hook_id for hook_id, events in hooks if "*" in events or event in events]
     key = order_key(data)

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from app.errors import BadRequest, Conflict, NotFound
 from app.extensions import db
 from app.models import EVENTS, Webhook
+from app.services import audit
 from app.services.ssrf import UnsafeUrl, check_url
 from app.services.webhooks.common import box, config
 from app.services.webhooks.http import RESERVED_HEADERS
@@ -58,12 +59,15 @@ def create(session_id: str, data: dict[str, Any]) -> Webhook:
     webhook = Webhook(session_id=session_id)
     _apply(webhook, data)
     db.session.add(webhook)
+    db.session.flush()
+    audit.record("webhook.created", "webhook", webhook.id, sessionId=session_id, url=webhook.url)
     db.session.commit()
     return webhook
 
 
 def update_webhook(webhook: Webhook, data: dict[str, Any]) -> Webhook:
     _apply(webhook, data)
+    audit.record("webhook.updated", "webhook", webhook.id, fields=sorted(data))
     db.session.commit()
     return webhook
 
@@ -84,6 +88,7 @@ def list_for(session_ids: list[str] | None) -> list[Webhook]:
 
 
 def delete(webhook: Webhook) -> None:
+    audit.record("webhook.deleted", "webhook", webhook.id, sessionId=webhook.session_id)
     db.session.delete(webhook)
     db.session.commit()
 

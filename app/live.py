@@ -1,0 +1,104 @@
+"""Publishing live events: after the commit of the change they report, through Redis.
+
+Whatever process commits an event (API, session host, worker) publishes it here; every API
+process listens on the channel and forwards it to its own ``/events`` clients
+(``app.realtime``). A Redis outage loses only live frames: webhooks still carry the events
+from the outbox.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+import socketio
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session as OrmSession
+
+from app.config import settings
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/events"
+CHANNEL = "openwa-events"
+_PENDING = "openwa.live_events"
+
+
+# -- publishing (any process) ----------------------------------------------------------
+class _Publisher:
+    """One write-only Redis manager per process, made on first use (after any fork)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._managers: dict[str, socketio.RedisManager] = {}
+
+    def manager(self, url: str) -> socketio.RedisManager:
+        with self._lock:
+            found = self._managers.get(url)
+            if found is None:
+                # Short timeouts: a hung Redis must not hold up the host tick that
+                # committed the event for long (two tries, then the frame is dropped).
+                found = self._managers[url] = socketio.RedisManager(
+                    url, channel=CHANNEL, write_only=True, logger=False,
+                    redis_options={"socket_timeout": 1, "socket_connect_timeout": 1})
+            return found
+
+
+_publisher = _Publisher()
+
+
+def rooms_for(session_id: str, event: str) -> list[str]:
+    return [f"{session_id}|{event}", f"{session_id}|*", f"*|{event}", "*|*"]
+
+
+def frame(session_id: str, event: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "event",
+            "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "payload": {"event": event, "sessionId": session_id, "data": data}}
+
+
+def publish_after_commit(session_id: str, event: str, data: dict[str, Any]) -> None:
+    """Queue an event on the current transaction; it is published once that commits."""
+    db.session.info.setdefault(_PENDING, []).append((session_id, event, data))
+
+
+def publish(url: str | None, events: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Send committed events to every API process; a Redis outage loses only live frames
+    (webhooks still carry the events from the outbox)."""
+    if not url or not events:
+        return
+    try:
+        manager = _publisher.manager(url)
+        for session_id, event, data in events:
+            manager.emit("message", frame(session_id, event, data), namespace=NAMESPACE,
+                         room=rooms_for(session_id, event))
+    except Exception as error:  # never fail the caller's committed work over a live frame
+        log.warning("could not publish %d live event(s): %s", len(events), type(error).__name__)
+
+
+def _after_commit(session: OrmSession) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        try:
+            url = settings().redis_url
+        except (RuntimeError, KeyError):  # outside an app: nobody to publish for
+            return
+        publish(url, pending)
+
+
+def _forget_uncommitted(session: OrmSession, transaction: Any) -> None:
+    # After a commit the events are already gone (after_commit runs first); what is left
+    # belongs to a transaction that was rolled back or closed: it never happened.
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+
+
+def install() -> None:
+    """Publish queued events after their commit, forget them after a rollback. Called by
+    the app factory (every process builds one), once per process however many apps."""
+    for name, listener in (("after_commit", _after_commit),
+                           ("after_transaction_end", _forget_uncommitted)):
+        if not sa_event.contains(OrmSession, name, listener):
+            sa_event.listen(OrmSession, name, listener)

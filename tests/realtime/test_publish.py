@@ -1,0 +1,90 @@
+"""Live events are published once the transaction that reports them commits, never for a
+rolled-back one; the dashboard page carries its own CSP and serves Swagger UI's files."""
+from __future__ import annotations
+
+import json
+import time
+
+import redis as redis_lib
+
+from app.embedded_redis import free_port
+from app.extensions import db
+from app.live import CHANNEL, publish
+from app.services import webhooks
+from tests.factories import make_session
+
+
+def _listen(url: str) -> redis_lib.client.PubSub:
+    pubsub = redis_lib.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(CHANNEL)
+    pubsub.get_message(timeout=1)
+    return pubsub
+
+
+def _published(pubsub: redis_lib.client.PubSub, wait: float = 1.0) -> list[dict]:
+    found, deadline = [], time.monotonic() + wait
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.1)
+        if message:
+            found.append(json.loads(message["data"]))
+    return found
+
+
+def test_events_go_out_after_commit_and_never_after_rollback(app, config):
+    session = make_session(app)
+    pubsub = _listen(config.redis_url)
+    with app.app_context():
+        webhooks.emit(session.id, "session.status", {"status": "ready"})
+        assert _published(pubsub, 0.3) == []  # not before the commit
+        db.session.commit()
+        sent = _published(pubsub)
+        webhooks.emit(session.id, "session.status", {"status": "failed"})
+        db.session.rollback()
+        db.session.commit()
+        assert _published(pubsub, 0.5) == []
+    assert len(sent) == 1
+    frame = sent[0]["data"][0]
+    assert frame["type"] == "event" and frame["payload"] == {
+        "event": "session.status", "sessionId": session.id, "data": {"status": "ready"}}
+    assert sent[0]["namespace"] == "/events"
+    assert set(sent[0]["room"]) == {f"{session.id}|session.status", f"{session.id}|*",
+                                    "*|session.status", "*|*"}
+
+
+def test_the_dashboard_page_has_a_strict_csp_and_no_key(client):
+    for path in ("/", "/dashboard"):
+        reply = client.get(path)
+        assert reply.status_code == 200 and b'id="login-form"' in reply.data
+        policy = reply.headers["Content-Security-Policy"]
+        assert "script-src 'self';" in policy and "default-src 'none'" in policy
+        assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
+        assert reply.headers["Cache-Control"] == "no-store"
+        assert b"<script>" not in reply.data  # no inline script to allow
+    script = client.get("/dashboard/static/dashboard.js")
+    assert script.status_code == 200 and "innerHTML" not in script.get_data(as_text=True)
+
+
+def test_swagger_ui_files_are_served_locally(client):
+    html = client.get("/api/docs").get_data(as_text=True)
+    assert "cdn" not in html.lower() and "/api/docs/assets/swagger-ui-bundle.js" in html
+    bundle = client.get("/api/docs/assets/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and len(bundle.data) > 500_000
+    assert client.get("/api/docs/assets/swagger-ui.css").status_code == 200
+    assert client.get("/api/docs/assets/../../app/config.py").status_code == 404
+    assert client.get("/api/docs/assets/LICENSE").status_code == 404
+
+
+def test_events_of_a_closed_uncommitted_transaction_are_forgotten(app, config):
+    session = make_session(app)
+    pubsub = _listen(config.redis_url)
+    with app.app_context():
+        webhooks.emit(session.id, "session.status", {"status": "ready"})
+        db.session.close()
+        db.session.commit()
+    assert _published(pubsub, 0.5) == []
+
+
+def test_a_redis_outage_drops_live_frames_without_failing_the_caller():
+    started = time.monotonic()
+    publish(f"redis://127.0.0.1:{free_port()}/0", [("s", "session.status", {"status": "ready"})])
+    assert time.monotonic() - started < 5
