@@ -155,7 +155,7 @@ def chaos_db() -> Iterator[str]:
 
 
 def _db_rows(url: str, sql: str, **params: Any) -> list[Any]:
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1))
     try:
         with engine.connect() as conn:
             return list(conn.execute(text(sql), params))
