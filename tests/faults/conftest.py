@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.services import PrivatePostgres, PrivateRedis
+from tests.integration.conftest import print_logs_if_failed
 from tests.live import LivePlatform, base_env
 
 pytestmark = pytest.mark.faults
@@ -39,10 +40,7 @@ def live(tmp_path: Path, private_redis: PrivateRedis, request: pytest.FixtureReq
     platform = LivePlatform(env, tmp_path)
     yield platform
     platform.stop_all()
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        for proc in platform.procs:
-            print(f"----- {proc.role} ({proc.log_path.name}) -----\n{proc.output()[-4000:]}")
+    print_logs_if_failed(request, platform.procs)
 
 
 def sent_ids(session_dir: Path) -> list[str]:

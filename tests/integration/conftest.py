@@ -35,6 +35,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
     raise AssertionError(f"timed out after {timeout} s waiting for {message}")
 
 
+def print_logs_if_failed(request: pytest.FixtureRequest, procs: list[Proc], tail: int = 4000) -> None:
+    """After a failed test, the end of each process's log: why it failed is usually there."""
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        for proc in procs:
+            print(f"----- {proc.role} ({proc.log_path.name}) -----\n{proc.output()[-tail:]}")
+
+
 class Proc:
     """A platform process with its output in a log file (shown when a test fails)."""
 
@@ -173,7 +181,4 @@ def platform(app: Flask, client: FlaskClient, admin_key: str, platform_env: dict
     plat = Platform(app, client, admin_key, platform_env, tmp_path)
     yield plat
     plat.stop_all()
-    failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
-        for proc in plat.procs:
-            print(f"----- {proc.role} ({proc.log_path.name}) -----\n{proc.output()[-4000:]}")
+    print_logs_if_failed(request, plat.procs)

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from app.embedded_redis import free_port
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import print_logs_if_failed, wait_for
 from tests.live import MASTER_KEY, LivePlatform, base_env
 from tests.monitoring import METRICS_BY_SOURCE
 from tests.observability.test_metrics_endpoint import names
@@ -40,10 +40,7 @@ def stack(tmp_path, config, request):
     live.ports = ports
     yield live
     live.stop_all()
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        for proc in live.procs:
-            print(f"----- {proc.role} -----\n{proc.output()[-3000:]}")
+    print_logs_if_failed(request, live.procs, tail=3000)
 
 
 def scrape(url: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 import redis as redis_lib
 import socketio
 
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import print_logs_if_failed, wait_for
 from tests.live import LivePlatform, base_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -78,10 +78,7 @@ def live_stack(tmp_path: Path, redis_available: str, request: pytest.FixtureRequ
     live = LivePlatform(env, tmp_path)
     yield live
     live.stop_all()
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        for proc in live.procs:
-            print(f"----- {proc.role} ({proc.log_path.name}) -----\n{proc.output()[-4000:]}")
+    print_logs_if_failed(request, live.procs)
 
 
 def start_host(live: LivePlatform, name: str) -> None:
