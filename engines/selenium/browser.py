@@ -258,6 +258,10 @@ class Browser:
         return True
 
 
+#: Seconds chromedriver may take to start Chromium (page calls get ``command_timeout``).
+START_TIMEOUT = 30
+
+
 def launch(options: SeleniumOptions, data_dir: Path, command_timeout: float) -> Browser:
     """Start chromedriver and Chromium on ``data_dir``; raise EngineError if either fails."""
     # Selenium Manager reads SE_OFFLINE from the environment; we never call it (the driver
@@ -279,7 +283,9 @@ def launch(options: SeleniumOptions, data_dir: Path, command_timeout: float) -> 
     config = ClientConfig(
         remote_server_addr=service.service_url,
         keep_alive=True,
-        timeout=int(max(1, round(command_timeout + 2))),
+        # Starting Chromium may take seconds more than a page call on a busy machine (seen
+        # here: 6 s, mostly waiting, while 0.9 s is usual): the start gets its own bound.
+        timeout=int(max(START_TIMEOUT, round(command_timeout + 2))),
         # urllib3 retries a timed-out read 3 times by default: 4 x the timeout on a hang.
         init_args_for_pool_manager={"init_args_for_pool_manager": {"retries": False}},
         websocket_timeout=max(5.0, command_timeout),
@@ -301,6 +307,7 @@ def launch(options: SeleniumOptions, data_dir: Path, command_timeout: float) -> 
         message = getattr(error, "msg", None) or str(error)
         first = message.splitlines()[0] if message else str(error)
         raise EngineError(f"Chromium did not start: {first}") from None
+    config.timeout = int(max(1, round(command_timeout + 2)))  # every later call: read per request
     return Browser(driver=driver, service=service, browser_process=_browser_process(service))
 
 

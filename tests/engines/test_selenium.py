@@ -18,7 +18,7 @@ from engines import EngineCrashed, EngineError, EngineState, EventKind, create_e
 from engines.base import EngineEvent
 from engines.selenium import SeleniumOptions
 from engines.selenium import profile as profiles
-from engines.selenium.browser import chromium_flags, resolver_rules
+from engines.selenium.browser import START_TIMEOUT, chromium_flags, launch, resolver_rules
 from engines.selenium.engine import SeleniumEngine
 from tests.conftest import CHROMIUM_TEST_ARGS
 from tests.standin import StandIn
@@ -364,3 +364,20 @@ def test_events_also_arrive_by_polling_the_page_buffer(make_engine: MakeEngine,
     incoming = standin.incoming("15550000109", "15550007777", "polled")
     event = pump(engine, kind(EventKind.MESSAGE, id=incoming["id"]))
     assert event.data["body"] == "polled"
+
+
+def test_chromium_gets_its_start_bound_and_page_calls_keep_the_command_timeout(
+        tmp_path: Path, chromium: dict[str, str]) -> None:
+    """A slow Chromium start (seconds on a busy machine) is not a failed start, while every
+    call after it still times out after command_timeout + 2 s."""
+    slow = tmp_path / "slow-chromium"  # the real browser, 6 s late: more than 2 + 2 s
+    slow.write_text(f'#!/bin/sh\nsleep 6\nexec {chromium["browser"]} "$@"\n')
+    slow.chmod(0o755)
+    options = SeleniumOptions(executable_path=str(slow), driver_path=chromium["driver"],
+                              extra_args=list(CHROMIUM_TEST_ARGS))
+    browser = launch(options, tmp_path / "profile", command_timeout=2.0)
+    try:
+        assert browser.driver.execute_script("return 1 + 1") == 2
+        assert browser.driver.command_executor.client_config.timeout == 4 < START_TIMEOUT
+    finally:
+        browser.kill()
