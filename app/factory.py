@@ -99,7 +99,17 @@ def create_app(config: Config | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask, config: Config) -> None:
-    from app.api import api_keys, contacts, health, messages, mock, sessions, webhooks
+    from app.api import (
+        api_keys,
+        chats,
+        contacts,
+        groups,
+        health,
+        messages,
+        mock,
+        sessions,
+        webhooks,
+    )
     from app.extensions import api, limiter
 
     prefix = config.api_prefix
@@ -111,6 +121,8 @@ def _register_blueprints(app: Flask, config: Config) -> None:
     api.register_blueprint(sessions.blp, url_prefix=f"{prefix}/sessions")
     api.register_blueprint(messages.blp, url_prefix=f"{prefix}/sessions")
     api.register_blueprint(contacts.blp, url_prefix=f"{prefix}/sessions")
+    api.register_blueprint(chats.blp, url_prefix=f"{prefix}/sessions")  # issue 13.2/3
+    api.register_blueprint(groups.blp, url_prefix=f"{prefix}/sessions")
     api.register_blueprint(webhooks.session_blp, url_prefix=f"{prefix}/sessions")
     api.register_blueprint(webhooks.blp, url_prefix=f"{prefix}/webhooks")
     if config.engine_type == "mock":

@@ -77,6 +77,11 @@ def expected_statuses(method: str, path: str, operation: dict[str, Any],
         statuses.add(413)  # MAX_CONTENT_LENGTH
     if below == "/metrics":
         statuses.add(401)
+    # -- chats, contacts, groups (issue 13.2/3): routes of the engine surface say so --
+    if operation.get("x-openwa-engine"):
+        statuses |= set(_ENGINE)
+        if "Id}" in below:
+            statuses.add(400)  # a malformed chatId / groupId / contactId in the path
     return statuses
 
 

@@ -56,6 +56,12 @@ class EventKind(str, enum.Enum):
     ACK = "ack"  # data: {"messageId": wa id, "ack": "sent"|"delivered"|"read"}
     REVOKED = "revoked"  # data: {"messageId": wa id, "chatId": str}
     REACTION = "reaction"  # data: {"messageId", "chatId", "from", "emoji"}
+    # -- chats, contacts, groups (issue 13.2/3) --
+    GROUP_JOIN = "group_join"  # data: {"groupId", "participants": [ids], "by"?, "action"}
+    GROUP_LEAVE = "group_leave"  # data: {"groupId", "participants": [ids], "by"?, "action"}
+    GROUP_UPDATE = "group_update"  # data: {"groupId", "action", "by"?, ...what changed}
+    PRESENCE = "presence"  # data: {"chatId", "from", "state": available|unavailable|typing|...}
+    CALL = "call"  # data: {"callId", "from", "isVideo", "isGroup", "timestamp"}
 
 
 @dataclass(frozen=True)
@@ -248,3 +254,83 @@ class Engine(ABC):
 
     def groups(self) -> list[dict[str, Any]]:
         raise EngineUnsupported(f"{self.name} engine cannot list groups")
+
+    # -- chats, contacts, groups (issue 13.2/3) ---------------------------------
+    # Reads answer JSON-ready dicts; writes answer None (or the per-participant results).
+    # ``chat_id``/``group_id``/``contact_id`` arrive normalised (``<digits>@c.us`` or
+    # ``<id>@g.us``). Unknown ids raise :class:`EngineNotFound` (404).
+    def contact(self, contact_id: str) -> dict[str, Any]:
+        """``{id, number, name, pushName, isBusiness, isBlocked, about}``."""
+        raise EngineUnsupported(f"{self.name} engine cannot look up a contact")
+
+    def contact_picture(self, contact_id: str) -> str | None:
+        """The profile picture's URL, or None when there is none."""
+        raise EngineUnsupported(f"{self.name} engine cannot read profile pictures")
+
+    def block_contact(self, contact_id: str, block: bool) -> None:
+        raise EngineUnsupported(f"{self.name} engine cannot block contacts")
+
+    def mark_chat_read(self, chat_id: str, read: bool) -> None:
+        """Read (sending read receipts) or mark unread."""
+        raise EngineUnsupported(f"{self.name} engine cannot mark chats read")
+
+    def archive_chat(self, chat_id: str, archive: bool) -> None:
+        raise EngineUnsupported(f"{self.name} engine cannot archive chats")
+
+    def pin_chat(self, chat_id: str, pin: bool) -> None:
+        raise EngineUnsupported(f"{self.name} engine cannot pin chats")
+
+    def mute_chat(self, chat_id: str, duration: int | None) -> None:
+        """Mute for ``duration`` seconds (None: until unmuted); ``duration=0`` unmutes."""
+        raise EngineUnsupported(f"{self.name} engine cannot mute chats")
+
+    def delete_chat(self, chat_id: str) -> None:
+        raise EngineUnsupported(f"{self.name} engine cannot delete chats")
+
+    def set_presence(self, presence: str) -> None:
+        """``available`` or ``unavailable``."""
+        raise EngineUnsupported(f"{self.name} engine cannot set presence")
+
+    def set_chat_state(self, chat_id: str, state: str) -> None:
+        """``typing``, ``recording`` or ``paused`` in a chat."""
+        raise EngineUnsupported(f"{self.name} engine cannot show typing")
+
+    def group_info(self, group_id: str) -> dict[str, Any]:
+        """``{id, subject, description, owner, participants: [{id, isAdmin, isSuperAdmin}],
+        settings: {announce, restrict}}``."""
+        raise EngineUnsupported(f"{self.name} engine cannot read group info")
+
+    def create_group(self, subject: str, participants: list[str]) -> dict[str, Any]:
+        """The new group's info plus ``results``: one ``{id, code, success, message}`` each."""
+        raise EngineUnsupported(f"{self.name} engine cannot create groups")
+
+    def change_participants(self, group_id: str, action: str,
+                            participants: list[str]) -> list[dict[str, Any]]:
+        """``action``: add, remove, promote or demote; one ``{id, code, success, message}``
+        per participant, in the order given."""
+        raise EngineUnsupported(f"{self.name} engine cannot change group participants")
+
+    def set_group_subject(self, group_id: str, subject: str) -> None:
+        raise EngineUnsupported(f"{self.name} engine cannot change group subjects")
+
+    def set_group_description(self, group_id: str, description: str) -> None:
+        raise EngineUnsupported(f"{self.name} engine cannot change group descriptions")
+
+    def set_group_settings(self, group_id: str, announce: bool | None,
+                           restrict: bool | None) -> None:
+        raise EngineUnsupported(f"{self.name} engine cannot change group settings")
+
+    def group_invite_code(self, group_id: str, revoke: bool) -> str:
+        """The invite code (a fresh one when ``revoke``)."""
+        raise EngineUnsupported(f"{self.name} engine cannot read invite codes")
+
+    def join_group(self, invite_code: str) -> str:
+        """Join by invite code; the group's id."""
+        raise EngineUnsupported(f"{self.name} engine cannot join groups")
+
+    def leave_group(self, group_id: str) -> None:
+        raise EngineUnsupported(f"{self.name} engine cannot leave groups")
+
+
+class EngineNotFound(EngineError):
+    """The contact, chat, group or invite code does not exist; the API maps it to 404."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import itertools
 import json
@@ -46,6 +47,7 @@ from engines.base import (
     Engine,
     EngineError,
     EngineEvent,
+    EngineNotFound,
     EngineNotReady,
     EngineOptions,
     EngineState,
@@ -66,6 +68,9 @@ NETWORK_DIR_NAME = "_mocknet"
 PENDING_DIR = "pending"
 #: ``options.extra`` key that moves the mock network elsewhere than beside the profiles.
 NETWORK_DIR_OPTION = "mock_network_dir"
+GROUPS_DIR = "_groups"  # chats, contacts, groups (issue 13.2/3): the mock network's groups
+BLOCKED_FILE = "blocked.json"
+MOCK_PICTURE_URL = "https://pps.whatsapp.net/mock/{}.jpg"
 
 ECHO_PHONE = "15550000000"
 ECHO_ID = f"{ECHO_PHONE}@c.us"
@@ -370,11 +375,13 @@ class MockEngine(Engine):
         """Chats that have had traffic, most recent first."""
         self._require_ready()
         chats = sorted(self._load_chats().values(), key=lambda c: c["timestamp"], reverse=True)
-        return [dict(chat) for chat in chats]
+        return [self._chat_view(chat) for chat in chats]
 
     def groups(self) -> list[dict[str, Any]]:
+        """The groups this account is a member of (the mock network's groups)."""
         self._require_ready()
-        return []
+        return [self._group_view(group) for group in self._all_groups()
+                if self._me() in group["participants"]]
 
     # -- internals: events and state --------------------------------------
 
@@ -635,6 +642,9 @@ class MockEngine(Engine):
         self, chat: str, text: str, key: str, quoted_message_id: str | None, timestamp: int
     ) -> None:
         """Drop the message into the recipient's inbox if it is a mock account; else nowhere."""
+        if chat.endswith("@g.us"):
+            self._deliver_to_group(chat, text, key, quoted_message_id, timestamp)
+            return
         if not chat.endswith("@c.us") or chat == ECHO_ID:
             return
         recipient = chat.split("@", 1)[0]
@@ -699,6 +709,346 @@ class MockEngine(Engine):
             path.unlink(missing_ok=True)
         self._consumed.clear()
         self._consumed_names.clear()
+
+    # -- chats, contacts, groups (issue 13.2/3) ---------------------------------
+    # Groups live on the mock network (``_mocknet/_groups/<id>.json``, changed under a file
+    # lock), so every mock account of a deployment sees the same group; what a change means
+    # to the members (joined, left, promoted, renamed...) reaches each member's device as an
+    # event in its ``pending`` folder, as the servers hand it over. Group messages go the
+    # same way, one MESSAGE event per member.
+
+    def contact(self, contact_id: str) -> dict[str, Any]:
+        self._require_ready()
+        status = self.check_number(contact_id)
+        if not status.exists or status.whatsapp_id is None:
+            raise EngineNotFound(f"{contact_id} is not on WhatsApp")
+        chat = status.whatsapp_id
+        digits = chat.split("@", 1)[0]
+        known = chat == ECHO_ID or self._is_registered(digits)
+        name = self._name_of(chat) if known else None
+        return {"id": chat, "number": digits, "name": name, "pushName": name,
+                "isBusiness": False, "isBlocked": chat in self._blocked(),
+                "about": "Hey there! I am using WhatsApp." if known else None}
+
+    def contact_picture(self, contact_id: str) -> str | None:
+        self._require_ready()
+        contact = self.contact(contact_id)
+        # Only the echo contact has a picture; a string, never fetched by anyone.
+        return MOCK_PICTURE_URL.format(contact["number"]) if contact["id"] == ECHO_ID else None
+
+    def block_contact(self, contact_id: str, block: bool) -> None:
+        self._require_ready()
+        chat = self.contact(contact_id)["id"]
+        blocked = set(self._blocked())
+        (blocked.add if block else blocked.discard)(chat)
+        write_json_atomic(self.profile_dir / BLOCKED_FILE, sorted(blocked), durable=False)
+
+    def mark_chat_read(self, chat_id: str, read: bool) -> None:
+        # Read receipts: the mock sender acks its own sends up to "read" (send_text), so
+        # reading here has nothing more to tell it; WhatsApp Web sends them on markIsRead.
+        self._update_chat(chat_id, unreadCount=0 if read else None)
+
+    def archive_chat(self, chat_id: str, archive: bool) -> None:
+        self._update_chat(chat_id, archived=archive)
+
+    def pin_chat(self, chat_id: str, pin: bool) -> None:
+        self._update_chat(chat_id, pinned=pin)
+
+    def mute_chat(self, chat_id: str, duration: int | None) -> None:
+        until = -1 if duration is None else (0 if duration == 0 else int(self._clock()) + duration)
+        self._update_chat(chat_id, muteExpiration=until)
+
+    def delete_chat(self, chat_id: str) -> None:
+        self._require_ready()
+        chats = self._load_chats()
+        if chats.pop(normalise_chat_id(chat_id), None) is None:
+            raise EngineNotFound(f"no chat {chat_id}")
+        write_json_atomic(self.profile_dir / CHATS_FILE, chats, durable=False)
+
+    def set_presence(self, presence: str) -> None:
+        self._require_ready()
+        if presence not in ("available", "unavailable"):
+            raise ValueError("presence must be available or unavailable")
+        me = self._me()
+        peers = [c for c in self._load_chats() if c.endswith("@c.us")]
+        self._notify(peers, EventKind.PRESENCE, {"chatId": me, "from": me, "state": presence})
+
+    def set_chat_state(self, chat_id: str, state: str) -> None:
+        self._require_ready()
+        if state not in ("typing", "recording", "paused"):
+            raise ValueError("state must be typing, recording or paused")
+        chat, me = normalise_chat_id(chat_id), self._me()
+        if chat.endswith("@g.us"):
+            group = self._member_group(chat)
+            self._notify([p for p in group["participants"] if p != me], EventKind.PRESENCE,
+                         {"chatId": chat, "from": me, "state": state})
+        else:
+            self._notify([chat], EventKind.PRESENCE, {"chatId": me, "from": me, "state": state})
+
+    def group_info(self, group_id: str) -> dict[str, Any]:
+        self._require_ready()
+        return self._group_view(self._member_group(group_id))
+
+    def create_group(self, subject: str, participants: list[str]) -> dict[str, Any]:
+        self._require_ready()
+        me = self._me()
+        gid = f"120363{secrets.randbelow(10**12):012d}@g.us"
+        with self._groups_lock():
+            group: dict[str, Any] = {
+                "id": gid, "subject": subject, "description": None, "owner": me,
+                "participants": {me: {"isAdmin": True, "isSuperAdmin": True}},
+                "settings": {"announce": False, "restrict": False},
+                "inviteCode": self._new_invite_code(), "creation": int(self._clock())}
+            results = self._add(group, participants)
+            self._save_group(group)
+        added = [r["id"] for r in results if r["success"]]
+        self._notify(list(group["participants"]), EventKind.GROUP_JOIN,
+                     {"groupId": gid, "participants": [me, *added], "by": me,
+                      "action": "create", "subject": subject})
+        self._note_chat(gid, int(self._clock()), incoming=False)
+        return {**self._group_view(group), "results": results}
+
+    def change_participants(self, group_id: str, action: str,
+                            participants: list[str]) -> list[dict[str, Any]]:
+        self._require_ready()
+        if action not in ("add", "remove", "promote", "demote"):
+            raise ValueError("action must be add, remove, promote or demote")
+        me = self._me()
+        with self._groups_lock():
+            group = self._member_group(group_id)
+            before = list(group["participants"])
+            if not group["participants"][me]["isAdmin"]:
+                return [{"id": normalise_chat_id(p), "code": 403, "success": False,
+                         "message": "only group admins can do this"} for p in participants]
+            if action == "add":
+                results = self._add(group, participants)
+            else:
+                results = [self._change_one(group, action, p) for p in participants]
+            self._save_group(group)
+        changed = [r["id"] for r in results if r["success"]]
+        if changed:
+            kind = {"add": EventKind.GROUP_JOIN, "remove": EventKind.GROUP_LEAVE}.get(
+                action, EventKind.GROUP_UPDATE)
+            audience = sorted(set(before) | set(group["participants"]))
+            self._notify(audience, kind, {"groupId": group["id"], "participants": changed,
+                                          "by": me, "action": action})
+        return results
+
+    def set_group_subject(self, group_id: str, subject: str) -> None:
+        self._change_group(group_id, "subject", subject=subject)
+
+    def set_group_description(self, group_id: str, description: str) -> None:
+        self._change_group(group_id, "description", description=description)
+
+    def set_group_settings(self, group_id: str, announce: bool | None,
+                           restrict: bool | None) -> None:
+        changes = {k: v for k, v in (("announce", announce), ("restrict", restrict))
+                   if v is not None}
+        self._change_group(group_id, "settings", **changes)
+
+    def group_invite_code(self, group_id: str, revoke: bool) -> str:
+        self._require_ready()
+        with self._groups_lock():
+            group = self._member_group(group_id)
+            if revoke:
+                self._require_admin(group)
+                group["inviteCode"] = self._new_invite_code()
+                self._save_group(group)
+        return str(group["inviteCode"])
+
+    def join_group(self, invite_code: str) -> str:
+        self._require_ready()
+        me = self._me()
+        with self._groups_lock():
+            found = [g for g in self._all_groups() if g.get("inviteCode") == invite_code]
+            if not found:
+                raise EngineNotFound("this invite code is not valid (revoked or never issued)")
+            group = found[0]
+            joined = me not in group["participants"]
+            if joined:
+                group["participants"][me] = {"isAdmin": False, "isSuperAdmin": False}
+                self._save_group(group)
+        if joined:
+            self._notify(list(group["participants"]), EventKind.GROUP_JOIN,
+                         {"groupId": group["id"], "participants": [me], "by": me,
+                          "action": "join"})
+        self._note_chat(group["id"], int(self._clock()), incoming=False)
+        return str(group["id"])
+
+    def leave_group(self, group_id: str) -> None:
+        self._require_ready()
+        me = self._me()
+        with self._groups_lock():
+            group = self._member_group(group_id)
+            audience = list(group["participants"])
+            del group["participants"][me]
+            self._save_group(group)
+        self._notify(audience, EventKind.GROUP_LEAVE,
+                     {"groupId": group["id"], "participants": [me], "by": me, "action": "leave"})
+
+    def simulate_incoming_call(self, caller: str, is_video: bool = False) -> None:
+        """Someone calls this account (mock only; WhatsApp Web only reports calls)."""
+        self._require_ready()
+        self._emit(EventKind.CALL, {"callId": secrets.token_hex(8).upper(),
+                                    "from": normalise_chat_id(caller), "isVideo": is_video,
+                                    "isGroup": False, "timestamp": int(self._clock())})
+
+    # internals of this block ----------------------------------------------------
+    def _me(self) -> str:
+        assert self._phone is not None
+        return f"{self._phone}@c.us"
+
+    def _blocked(self) -> list[str]:
+        found = _read_json(self.profile_dir / BLOCKED_FILE)
+        return [str(v) for v in found] if isinstance(found, list) else []
+
+    def _chat_view(self, chat: dict[str, Any]) -> dict[str, Any]:
+        until = chat.get("muteExpiration", 0)
+        view = {k: v for k, v in chat.items() if k != "muteExpiration"}
+        view.update(isGroup=str(chat["id"]).endswith("@g.us"),
+                    archived=bool(chat.get("archived")), pinned=bool(chat.get("pinned")),
+                    muted=until == -1 or until > self._clock())
+        if view["isGroup"]:
+            group = self._read_group(str(chat["id"]))
+            if group is not None:
+                view["name"] = group["subject"]
+        return view
+
+    def _update_chat(self, chat_id: str, **values: Any) -> None:
+        self._require_ready()
+        chat = normalise_chat_id(chat_id)
+        chats = self._load_chats()
+        entry = chats.get(chat)
+        if entry is None:
+            raise EngineNotFound(f"no chat {chat}")
+        if "unreadCount" in values and values["unreadCount"] is None:  # marked unread
+            values["unreadCount"] = max(1, int(entry.get("unreadCount") or 0))
+        entry.update(values)
+        write_json_atomic(self.profile_dir / CHATS_FILE, chats, durable=False)
+
+    def _notify(self, chats: list[str], kind: EventKind, data: dict[str, Any]) -> None:
+        """Hand ``data`` to the device of each mock account among ``chats`` (now)."""
+        due = self._clock()
+        for chat in dict.fromkeys(chats):
+            phone = chat.split("@", 1)[0]
+            if not chat.endswith("@c.us") or not self._is_registered(phone):
+                continue
+            pending = self._account_dir(phone) / PENDING_DIR
+            pending.mkdir(parents=True, exist_ok=True)
+            # Ties of due time (a fake clock) keep the order across accounts: wall time next.
+            name = (f"{round(due * 1e9):020d}-{time.time_ns():020d}-"
+                    f"{uuid.uuid4().hex[:12]}.json")
+            write_json_atomic(pending / name, {"kind": kind.value, "data": data}, durable=False)
+
+    def _deliver_to_group(self, gid: str, text: str, key: str, quoted: str | None,
+                          timestamp: int) -> None:
+        group = self._member_group(gid)
+        me = self._me()
+        if group["settings"].get("announce") and not group["participants"][me]["isAdmin"]:
+            raise EngineError("only admins can send messages to this group")
+        for member in group["participants"]:
+            if member == me:
+                continue
+            self._notify([member], EventKind.MESSAGE, {
+                "id": f"false_{gid}_{key}_{me}", "chatId": gid, "from": me,
+                "to": gid, "author": me, "fromMe": False, "type": "text", "body": text,
+                "timestamp": timestamp, "quotedMessageId": quoted})
+
+    def _groups_dir(self) -> Path:
+        return self.network_dir / GROUPS_DIR
+
+    @contextlib.contextmanager
+    def _groups_lock(self) -> Any:
+        folder = self._groups_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / ".lock").open("a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _read_group(self, gid: str) -> dict[str, Any] | None:
+        found = _read_json(self._groups_dir() / f"{gid}.json")
+        return found if isinstance(found, dict) else None
+
+    def _all_groups(self) -> list[dict[str, Any]]:
+        try:
+            names = sorted(n for n in os.listdir(self._groups_dir()) if n.endswith("@g.us.json"))
+        except FileNotFoundError:
+            return []
+        found = (self._read_group(name[:-len(".json")]) for name in names)
+        return [g for g in found if g is not None]
+
+    def _save_group(self, group: dict[str, Any]) -> None:
+        write_json_atomic(self._groups_dir() / f"{group['id']}.json", group, durable=False)
+
+    def _member_group(self, group_id: str) -> dict[str, Any]:
+        gid = normalise_chat_id(group_id)
+        group = self._read_group(gid) if gid.endswith("@g.us") else None
+        if group is None or self._me() not in group["participants"]:
+            raise EngineNotFound(f"no group {gid} with this account in it")
+        return group
+
+    def _require_admin(self, group: dict[str, Any]) -> None:
+        if not group["participants"][self._me()]["isAdmin"]:
+            raise EngineError("only group admins can do this")
+
+    def _new_invite_code(self) -> str:
+        return secrets.token_urlsafe(16)[:22]
+
+    def _group_view(self, group: dict[str, Any]) -> dict[str, Any]:
+        return {"id": group["id"], "name": group["subject"], "subject": group["subject"],
+                "description": group.get("description"), "owner": group.get("owner"),
+                "creation": group.get("creation"),
+                "participants": [{"id": pid, **flags}
+                                 for pid, flags in group["participants"].items()],
+                "settings": dict(group["settings"])}
+
+    def _add(self, group: dict[str, Any], participants: list[str]) -> list[dict[str, Any]]:
+        results = []
+        for raw in participants:
+            chat = normalise_chat_id(raw)
+            if not chat.endswith("@c.us") or not self.check_number(chat).exists:
+                results.append({"id": chat, "code": 404, "success": False,
+                                "message": "not on WhatsApp"})
+            elif chat in group["participants"]:
+                results.append({"id": chat, "code": 409, "success": False,
+                                "message": "already a participant"})
+            else:
+                group["participants"][chat] = {"isAdmin": False, "isSuperAdmin": False}
+                results.append({"id": chat, "code": 200, "success": True, "message": "added"})
+        return results
+
+    def _change_one(self, group: dict[str, Any], action: str, raw: str) -> dict[str, Any]:
+        chat = normalise_chat_id(raw)
+        flags = group["participants"].get(chat)
+        if flags is None:
+            return {"id": chat, "code": 404, "success": False, "message": "not a participant"}
+        if flags["isSuperAdmin"] and action in ("remove", "demote"):
+            return {"id": chat, "code": 403, "success": False,
+                    "message": "the group's creator cannot be removed or demoted"}
+        if action == "remove":
+            del group["participants"][chat]
+        else:
+            flags["isAdmin"] = action == "promote"
+        return {"id": chat, "code": 200, "success": True, "message": f"{action}d"}
+
+    def _change_group(self, group_id: str, what: str, **changes: Any) -> None:
+        self._require_ready()
+        me = self._me()
+        with self._groups_lock():
+            group = self._member_group(group_id)
+            if what != "settings" and group["settings"].get("restrict"):
+                self._require_admin(group)
+            if what == "settings":
+                self._require_admin(group)
+                group["settings"].update(changes)
+            else:
+                group.update(changes)
+            self._save_group(group)
+        self._notify(list(group["participants"]), EventKind.GROUP_UPDATE,
+                     {"groupId": group["id"], "action": what, "by": me, **changes})
 
 
 __all__ = [

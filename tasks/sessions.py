@@ -99,3 +99,37 @@ def engine_query(session_id: str, method: str, args: list[Any]) -> dict[str, Any
     if hasattr(result, "exists"):  # NumberStatus
         result = {"exists": result.exists, "whatsappId": result.whatsapp_id}
     return ok(result)
+
+
+# -- chats, contacts, groups (issue 13.2/3) -------------------------------------------------
+#: Engine methods that change something on the account (chats, contacts, presence, groups):
+#: commands on the session's own queue, so they run in order with its sends. Reads of the
+#: same area are queries (QUERY_METHODS_CHATS, allowed by engine_query as well).
+COMMAND_METHODS = frozenset({
+    "block_contact", "mark_chat_read", "archive_chat", "pin_chat", "mute_chat", "delete_chat",
+    "set_presence", "set_chat_state", "create_group", "change_participants",
+    "set_group_subject", "set_group_description", "set_group_settings", "join_group",
+    "leave_group", "group_invite_code"})
+QUERY_METHODS_CHATS = frozenset({"contact", "contact_picture", "group_info"})
+QUERY_METHODS = QUERY_METHODS | QUERY_METHODS_CHATS
+
+
+@openwa_task(Tasks.ENGINE_COMMAND)
+def engine_command(session_id: str, method: str, args: list[Any]) -> dict[str, Any]:
+    """One write on the session's engine; answered like a query (replies.ok / fail)."""
+    logs.session_id.set(session_id)
+    host = runtime()
+    if method not in COMMAND_METHODS:
+        return fail("ENGINE_UNSUPPORTED", f"unknown engine command {method!r}")
+    held = host.held.get(session_id)
+    if held is None:
+        raise Reject(f"session {session_id} is not held here", requeue=True)
+    try:
+        result = getattr(held.engine, method)(*args)
+    except EngineError as error:
+        return engine_failure(error)
+    except ValueError as error:  # the engine refused an argument the API let through
+        return fail("ENGINE_ERROR", str(error))
+    finally:
+        host.drain(session_id)
+    return ok(result)

@@ -91,4 +91,4 @@ class Validate(MethodView):
         """Check the presented key"""
         key = current_key()
         return {"valid": True, "role": key.role,
-                "scoped": bool(key.allowed_sessions or key.allowed_ips)}
+                "scoped": bool(key.allowed_sessions or key.allowed_ips or key.allowed_chats)}

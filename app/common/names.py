@@ -18,6 +18,8 @@ class Tasks:
     PRUNE = "tasks.maintenance.prune"
     SCHEDULED_BACKUP = "tasks.backups.scheduled_backup"
     MANUAL_BACKUP = "tasks.backups.manual_backup"
+    # -- chats, contacts, groups (issue 13.2/3): writes, on the session's queue --
+    ENGINE_COMMAND = "tasks.sessions.engine_command"
 
 
 class Queues:

@@ -12,7 +12,9 @@ from app.models.base import Base, JSONType, UTCDateTime, new_id, utcnow
 
 EVENTS = ("message.received", "message.sent", "message.ack", "message.failed",
           "message.revoked", "message.reaction", "session.status", "session.qr",
-          "session.authenticated", "session.disconnected")
+          "session.authenticated", "session.disconnected",
+          # -- chats, contacts, groups (issue 13.4) --
+          "presence.update", "group.join", "group.leave", "group.update", "call.received")
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
 
@@ -28,6 +30,9 @@ class Webhook(Base):
     secret_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
     headers_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
     retry_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # -- webhook filters (issue 13.4): AND of chatId, from, type, isGroup, fromMe, hasMedia,
+    # bodyContains; None delivers every subscribed event --
+    filters: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

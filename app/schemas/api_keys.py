@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 from app.models import ROLES
 from app.schemas.common import (
     IP_OR_CIDR_PATTERN,
+    ChatId,
     PartialUpdateSchema,
     StrictBool,
     StrictSchema,
@@ -24,6 +25,7 @@ class ApiKeySchema(Schema):
     role = fields.String()
     allowedSessions = fields.List(fields.String(), attribute="allowed_sessions", allow_none=True)
     allowedIps = fields.List(fields.String(), attribute="allowed_ips", allow_none=True)
+    allowedChats = fields.List(fields.String(), attribute="allowed_chats", allow_none=True)  # 13.7
     isActive = fields.Boolean(attribute="is_active")
     expiresAt = fields.DateTime(attribute="expires_at", allow_none=True)
     lastUsedAt = fields.DateTime(attribute="last_used_at", allow_none=True)
@@ -51,6 +53,9 @@ class _ApiKeyFields(StrictSchema):
                              validate=validate.Length(max=100))
     expiresAt = fields.AwareDateTime(data_key="expiresAt", attribute="expires_at", allow_none=True,
                                      default_timezone=timezone.utc)
+    # -- chats, contacts, groups (issue 13.7): the third scope --
+    allowedChats = fields.List(ChatId(), data_key="allowedChats", attribute="allowed_chats",
+                               allow_none=True, validate=validate.Length(max=1000))
 
 
 class ApiKeyCreateSchema(_ApiKeyFields):

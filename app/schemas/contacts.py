@@ -11,19 +11,6 @@ class ContactSchema(Schema):
     isBusiness = fields.Boolean()
 
 
-class ChatSchema(Schema):
-    id = fields.String()
-    name = fields.String(allow_none=True)
-    unreadCount = fields.Integer()
-    timestamp = fields.Integer(allow_none=True)
-
-
-class GroupSchema(Schema):
-    id = fields.String()
-    name = fields.String(allow_none=True)
-    participants = fields.List(fields.String())
-
-
 class NumberCheckSchema(Schema):
     exists = fields.Boolean()
     whatsappId = fields.String(allow_none=True)

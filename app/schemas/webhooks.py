@@ -7,6 +7,7 @@ from app.models import EVENTS
 from app.schemas.common import (
     HTTP_HEADER_VALUE,
     HTTP_TOKEN,
+    ChatId,
     HttpUrl,
     PartialUpdateSchema,
     StrictBool,
@@ -24,9 +25,22 @@ class WebhookSchema(Schema):
     events = fields.List(fields.String())
     active = fields.Boolean()
     retryCount = fields.Integer(attribute="retry_count", allow_none=True)
+    filters = fields.Dict(allow_none=True)  # issue 13.4
     hasSecret = fields.Function(lambda w: bool(w.secret_enc))
     createdAt = fields.DateTime(attribute="created_at")
     updatedAt = fields.DateTime(attribute="updated_at")
+
+
+class WebhookFiltersSchema(StrictSchema):
+    """Webhook filters (issue 13.4): all given conditions must hold for an event to be sent."""
+
+    chatId = ChatId(allow_none=True)
+    from_ = ChatId(data_key="from", attribute="from", allow_none=True)
+    type = Text(allow_none=True, validate=validate.Length(1, 40))
+    isGroup = StrictBool(allow_none=True)
+    fromMe = StrictBool(allow_none=True)
+    hasMedia = StrictBool(allow_none=True)
+    bodyContains = Text(allow_none=True, validate=validate.Length(1, 500))
 
 
 class _WebhookFields(StrictSchema):
@@ -43,6 +57,7 @@ class _WebhookFields(StrictSchema):
                           allow_none=True, validate=validate.Length(max=20))
     retryCount = fields.Integer(data_key="retryCount", attribute="retry_count", strict=True,
                                 validate=validate.Range(0, 20))
+    filters = fields.Nested(WebhookFiltersSchema, allow_none=True)  # issue 13.4
 
 
 class WebhookCreateSchema(_WebhookFields):

@@ -51,6 +51,7 @@ def create(data: dict[str, Any], config: Config) -> tuple[ApiKey, str]:
         allowed_sessions=data.get("allowed_sessions") or None,
         allowed_ips=parse_networks(data.get("allowed_ips")),
         expires_at=data.get("expires_at"),
+        allowed_chats=sorted(set(data.get("allowed_chats") or [])) or None,  # issue 13.7
         key_hash=hash_key(raw, config.api_key_pepper), key_prefix=raw[:12],
     )
     if key.expires_at is not None and key.expires_at <= utcnow():
@@ -83,6 +84,8 @@ def update_key(key: ApiKey, data: dict[str, Any]) -> ApiKey:
         key.allowed_ips = parse_networks(data["allowed_ips"])
     if "expires_at" in data:
         key.expires_at = data["expires_at"]
+    if "allowed_chats" in data:  # issue 13.7
+        key.allowed_chats = sorted(set(data["allowed_chats"] or [])) or None
     audit.record("apikey.updated", "apikey", key.id, fields=sorted(data))
     db.session.commit()
     return key

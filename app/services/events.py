@@ -332,3 +332,32 @@ _HANDLERS: dict[EventKind, Any] = {
 }
 # Kinds whose runs (consecutive events of that kind) are applied together.
 _RUNS: dict[EventKind, Any] = {EventKind.MESSAGE: _messages, EventKind.ACK: _acks}
+
+
+# -- chats, contacts, groups (issue 13.4): group, presence and call events -------------------
+def _group_event(name: str) -> Any:
+    def handler(session_id: str, data: dict[str, Any]) -> list[str]:
+        # chatId too, so that a webhook's chatId / isGroup filters apply to group events.
+        return webhooks.emit(session_id, name, {**data, "chatId": data.get("groupId")})
+    return handler
+
+
+def _presence(session_id: str, data: dict[str, Any]) -> list[str]:
+    return webhooks.emit(session_id, "presence.update", {
+        "chatId": data.get("chatId"), "from": data.get("from"), "state": data.get("state")})
+
+
+def _call(session_id: str, data: dict[str, Any]) -> list[str]:
+    return webhooks.emit(session_id, "call.received", {
+        "callId": data.get("callId"), "chatId": data.get("from"), "from": data.get("from"),
+        "isVideo": bool(data.get("isVideo")), "isGroup": bool(data.get("isGroup")),
+        "timestamp": data.get("timestamp")})
+
+
+_HANDLERS.update({
+    EventKind.GROUP_JOIN: _group_event("group.join"),
+    EventKind.GROUP_LEAVE: _group_event("group.leave"),
+    EventKind.GROUP_UPDATE: _group_event("group.update"),
+    EventKind.PRESENCE: _presence,
+    EventKind.CALL: _call,
+})

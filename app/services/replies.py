@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from app.errors import ApiError, BadGateway, EngineUnsupportedError, NotFound, SessionNotReady
-from engines import EngineError, EngineNotReady, EngineUnsupported
+from engines import EngineError, EngineNotFound, EngineNotReady, EngineUnsupported
 
 
 class ErrorRow(NamedTuple):
@@ -23,8 +23,8 @@ class ErrorRow(NamedTuple):
 ERRORS = (
     ErrorRow(EngineUnsupported, "ENGINE_UNSUPPORTED", EngineUnsupportedError, ""),
     ErrorRow(EngineNotReady, "SESSION_NOT_READY", SessionNotReady, "Session is not ready"),
+    ErrorRow(EngineNotFound, "NOT_FOUND", NotFound, "Not found"),  # chats, groups (issue 13)
     ErrorRow(EngineError, "ENGINE_ERROR", BadGateway, None),
-    ErrorRow(None, "NOT_FOUND", NotFound, "Not found"),
 )
 _BY_CODE = {row.code: row.api_error for row in ERRORS}
 

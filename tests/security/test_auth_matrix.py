@@ -61,7 +61,11 @@ CASES = [
     Case("other session's scope", 403,
          lambda app, r: _key(app, "admin", allowed_sessions=["someone-else"]),
          lambda role, path: "{sid}" in path),
-    # Case("other chat's scope", 403, ...)  -- once allowedChats exists (issue 13)
+    # allowedChats (issue 13.7): default-deny on chat routes; only the lists are filtered.
+    Case("other chat's scope", 403,
+         lambda app, r: _key(app, "admin", allowed_chats=["15550000001@c.us"]),
+         lambda role, path: re.search(r"/\{sid\}/(messages|chats|contacts|groups|presence)", path)
+         is not None and re.search(r"/\{sid\}/(chats|contacts|groups)$", path) is None),
 ]
 
 
@@ -83,7 +87,8 @@ def resources(client, admin_key) -> dict[str, str]:
     sid = client.post("/api/sessions", json={"name": "matrix"}, headers=headers).get_json()["id"]
     key_id = client.post("/api/auth/api-keys", json={"name": "target"}, headers=headers).get_json()["id"]
     return {"sid": sid, "key_id": key_id, "webhook_id": "w-1", "message_id": "m-1",
-            "delivery_id": "d-1", "number": "15551234567"}
+            "delivery_id": "d-1", "number": "15551234567", "chatId": "15551234567@c.us",
+            "contactId": "15551234567@c.us", "groupId": "120363000000000001@g.us"}
 
 
 def test_every_operation_is_public_or_names_its_role(document):

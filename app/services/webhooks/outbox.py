@@ -22,6 +22,7 @@ from app.extensions import celery_app, db
 from app.models import Webhook, WebhookDelivery, utcnow
 from app.models.webhook import PENDING
 from app.services import dispatch
+from app.services.webhooks.filters import matches
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ def emit(session_id: str, event: str, data: dict[str, Any]) -> list[str]:
     # The same event goes live to /events clients once this transaction commits.
     live.publish_after_commit(session_id, event, data)
     hooks = _active_hooks(session_id)
-    targets = [hook_id for hook_id, events in hooks if "*" in events or event in events]
+    targets = [hook_id for hook_id, events, filters in hooks
+               if ("*" in events or event in events) and matches(filters, data)]
     key = order_key(data)
     for hook_id in targets:
         db.session.add(WebhookDelivery(webhook_id=hook_id, session_id=session_id, event=event,
@@ -53,19 +55,20 @@ def emit(session_id: str, event: str, data: dict[str, Any]) -> list[str]:
 
 
 _HOOKS_MEMO = "openwa.active_webhooks"
-_ACTIVE_HOOKS = select(Webhook.id, Webhook.events).where(
+_ACTIVE_HOOKS = select(Webhook.id, Webhook.events, Webhook.filters).where(
     Webhook.session_id == bindparam("session_id"), Webhook.active.is_(True))
 
 
-def _active_hooks(session_id: str) -> list[tuple[str, list[str]]]:
+def _active_hooks(session_id: str) -> list[tuple[str, list[str], dict[str, Any] | None]]:
     """The session's active webhooks, read once per transaction: a burst of events applied
     together (a drained batch of acks) costs one query, not one per event."""
-    memo: dict[str, list[tuple[str, list[str]]]] = db.session.info.setdefault(_HOOKS_MEMO, {})
+    memo: dict[str, list[tuple[str, list[str], dict[str, Any] | None]]] = \
+        db.session.info.setdefault(_HOOKS_MEMO, {})
     hooks = memo.get(session_id)
     if hooks is None:
         hooks = memo[session_id] = [
-            (hook_id, events)
-            for hook_id, events in db.session.execute(_ACTIVE_HOOKS, {"session_id": session_id})]
+            (hook_id, events, filters) for hook_id, events, filters
+            in db.session.execute(_ACTIVE_HOOKS, {"session_id": session_id})]
     return hooks
 
 
