@@ -138,6 +138,7 @@
         emoji: reaction.reactionText || ''
       });
     });
+    subscribeChats(W);
     emit('hello', {wajs: W.version || null, url: String(location.href)});
     if (W.conn.isMainReady && W.conn.isMainReady()) {
       emit('ready', me());
@@ -259,6 +260,207 @@
       return wpp().conn.logout();
     }
   };
+
+  // -- chats, contacts, groups (issue 13.2/3) ---------------------------------------------
+  // Calls through WPP.chat.*, WPP.contact.*, WPP.blocklist.*, WPP.conn.* and WPP.group.*;
+  // group, presence and call events through WPP.on.
+  function subscribeChats(W) {
+    W.on('group.participant_changed', function (change) {
+      emit('group', {
+        groupId: wid(change.groupId), action: change.action || change.operation || null,
+        by: wid(change.author), participants: (change.participants || []).map(wid)
+      });
+    });
+    W.on('chat.presence_change', function (change) {
+      emit('presence', {
+        chatId: wid(change.id), state: change.state || (change.isOnline ? 'available' : 'unavailable'),
+        isGroup: !!change.isGroup,
+        participants: (change.participants || []).map(function (p) {
+          return {id: wid(p.id), state: p.state || null};
+        })
+      });
+    });
+    W.on('call.incoming_call', function (call) {
+      emit('call', {
+        callId: call.id ? String(call.id) : null, from: wid(call.sender || call.peerJid),
+        isVideo: !!call.isVideo, isGroup: !!call.isGroup, timestamp: call.offerTime || null
+      });
+    });
+  }
+
+  function muted(c) {
+    var until = c.muteExpiration || 0;
+    return until === -1 || until * 1000 > Date.now();
+  }
+
+  function participant(p) {
+    return {id: wid(p.id), isAdmin: !!p.isAdmin, isSuperAdmin: !!p.isSuperAdmin};
+  }
+
+  function groupInfo(gid) {
+    var W = wpp();
+    return Promise.all([Promise.resolve(W.chat.get(gid)),
+                        Promise.resolve(W.group.getParticipants(gid))]).then(function (found) {
+      var chat = found[0];
+      var meta = chat && chat.groupMetadata;
+      if (!meta) {
+        return null;
+      }
+      return {
+        id: wid(chat.id), name: meta.subject || chat.name || null, subject: meta.subject || null,
+        description: meta.desc || null, owner: wid(meta.owner), creation: meta.creation || null,
+        participants: (found[1] || []).map(participant),
+        settings: {announce: !!meta.announce, restrict: !!meta.restrict}
+      };
+    });
+  }
+
+  Object.assign(calls, {
+    chats: function () {
+      return Promise.resolve(wpp().chat.list()).then(function (list) {
+        return (list || []).map(function (c) {
+          var last = c.lastReceivedKey ? {id: wid(c.lastReceivedKey)} : null;
+          return {id: wid(c.id), name: c.name || c.formattedTitle || null,
+                  isGroup: !!c.isGroup || /@g\.us$/.test(wid(c.id) || ''),
+                  unreadCount: c.unreadCount < 0 ? 1 : c.unreadCount || 0,  // -1: marked unread
+                  timestamp: c.t || 0, lastMessage: last,
+                  archived: !!c.archive, pinned: !!c.pin, muted: muted(c)};
+        });
+      });
+    },
+    groups: function () {
+      var W = wpp();
+      return Promise.resolve(W.group.getAllGroups()).then(function (list) {
+        return Promise.all((list || []).map(function (g) {
+          var gid = wid(g.id);
+          return Promise.resolve(W.group.getParticipants(gid)).then(function (ps) {
+            var meta = g.groupMetadata || {};
+            return {id: gid, name: meta.subject || g.name || g.formattedTitle || null,
+                    subject: meta.subject || g.name || null,
+                    participants: (ps || []).map(participant)};
+          });
+        }));
+      });
+    },
+    contact: function (id) {
+      var W = wpp();
+      return Promise.resolve(W.contact.get(id)).then(function (c) {
+        if (!c) {
+          return null;
+        }
+        return Promise.all([Promise.resolve(W.contact.getStatus(id)).catch(function () { return null; }),
+                            Promise.resolve(W.blocklist.isBlocked(id))]).then(function (more) {
+          var about = more[0] && typeof more[0] === 'object' ? more[0].status : more[0];
+          return {id: wid(c.id), number: (wid(c.id) || '').split('@')[0],
+                  name: c.name || c.pushname || null, pushName: c.pushname || null,
+                  isBusiness: !!c.isBusiness, isBlocked: !!more[1], about: about || null};
+        });
+      });
+    },
+    contactPicture: function (id) {
+      return Promise.resolve(wpp().contact.getProfilePictureUrl(id, true)).then(function (url) {
+        return url || null;
+      });
+    },
+    blockContact: function (id, block) {
+      var list = wpp().blocklist;
+      return Promise.resolve(block ? list.blockContact(id) : list.unblockContact(id)).then(function () {
+        return null;
+      });
+    },
+    markChat: function (id, read) {
+      var chat = wpp().chat;
+      return Promise.resolve(read ? chat.markIsRead(id) : chat.markIsUnread(id)).then(function () {
+        return null;
+      });
+    },
+    archiveChat: function (id, archive) {
+      return Promise.resolve(wpp().chat.archive(id, archive)).then(function () { return null; });
+    },
+    pinChat: function (id, pin) {
+      return Promise.resolve(wpp().chat.pin(id, pin)).then(function () { return null; });
+    },
+    muteChat: function (id, duration) {
+      var chat = wpp().chat;
+      var done = duration === 0 ? chat.unmute(id)
+        : chat.mute(id, duration === null ? {expiration: -1} : {duration: duration});
+      return Promise.resolve(done).then(function () { return null; });
+    },
+    deleteChat: function (id) {
+      return Promise.resolve(wpp().chat.delete(id)).then(function () { return null; });
+    },
+    setPresence: function (presence) {
+      return Promise.resolve(wpp().conn.markAvailable(presence === 'available')).then(function () {
+        return null;
+      });
+    },
+    chatState: function (id, state) {
+      var chat = wpp().chat;
+      var done = state === 'typing' ? chat.markIsComposing(id)
+        : state === 'recording' ? chat.markIsRecording(id) : chat.markIsPaused(id);
+      return Promise.resolve(done).then(function () { return null; });
+    },
+    groupInfo: groupInfo,
+    createGroup: function (subject, ids) {
+      var W = wpp();
+      return Promise.resolve(W.group.create(subject, ids)).then(function (made) {
+        var gid = wid(made.gid);
+        var found = made.participants || {};
+        var results = ids.map(function (id) {
+          var r = found[id] || {};
+          var code = Number(r.code || 200);
+          return {id: id, code: code, success: code === 200, message: r.message || null};
+        });
+        return groupInfo(gid).then(function (info) {
+          return Object.assign(info || {id: gid, subject: subject}, {results: results});
+        });
+      });
+    },
+    participants: function (gid, action, ids) {
+      var group = wpp().group;
+      var fn = {add: group.addParticipants, remove: group.removeParticipants,
+                promote: group.promoteParticipants, demote: group.demoteParticipants}[action];
+      return Promise.resolve(fn(gid, ids)).then(function (found) {
+        found = found && typeof found === 'object' ? found : {};
+        return ids.map(function (id) {
+          var r = found[id] || {};
+          var code = Number(r.code || 200);
+          return {id: id, code: code, success: code === 200, message: r.message || null};
+        });
+      });
+    },
+    groupSubject: function (gid, subject) {
+      return Promise.resolve(wpp().group.setSubject(gid, subject)).then(function () { return null; });
+    },
+    groupDescription: function (gid, description) {
+      return Promise.resolve(wpp().group.setDescription(gid, description)).then(function () {
+        return null;
+      });
+    },
+    groupSettings: function (gid, announce, restrict) {
+      var group = wpp().group;
+      var steps = [];
+      if (announce !== null) {
+        steps.push(group.setProperty(gid, 'announcement', announce));
+      }
+      if (restrict !== null) {
+        steps.push(group.setProperty(gid, 'restrict', restrict));
+      }
+      return Promise.all(steps).then(function () { return null; });
+    },
+    inviteCode: function (gid, revoke) {
+      var group = wpp().group;
+      return Promise.resolve(revoke ? group.revokeInviteCode(gid) : group.getInviteCode(gid));
+    },
+    joinGroup: function (code) {
+      return Promise.resolve(wpp().group.join(code)).then(function (joined) {
+        return joined ? wid(joined.id) : null;
+      });
+    },
+    leaveGroup: function (gid) {
+      return Promise.resolve(wpp().group.leave(gid)).then(function () { return null; });
+    }
+  });
 
   window.__openwa = {
     page: page,

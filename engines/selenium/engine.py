@@ -28,6 +28,7 @@ from engines.base import (
     EngineCrashed,
     EngineError,
     EngineEvent,
+    EngineNotFound,
     EngineNotReady,
     EngineOptions,
     EngineState,
@@ -444,6 +445,8 @@ class SeleniumEngine(Engine):
         elif kind == "reaction":
             self._emit(EventKind.REACTION, {k: data.get(k) for k in
                                             ("messageId", "chatId", "from", "emoji")})
+        else:
+            self._apply_chats_event(kind, data)  # issue 13.2/3
 
     def _reconcile_acks(self) -> None:
         """Ready again on a profile (a start, a takeover, a reload): report the acks WhatsApp
@@ -483,6 +486,133 @@ class SeleniumEngine(Engine):
         }
 
     # -- internals ---------------------------------------------------------------
+
+    # -- chats, contacts, groups (issue 13.2/3) -------------------------------------
+    # Each routine is one bridge call (engines/selenium/bridge.js) through wa-js:
+    # WPP.chat.*, WPP.contact.*, WPP.blocklist.*, WPP.conn.markAvailable, WPP.group.*.
+    def contact(self, contact_id: str) -> dict[str, Any]:
+        self._require_ready()
+        found = self._call("contact", normalise_chat_id(contact_id))
+        if not found:
+            raise EngineNotFound(f"{contact_id} is not a known contact")
+        return dict(found)
+
+    def contact_picture(self, contact_id: str) -> str | None:
+        self._require_ready()
+        url = self._call("contactPicture", normalise_chat_id(contact_id))
+        return str(url) if url else None
+
+    def block_contact(self, contact_id: str, block: bool) -> None:
+        self._require_ready()
+        self._call("blockContact", normalise_chat_id(contact_id), bool(block))
+
+    def mark_chat_read(self, chat_id: str, read: bool) -> None:
+        self._require_ready()
+        self._call("markChat", normalise_chat_id(chat_id), bool(read))
+
+    def archive_chat(self, chat_id: str, archive: bool) -> None:
+        self._require_ready()
+        self._call("archiveChat", normalise_chat_id(chat_id), bool(archive))
+
+    def pin_chat(self, chat_id: str, pin: bool) -> None:
+        self._require_ready()
+        self._call("pinChat", normalise_chat_id(chat_id), bool(pin))
+
+    def mute_chat(self, chat_id: str, duration: int | None) -> None:
+        self._require_ready()
+        self._call("muteChat", normalise_chat_id(chat_id), duration)
+
+    def delete_chat(self, chat_id: str) -> None:
+        self._require_ready()
+        self._call("deleteChat", normalise_chat_id(chat_id))
+
+    def set_presence(self, presence: str) -> None:
+        self._require_ready()
+        if presence not in ("available", "unavailable"):
+            raise ValueError("presence must be available or unavailable")
+        self._call("setPresence", presence)
+
+    def set_chat_state(self, chat_id: str, state: str) -> None:
+        self._require_ready()
+        if state not in ("typing", "recording", "paused"):
+            raise ValueError("state must be typing, recording or paused")
+        self._call("chatState", normalise_chat_id(chat_id), state)
+
+    def group_info(self, group_id: str) -> dict[str, Any]:
+        self._require_ready()
+        found = self._call("groupInfo", normalise_chat_id(group_id))
+        if not found:
+            raise EngineNotFound(f"no group {group_id}")
+        return dict(found)
+
+    def create_group(self, subject: str, participants: list[str]) -> dict[str, Any]:
+        self._require_ready()
+        return dict(self._call("createGroup", subject,
+                               [normalise_chat_id(p) for p in participants]))
+
+    def change_participants(self, group_id: str, action: str,
+                            participants: list[str]) -> list[dict[str, Any]]:
+        self._require_ready()
+        if action not in ("add", "remove", "promote", "demote"):
+            raise ValueError("action must be add, remove, promote or demote")
+        return list(self._call("participants", normalise_chat_id(group_id), action,
+                               [normalise_chat_id(p) for p in participants]))
+
+    def set_group_subject(self, group_id: str, subject: str) -> None:
+        self._require_ready()
+        self._call("groupSubject", normalise_chat_id(group_id), subject)
+
+    def set_group_description(self, group_id: str, description: str) -> None:
+        self._require_ready()
+        self._call("groupDescription", normalise_chat_id(group_id), description)
+
+    def set_group_settings(self, group_id: str, announce: bool | None,
+                           restrict: bool | None) -> None:
+        self._require_ready()
+        self._call("groupSettings", normalise_chat_id(group_id), announce, restrict)
+
+    def group_invite_code(self, group_id: str, revoke: bool) -> str:
+        self._require_ready()
+        return str(self._call("inviteCode", normalise_chat_id(group_id), bool(revoke)))
+
+    def join_group(self, invite_code: str) -> str:
+        self._require_ready()
+        joined = self._call("joinGroup", invite_code)
+        if not joined:
+            raise EngineNotFound("the invite code was not accepted")
+        return str(joined)
+
+    def leave_group(self, group_id: str) -> None:
+        self._require_ready()
+        self._call("leaveGroup", normalise_chat_id(group_id))
+
+    #: wa-js group.participant_changed actions -> our event kinds.
+    GROUP_ACTIONS: ClassVar[dict[str, EventKind]] = {
+        "add": EventKind.GROUP_JOIN, "join": EventKind.GROUP_JOIN,
+        "remove": EventKind.GROUP_LEAVE, "leaver": EventKind.GROUP_LEAVE,
+        "promote": EventKind.GROUP_UPDATE, "demote": EventKind.GROUP_UPDATE}
+
+    def _apply_chats_event(self, kind: Any, data: dict[str, Any]) -> None:
+        """Bridge events of this area: group, presence, call."""
+        if kind == "group":
+            action = str(data.get("action") or "")
+            event_kind = self.GROUP_ACTIONS.get(action)
+            if event_kind is not None and data.get("groupId"):
+                self._emit(event_kind, {"groupId": data["groupId"],
+                                        "participants": list(data.get("participants") or []),
+                                        "by": data.get("by"),
+                                        "action": "leave" if action == "leaver" else action})
+        elif kind == "presence":
+            chat = data.get("chatId")
+            for person in data.get("participants") or []:  # a group: who is typing
+                self._emit(EventKind.PRESENCE, {"chatId": chat, "from": person.get("id"),
+                                                "state": person.get("state")})
+            if not data.get("participants"):
+                self._emit(EventKind.PRESENCE, {"chatId": chat, "from": chat,
+                                                "state": data.get("state")})
+        elif kind == "call":
+            self._emit(EventKind.CALL, {k: data.get(k) for k in
+                                        ("callId", "from", "isVideo", "isGroup", "timestamp")})
 
 
 def _short(error: BaseException) -> str:

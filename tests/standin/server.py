@@ -73,6 +73,10 @@ class StandIn:
         self.pushed: dict[str, float] = {}  # incoming message id -> time.time() it was pushed
         self.config = {"qrRotateMs": qr_rotate_ms, "qrMaxRotations": qr_max_rotations}
         self.requests: list[str] = []
+        # -- chats, contacts, groups (issue 13.2/3) --
+        self.calls: list[dict[str, Any]] = []  # every recorded WPP call of the pages
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.blocked: set[str] = set()
         handler = type("Handler", (_Handler,), {"standin": self})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
@@ -266,6 +270,104 @@ class StandIn:
             device.phone = device.push_name = None
             device.outbox.clear()
 
+    # -- chats, contacts, groups (issue 13.2/3): wa-js calls, recorded and answered ----------
+    def page_call(self, body: dict[str, Any]) -> Any:
+        """Record one WPP call of the page (``calls``) and answer it like WhatsApp would."""
+        name, args = str(body["name"]), list(body.get("args") or [])
+        with self.lock:
+            device = self.devices[str(body["device"])]
+            self.calls.append({"device": device.id, "phone": device.phone, "name": name,
+                               "args": args})
+            me = f"{device.phone}@c.us"
+            return self._answer(me, name, args)
+
+    def calls_named(self, name: str) -> list[list[Any]]:
+        with self.lock:
+            return [c["args"] for c in self.calls if c["name"] == name]
+
+    def _answer(self, me: str, name: str, args: list[Any]) -> Any:
+        groups = self.groups
+        if name == "contact.get":
+            user = str(args[0]).split("@")[0]
+            return None if user.endswith("0000") else {
+                "id": f"{user}@c.us", "name": f"Contact {user}", "pushname": f"Push {user}",
+                "isBusiness": False}
+        if name == "contact.getStatus":
+            return {"id": args[0], "status": "busy"}
+        if name == "contact.getProfilePictureUrl":
+            return None if str(args[0]).startswith("1555999") else f"https://pps.whatsapp.net/{args[0]}.jpg"
+        if name == "blocklist.isBlocked":
+            return args[0] in self.blocked
+        if name in ("blocklist.blockContact", "blocklist.unblockContact"):
+            (self.blocked.add if name == "blocklist.blockContact" else self.blocked.discard)(args[0])
+            return {"wid": args[0], "isBlocked": args[0] in self.blocked}
+        if name == "group.create":
+            gid = f"120363{secrets.randbelow(10**12):012d}@g.us"
+            people = {me: {"isAdmin": True, "isSuperAdmin": True}}
+            result = {}
+            for pid in args[1]:
+                code = 403 if str(pid).endswith("0000@c.us") else 200
+                if code == 200:
+                    people[pid] = {"isAdmin": False, "isSuperAdmin": False}
+                result[pid] = {"wid": pid, "code": code, "invite_code": None,
+                               "invite_code_exp": None}
+            groups[gid] = {"subject": args[0], "desc": None, "owner": me, "announce": False,
+                           "restrict": False, "creation": int(time.time()), "people": people,
+                           "code": secrets.token_hex(8)}
+            return {"gid": gid, "participants": result}
+        if name == "group.getAllGroups":
+            return [{"id": gid, "name": g["subject"], "groupMetadata": {"subject": g["subject"]}}
+                    for gid, g in groups.items() if me in g["people"]]
+        group = groups.get(str(args[0])) if args else None
+        if name == "chat.get":
+            if group is None:
+                return None
+            return {"id": args[0], "name": group["subject"], "groupMetadata": {
+                "subject": group["subject"], "desc": group["desc"], "owner": group["owner"],
+                "announce": group["announce"], "restrict": group["restrict"],
+                "creation": group["creation"]}}
+        if name == "group.join":
+            found = [gid for gid, g in groups.items() if g["code"] == args[0]]
+            if not found:
+                raise LookupError("invite code not found")
+            groups[found[0]]["people"][me] = {"isAdmin": False, "isSuperAdmin": False}
+            return {"id": found[0], "pendingApproval": False}
+        if name.startswith("group.") and group is None:
+            raise LookupError(f"no group {args[0] if args else ''}")
+        if name == "group.getParticipants":
+            return [{"id": pid, **flags} for pid, flags in group["people"].items()]
+        if name == "group.addParticipants":
+            out = {}
+            for pid in args[1]:
+                code = 409 if pid in group["people"] else 200
+                group["people"].setdefault(pid, {"isAdmin": False, "isSuperAdmin": False})
+                out[pid] = {"wid": pid, "code": code, "message": "ok" if code == 200 else "exists",
+                            "invite_code": None, "invite_code_exp": None}
+            return out
+        if name in ("group.removeParticipants", "group.promoteParticipants",
+                    "group.demoteParticipants"):
+            for pid in args[1]:
+                if name == "group.removeParticipants":
+                    group["people"].pop(pid, None)
+                elif pid in group["people"]:
+                    group["people"][pid]["isAdmin"] = name == "group.promoteParticipants"
+            return None
+        if name == "group.setSubject":
+            group["subject"] = args[1]
+        elif name == "group.setDescription":
+            group["desc"] = args[1]
+        elif name == "group.setProperty":
+            group["announce" if args[1] == "announcement" else args[1]] = bool(args[2])
+        elif name == "group.getInviteCode":
+            return group["code"]
+        elif name == "group.revokeInviteCode":
+            group["code"] = secrets.token_hex(8)
+            return group["code"]
+        elif name == "group.leave":
+            group["people"].pop(me, None)
+            return None
+        return True
+
 
 class _Handler(BaseHTTPRequestHandler):
     standin: StandIn
@@ -338,6 +440,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/wa/logout":
                 standin.page_logout(str(body["device"]))
                 self._json({"ok": True})
+            elif path == "/wa/call":  # chats, contacts, groups (issue 13.2/3)
+                self._json({"value": standin.page_call(body)})
             elif path.startswith("/control/"):
                 self._control(path[len("/control/"):], body)
             else:
@@ -367,6 +471,11 @@ class _Handler(BaseHTTPRequestHandler):
             devices = standin.targets(body)
             for device in devices:
                 standin.push(device, {"type": action})
+            self._json({"devices": [d.id for d in devices]})
+        elif action == "wpp-event":  # chats, contacts, groups (issue 13): a WPP event as is
+            devices = standin.targets(body)
+            for device in devices:
+                standin.push(device, {"type": "wpp", "name": body["name"], "value": body["value"]})
             self._json({"devices": [d.id for d in devices]})
         elif action == "config":
             with standin.lock:

@@ -203,6 +203,8 @@
       loggedOut();
     } else if (event.type === 'reload') {
       location.reload();
+    } else if (event.type === 'wpp') {  // chats, contacts, groups (issue 13): a WPP event as is
+      emit(event.name, event.value);
     } else if (event.type === 'hang') {
       setTimeout(function () { for (;;) { /* a page that never answers again */ } }, 0);
     }
@@ -322,6 +324,77 @@
     }
   };
   window.WPP = WPP;
+
+  // -- chats, contacts, groups (issue 13.2/3) ------------------------------------------------
+  // Every call is recorded by the stand-in server (/wa/call: name and arguments, so a test
+  // proves what the bridge asked of wa-js) and answered by it; chat flags also change the
+  // page's own chat list, as WhatsApp Web's ChatModel does.
+  function plain(value) {
+    if (value && typeof value === 'object' && value._serialized) { return String(value._serialized); }
+    if (Array.isArray(value)) { return value.map(plain); }
+    return value === undefined ? null : value;
+  }
+  function recorded(name, after) {
+    return function () {
+      requireReady();
+      var args = Array.prototype.slice.call(arguments).map(plain);
+      return post('/wa/call', {device: device, name: name, args: args}).then(function (reply) {
+        if (after) { after.apply(null, args); }
+        return reply.value;
+      });
+    };
+  }
+  function flag(field, value) {
+    return function (chat, on) {
+      var entry = chats[String(chat)];
+      if (entry) { entry[field] = value === undefined ? on !== false : value; }
+    };
+  }
+  function asWids(list, fields) {
+    return (list || []).map(function (item) {
+      var copy = Object.assign({}, item);
+      fields.forEach(function (f) { if (copy[f]) { copy[f] = Wid(copy[f]); } });
+      return copy;
+    });
+  }
+  [['chat', 'archive', flag('archive')], ['chat', 'unarchive', flag('archive', false)],
+   ['chat', 'pin', flag('pin')], ['chat', 'unpin', flag('pin', false)],
+   ['chat', 'markIsRead', flag('unreadCount', 0)], ['chat', 'markIsUnread', flag('unreadCount', -1)],
+   ['chat', 'unmute', flag('muteExpiration', 0)], ['chat', 'delete', function (chat) { delete chats[chat]; }],
+   ['chat', 'markIsComposing'], ['chat', 'markIsRecording'], ['chat', 'markIsPaused'],
+   ['conn', 'markAvailable'], ['contact', 'getStatus'], ['contact', 'getProfilePictureUrl'],
+   ['blocklist', 'blockContact'], ['blocklist', 'unblockContact'], ['blocklist', 'isBlocked'],
+   ['group', 'create'], ['group', 'addParticipants'], ['group', 'removeParticipants'],
+   ['group', 'promoteParticipants'], ['group', 'demoteParticipants'], ['group', 'setSubject'],
+   ['group', 'setDescription'], ['group', 'setProperty'], ['group', 'getInviteCode'],
+   ['group', 'revokeInviteCode'], ['group', 'join'], ['group', 'leave']
+  ].forEach(function (row) {
+    WPP[row[0]] = WPP[row[0]] || {};
+    WPP[row[0]][row[1]] = recorded(row[0] + '.' + row[1], row[2]);
+  });
+  WPP.chat.mute = recorded('chat.mute', function (chat, time) {
+    var entry = chats[String(chat)];
+    if (entry) {
+      entry.muteExpiration = time.expiration !== undefined ? time.expiration
+        : Math.floor(Date.now() / 1000) + time.duration;
+    }
+  });
+  var getContact = recorded('contact.get');
+  WPP.contact.get = function (id) {
+    return getContact(id).then(function (c) { return c ? asWids([c], ['id'])[0] : undefined; });
+  };
+  var getChat = recorded('chat.get');
+  WPP.chat.get = function (id) {
+    return getChat(id).then(function (c) { return c ? asWids([c], ['id'])[0] : undefined; });
+  };
+  var getParticipants = recorded('group.getParticipants');
+  WPP.group.getParticipants = function (id) {
+    return getParticipants(id).then(function (list) { return asWids(list, ['id']); });
+  };
+  var getAllGroups = recorded('group.getAllGroups');
+  WPP.group.getAllGroups = function () {
+    return getAllGroups().then(function (list) { return asWids(list, ['id']); });
+  };
 
   // -- start up: identity from the profile, hello to the servers, then the event stream --------
   store().then(function (opened) {
