@@ -299,19 +299,20 @@
 
   function groupInfo(gid) {
     var W = wpp();
-    return Promise.all([Promise.resolve(W.chat.get(gid)),
-                        Promise.resolve(W.group.getParticipants(gid))]).then(function (found) {
-      var chat = found[0];
+    // An unknown group: no chat (or no metadata), and then null, not getParticipants' error.
+    return Promise.resolve(W.chat.get(gid)).then(function (chat) {
       var meta = chat && chat.groupMetadata;
       if (!meta) {
         return null;
       }
-      return {
-        id: wid(chat.id), name: meta.subject || chat.name || null, subject: meta.subject || null,
-        description: meta.desc || null, owner: wid(meta.owner), creation: meta.creation || null,
-        participants: (found[1] || []).map(participant),
-        settings: {announce: !!meta.announce, restrict: !!meta.restrict}
-      };
+      return Promise.resolve(W.group.getParticipants(gid)).then(function (people) {
+        return {
+          id: wid(chat.id), name: meta.subject || chat.name || null, subject: meta.subject || null,
+          description: meta.desc || null, owner: wid(meta.owner), creation: meta.creation || null,
+          participants: (people || []).map(participant),
+          settings: {announce: !!meta.announce, restrict: !!meta.restrict}
+        };
+      });
     });
   }
 
