@@ -173,7 +173,7 @@ class Chat(MethodView):
 class Presence(MethodView):
     @engine_route
     @require("operator")
-    @blp.arguments(PresenceSchema)
+    @blp.arguments(PresenceSchema, example={"chatId": "15550000000@c.us", "state": "typing"})
     @blp.response(200, SuccessSchema)
     def post(self, data: dict[str, Any], session: Session) -> Any:
         """Set the account's presence (available/unavailable), or typing/recording/paused in

@@ -148,7 +148,7 @@ class Description(MethodView):
 class Settings(MethodView):
     @engine_route
     @require("operator")
-    @blp.arguments(GroupSettingsUpdateSchema)
+    @blp.arguments(GroupSettingsUpdateSchema, example={"announce": False})
     @blp.response(200, SuccessSchema)
     def put(self, data: dict[str, Any], session: Session, groupId: str) -> Any:  # noqa: N803
         """Only admins send (`announce`) / only admins edit the group's info (`restrict`)"""

@@ -171,8 +171,15 @@ def test_an_engine_without_the_routines_says_unsupported(tmp_path):
         def send_text(self, chat_id, text, **kwargs):  # type: ignore[no-untyped-def]
             raise EngineUnsupported("no")
 
+    from tasks.sessions import COMMAND_METHODS, QUERY_METHODS_CHATS
+
     bare = Bare("b", tmp_path, MockOptions())
-    for call in (lambda: bare.group_info("1234567@g.us"), lambda: bare.archive_chat("x", True),
-                 lambda: bare.set_presence("available"), lambda: bare.join_group("code")):
+    mock = MockEngine("m", tmp_path / "m", MockOptions())
+    for method in sorted(COMMAND_METHODS | QUERY_METHODS_CHATS):
+        function = getattr(bare, method)
+        arity = function.__code__.co_argcount - 1
         with pytest.raises(EngineUnsupported):
-            call()
+            function(*["x"] * arity)
+        # and the mock engine has its own implementation of every one
+        assert getattr(MockEngine, method) is not getattr(Engine, method), method
+        assert callable(getattr(mock, method))
