@@ -19,7 +19,8 @@ from tests.factories import assert_error, assert_validation_error, make_session
 
 KEY_FORMAT = re.compile(r"^owa_k1_[0-9a-f]{64}$")
 KEY_FIELDS = {"id", "name", "keyPrefix", "role", "allowedSessions", "allowedIps", "isActive",
-              "expiresAt", "lastUsedAt", "usageCount", "createdAt", "updatedAt"}
+              "expiresAt", "lastUsedAt", "usageCount", "createdAt", "updatedAt",
+              "allowedChats"}  # issue 13.7
 KEYS_URL = "/api/auth/api-keys"
 
 
@@ -645,3 +646,18 @@ def test_bootstrap_does_nothing_when_keys_exist(app, viewer_key, capsys):
     assert not api_keys.key_file(config).exists()
     assert capsys.readouterr().out == ""
     assert_error(app.test_client().get(KEYS_URL, headers=auth("master-that-must-not-be-used")), 401)
+
+
+# -- allowedChats (issue 13.7) ------------------------------------------------------------------
+def test_allowed_chats_are_normalised_stored_and_changed(client, admin_key):
+    created = client.post(KEYS_URL, headers=auth(admin_key), json={
+        "name": "chat-scoped", "allowedChats": ["+1 555 123 4567", "120363000000000001@g.us"]})
+    assert created.status_code == 201, created.get_json()
+    body = created.get_json()
+    assert body["allowedChats"] == ["120363000000000001@g.us", "15551234567@c.us"]
+    updated = client.put(f"{KEYS_URL}/{body['id']}", headers=auth(admin_key),
+                         json={"allowedChats": []})
+    assert updated.status_code == 200 and updated.get_json()["allowedChats"] is None
+    bad = client.post(KEYS_URL, headers=auth(admin_key),
+                      json={"name": "bad", "allowedChats": ["not a chat"]})
+    assert bad.status_code == 400

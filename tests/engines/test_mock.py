@@ -736,9 +736,12 @@ def test_contacts_chats_and_groups(make_engine: MakeEngine, clock: FakeClock) ->
     clock.advance(1)
     bob.send_text(f"{alice.phone}@c.us", "hello", message_id="m2")
     alice.poll()
+    flags = {"isGroup": False, "archived": False, "pinned": False, "muted": False}  # issue 13.2
     assert alice.chats() == [
-        {"id": f"{bob.phone}@c.us", "name": "Bob", "unreadCount": 1, "timestamp": int(clock.now)},
-        {"id": ECHO_ID, "name": "Echo", "unreadCount": 1, "timestamp": int(clock.now - 1.8)},
+        {"id": f"{bob.phone}@c.us", "name": "Bob", "unreadCount": 1, "timestamp": int(clock.now),
+         **flags},
+        {"id": ECHO_ID, "name": "Echo", "unreadCount": 1, "timestamp": int(clock.now - 1.8),
+         **flags},
     ]
     alice.send_text(f"{bob.phone}@c.us", "hi", message_id="m3")
     assert alice.chats()[0]["unreadCount"] == 0
