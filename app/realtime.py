@@ -146,6 +146,11 @@ def _subscription(message: dict[str, Any], key: ApiKey) -> tuple[str, list[str]]
         raise ApiError(f"unknown event(s) {', '.join(unknown)}", code="INVALID_FRAME")
     if "*" in events:
         events = ["*"]
+    # -- allowedChats (issue 13.7): rooms are per session and event, not per chat, so a
+    # chat-scoped key would see other chats' events: default-deny --
+    if key.allowed_chats:
+        raise ApiError("a chat-scoped API key (allowedChats) cannot subscribe to live events",
+                       status=403, code="SCOPE_REFUSED")
     if target == "*":
         if key.allowed_sessions:
             raise ApiError("a session-scoped API key cannot subscribe to every session",

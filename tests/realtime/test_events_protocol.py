@@ -134,3 +134,18 @@ def test_a_process_keeps_threads_for_rest_by_capping_its_clients(live_stack: Liv
     wait_for(lambda: live.call("GET", "/infra/status").json()["events"]["clients"] == 0, 10, 0.1,
              "the connections to close")
     EventsClient(root_url, live.key).close()
+
+
+def test_a_chat_scoped_key_cannot_subscribe(live_stack: LivePlatform, root_url: str) -> None:
+    """allowedChats (issue 13.7): live events are not filtered per chat, so they are refused."""
+    live = live_stack
+    live.start_api()
+    assert live.call("POST", "/sessions", json={"name": "chatty"}).status_code == 201
+    client = EventsClient(root_url, _key(live, role="viewer", allowedChats=["15551234567"]))
+    try:
+        refused = client.reply(client.send({"type": "subscribe", "sessionId": "chatty"}))
+        assert refused["type"] == "error"
+        assert refused["error"]["statusCode"] == 403 and refused["error"]["code"] == "SCOPE_REFUSED"
+        assert client.reply(client.send({"type": "ping"}))["type"] == "pong"
+    finally:
+        client.close()
