@@ -18,6 +18,10 @@ class Tasks:
     PRUNE = "tasks.maintenance.prune"
     SCHEDULED_BACKUP = "tasks.backups.scheduled_backup"
     MANUAL_BACKUP = "tasks.backups.manual_backup"
+    # -- media (issue 12): on the `media` queue (tasks.media.*)
+    MEDIA_PREPARE = "tasks.media.prepare"
+    MEDIA_SWEEP = "tasks.media.sweep"
+    MEDIA_PRUNE = "tasks.media.prune"
 
 
 class Queues:
