@@ -18,7 +18,9 @@ class SendMediaSchema(StrictSchema):
 
     chatId = ChatId(required=True, data_key="chatId", attribute="chat_id")
     url = HttpUrl(validate=validate.Length(1, 2048))
-    base64 = Text(validate=validate.Regexp(BASE64_PATTERN), metadata={"minLength": 4})
+    # A plain String: the pattern admits ASCII only (no NUL), and Text's UTF-8 check would
+    # copy a 20 MB body once more.
+    base64 = fields.String(validate=[validate.Length(min=4), validate.Regexp(BASE64_PATTERN)])
     mimetype = Text(validate=validate.Regexp(MIMETYPE_PATTERN, error="must be a MIME type like image/png"))
     filename = Text(validate=[validate.Length(1, 255),
                               validate.Regexp(r"^[^/\\\x00-\x1f]+$", error="must be a file name without slashes")])
@@ -46,7 +48,7 @@ class IncomingMediaSchema(StrictSchema):
 
     chatId = ChatId(required=True, data_key="chatId", attribute="chat_id")
     type = fields.String(required=True, validate=validate.OneOf(("image", "video", "audio", "document", "sticker")))
-    base64 = Text(required=True, validate=validate.Regexp(BASE64_PATTERN))
+    base64 = fields.String(required=True, validate=[validate.Length(min=4), validate.Regexp(BASE64_PATTERN)])
     mimetype = Text(required=True, validate=validate.Regexp(MIMETYPE_PATTERN))
     filename = Text(validate=validate.Length(1, 255))
     caption = Text(validate=validate.Length(1, 1024))
