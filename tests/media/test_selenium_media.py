@@ -23,7 +23,11 @@ def test_image_document_and_voice_note_out_and_an_image_in(
         platform: Platform, standin: StandIn, chromium: dict[str, str], tmp_path) -> None:
     store = tmp_path / "media-store"
     platform.app.config["OPENWA"].storage_local_path = store
-    platform.start_host(STORAGE_LOCAL_PATH=str(store), **selenium_env(chromium, standin))
+    # A long lease: on a loaded machine Chromium's start alone has taken 16 s, longer than the
+    # platform fixture's 6 s lease, and the host dropped the session it was starting.
+    platform.app.config["OPENWA"].session_lease_ttl = 30
+    platform.start_host(STORAGE_LOCAL_PATH=str(store), SESSION_LEASE_TTL="30",
+                        **selenium_env(chromium, standin))
     link(platform, standin, "web", PHONE)
 
     cases = [("image", samples.png(seed=9), "image/png", {"caption": "photo"}, "image"),
