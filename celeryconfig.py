@@ -73,6 +73,9 @@ beat_schedule = {
         "task": Tasks.PRUNE,
         "schedule": 3600.0,
     },
+    # -- media (issue 12)
+    "media-fetch-sweep": {"task": Tasks.MEDIA_SWEEP, "schedule": 60.0},
+    "media-retention": {"task": Tasks.MEDIA_PRUNE, "schedule": 3600.0},
 }
 
 # Encrypted backups with retention, at BACKUP_SCHEDULE (cron, UTC; "off" disables them).

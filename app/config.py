@@ -220,6 +220,11 @@ class Config:
     audit_retention_days: int = setting("AUDIT_RETENTION_DAYS", 90, minimum=1)
     flower_url: str | None = setting("FLOWER_URL")
     grafana_url: str | None = setting("GRAFANA_URL")
+    # -- media (issue 12): caps, URL fetches, retention
+    media_max_bytes: int = setting("MEDIA_MAX_BYTES", 16 * 1024 * 1024, minimum=1)
+    media_fetch_timeout: float = setting("MEDIA_FETCH_TIMEOUT", 30.0, minimum=0.1)
+    media_allow_private: bool = setting("MEDIA_ALLOW_PRIVATE", False)  # SSRF guard off (tests, LAN)
+    media_retention_days: int = setting("MEDIA_RETENTION_DAYS", 30, minimum=0)  # 0: keep forever
     # testing switches (never from the environment)
     testing: bool = False
 

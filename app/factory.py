@@ -127,6 +127,11 @@ def _register_blueprints(app: Flask, config: Config) -> None:
     api.register_blueprint(webhooks.blp, url_prefix=f"{prefix}/webhooks")
     if config.engine_type == "mock":
         api.register_blueprint(mock.blp, url_prefix=f"{prefix}/sessions")
+    # -- media (issue 12)
+    from app.api import media
+    api.register_blueprint(media.blp, url_prefix=f"{prefix}/sessions")
+    if config.engine_type == "mock":
+        api.register_blueprint(media.mock_blp, url_prefix=f"{prefix}/sessions")
     _register_dashboard(app, config)
 
 

@@ -238,6 +238,32 @@ class Engine(ABC):
     ) -> SentMessage:
         """Send ``text``; ``message_id`` is our chosen id, reused on a redelivered send."""
 
+    # -- media (issue 12) ---------------------------------------------------
+    #: The media types :meth:`send_media` takes (the API's send-<kind> routes).
+    MEDIA_KINDS: ClassVar[tuple[str, ...]] = ("image", "video", "audio", "document", "sticker")
+
+    def send_media(
+        self,
+        chat_id: str,
+        kind: str,
+        path: Path,
+        *,
+        mimetype: str,
+        filename: str | None,
+        caption: str | None,
+        ptt: bool,
+        message_id: str,
+        quoted_message_id: str | None = None,
+    ) -> SentMessage:
+        """Send the file at ``path`` (the host's local copy of the stored file, readable for
+        the call only) as ``kind``; ``message_id`` as for :meth:`send_text`.
+
+        Incoming media arrives as MESSAGE events whose ``media`` is ``{"mimetype",
+        "filename"?, "path"}`` (a file the engine owns until the next poll) or ``{"mimetype",
+        "filename"?, "base64"}``; the host stores it and replaces it with the stored file's
+        fields."""
+        raise EngineUnsupported(f"{self.name} engine cannot send {kind} messages")
+
     def find_sent(self, chat_id: str, message_id: str) -> SentMessage | None:
         """The message sent earlier under our ``message_id``, if the engine has it."""
         raise EngineUnsupported(f"{self.name} engine cannot look up sent messages")

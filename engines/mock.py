@@ -51,6 +51,7 @@ from engines.base import (
     EngineNotReady,
     EngineOptions,
     EngineState,
+    EngineUnsupported,
     EventKind,
     NumberStatus,
     SentMessage,
@@ -65,6 +66,7 @@ PROFILE_FILE = "mock-profile.json"
 SENT_FILE = "sent.jsonl"
 CHATS_FILE = "chats.json"
 NETWORK_DIR_NAME = "_mocknet"
+MEDIA_DIR_NAME = "_media"  # -- media (issue 12): files the mock network carries
 PENDING_DIR = "pending"
 #: ``options.extra`` key that moves the mock network elsewhere than beside the profiles.
 NETWORK_DIR_OPTION = "mock_network_dir"
@@ -155,7 +157,8 @@ class MockEngine(Engine):
     options_class: ClassVar[type[EngineOptions]] = MockOptions
     options: MockOptions
     shared_dirs: ClassVar[frozenset[str]] = frozenset({NETWORK_DIR_NAME})
-    test_hooks: ClassVar[frozenset[str]] = frozenset({"simulate_scan", "simulate_disconnect"})
+    test_hooks: ClassVar[frozenset[str]] = frozenset(
+        {"simulate_scan", "simulate_disconnect", "simulate_incoming_media"})
 
     def __init__(
         self,
@@ -336,6 +339,104 @@ class MockEngine(Engine):
             self._schedule(now + ECHO_DELAY_SECONDS, self._echo_event(text, now))
         self._note_chat(chat, sent.timestamp, incoming=False)
         return sent
+
+    # -- media (issue 12) ---------------------------------------------------
+    def send_media(
+        self,
+        chat_id: str,
+        kind: str,
+        path: Path,
+        *,
+        mimetype: str,
+        filename: str | None,
+        caption: str | None,
+        ptt: bool,
+        message_id: str,
+        quoted_message_id: str | None = None,
+    ) -> SentMessage:
+        """Send a file of every media type: the mock network carries a copy of it (under
+        ``_mocknet/_media/<sha256>``) to a mock recipient, and the echo contact sends it back."""
+        self._require_ready()
+        chat = normalise_chat_id(chat_id)
+        if kind not in self.MEDIA_KINDS:
+            raise EngineUnsupported(f"the mock engine cannot send {kind} messages")
+        if not message_id:
+            raise ValueError("message_id must not be empty")
+        earlier = self._find_sent(chat, message_id)
+        if earlier is not None:
+            return earlier
+        now = self._clock()
+        sent = SentMessage(message_id=f"true_{chat}_{message_id}", timestamp=int(now))
+        carried: dict[str, Any] = {"mimetype": mimetype, "filename": filename,
+                                   "path": str(self._carry(Path(path)))}
+        if ptt:
+            carried["ptt"] = True
+        extra = {"type": kind, "body": None, "caption": caption, "media": carried}
+        self._deliver_media(chat, message_id, quoted_message_id, sent.timestamp, extra)
+        self._record_sent(chat, message_id, sent)
+        interval = self.options.ack_interval_seconds
+        for delay, ack in ((0.0, "sent"), (interval, "delivered"), (2 * interval, "read")):
+            self._schedule(now + delay, EngineEvent(
+                EventKind.ACK, {"messageId": sent.message_id, "chatId": chat, "ack": ack}))
+        if chat == ECHO_ID:
+            echo = self._echo_event(caption or "", now)
+            self._schedule(now + ECHO_DELAY_SECONDS, EngineEvent(
+                EventKind.MESSAGE, {**echo.data, **extra}))
+        self._note_chat(chat, sent.timestamp, incoming=False)
+        return sent
+
+    def simulate_incoming_media(self, sender: str, kind: str, path: str, mimetype: str,
+                                filename: str | None = None, caption: str | None = None) -> str:
+        """A contact sends this host the file at ``path`` (test hook); returns its WhatsApp id."""
+        self._require_ready()
+        chat = normalise_chat_id(sender)
+        key = "3EB0" + secrets.token_hex(8).upper()
+        data = self._incoming(chat, key, "", int(self._clock()), None)
+        data.update(type=kind, body=None, caption=caption, media={
+            "mimetype": mimetype, "filename": filename, "path": str(self._carry(Path(path)))})
+        self._emit(EventKind.MESSAGE, data)
+        self._note_chat(chat, data["timestamp"], incoming=True)
+        return str(data["id"])
+
+    def _carry(self, path: Path) -> Path:
+        """The network's copy of a file, content-addressed (sent twice, stored once)."""
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(1024 * 1024):
+                digest.update(chunk)
+        folder = self.network_dir / MEDIA_DIR_NAME
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / digest.hexdigest()
+        if not target.is_file():
+            temp = folder / f".{target.name}.{uuid.uuid4().hex}.tmp"
+            shutil.copyfile(path, temp)
+            os.replace(temp, target)
+        return target
+
+    def _deliver_media(self, chat: str, key: str, quoted_message_id: str | None, timestamp: int,
+                       extra: dict[str, Any]) -> None:
+        if not chat.endswith("@c.us") or chat == ECHO_ID:
+            return
+        recipient = chat.split("@", 1)[0]
+        if recipient == self._phone or not self._is_registered(recipient):
+            return
+        payload = {"id": key, "from": self._phone, "to": recipient, "body": "",
+                   "timestamp": timestamp, "pushName": self._push_name,
+                   "quotedMessageId": _mirror_id(quoted_message_id, chat, f"{self._phone}@c.us"),
+                   **extra}
+        inbox = self._account_dir(recipient) / "inbox"
+        try:
+            write_json_atomic(inbox / f"{time.time_ns():020d}-{uuid.uuid4().hex}.json", payload)
+        except FileNotFoundError:
+            logger.info("mock account %s left the network; message %s went nowhere", recipient, key)
+
+    @staticmethod
+    def _media_fields(payload: dict[str, Any]) -> dict[str, Any]:
+        """What an inbox file carries beyond a text (a media message's type, caption, file)."""
+        if not payload.get("media"):
+            return {}
+        return {"type": payload.get("type") or "document", "body": None,
+                "caption": payload.get("caption"), "media": payload["media"]}
 
     def find_sent(self, chat_id: str, message_id: str) -> SentMessage | None:
         """The earlier result for our ``message_id`` in this chat, also after a restart.
@@ -692,6 +793,7 @@ class MockEngine(Engine):
                     int(payload["timestamp"]),
                     payload.get("quotedMessageId"),
                 )
+                data.update(self._media_fields(payload))  # -- media (issue 12)
             except FileNotFoundError:
                 continue
             except (OSError, ValueError, KeyError, TypeError) as exc:

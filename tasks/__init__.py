@@ -4,7 +4,15 @@ Importing this package binds the task modules and the session-host bootsteps to 
 Celery app; it opens no connection and builds no Flask app (workers do that at start).
 """
 from app.extensions import celery_app
-from tasks import backups, host, maintenance, sessions, telemetry, webhooks  # noqa: F401  (tasks)
+from tasks import (  # noqa: F401  (tasks)
+    backups,
+    host,
+    maintenance,
+    media,
+    sessions,
+    telemetry,
+    webhooks,
+)
 
 host.install()
 celery = celery_app

@@ -65,3 +65,14 @@ def test_quick_run_writes_every_section(tmp_path: Path, redis_available: str) ->
     assert all(number(row["rss_mib"]) and row["rss_mib"] > 0
                for row in memory["idle"] + memory["loaded"])
     assert report["targets"] and all(isinstance(t["met"], bool) for t in report["targets"])
+
+    # -- media (issue 12)
+    media = report["media"]
+    for key in ("image_100kb", "text_beside"):
+        row = media["image_rate"][key]
+        assert row["n"] > 0 and row["errors"] == 0 and number(row["per_s"]), (key, row)
+    assert len(media["documents"]) == 4
+    for run in media["documents"]:
+        assert set(run["statuses"]) <= {201, 202} and len(run["statuses"]) == run["clients"], run
+        assert {row["process"].split(" ")[0] for row in run["peak"]} >= {"api", "host", "worker"}
+    assert all(number(ms) and ms > 0 for ms in media["incoming_video"]["latencies_ms"])

@@ -25,7 +25,9 @@ from app.services import messages
 #: Path segments below /messages that are actions, never message ids: with the plain
 #: string converter, `GET .../messages/send-text` was a message look-up (and OPTIONS on
 #: send-text advertised GET).
-ACTION_SEGMENTS = ("send-text",)
+ACTION_SEGMENTS = ("send-text",
+                   # -- media (issue 12)
+                   "send-image", "send-video", "send-audio", "send-document", "send-sticker")
 
 
 class MessageIdConverter(BaseConverter):

@@ -20,6 +20,10 @@ class Tasks:
     MANUAL_BACKUP = "tasks.backups.manual_backup"
     # -- chats, contacts, groups (issue 13.2/3): writes, on the session's queue --
     ENGINE_COMMAND = "tasks.sessions.engine_command"
+    # -- media (issue 12): on the `media` queue (tasks.media.*)
+    MEDIA_PREPARE = "tasks.media.prepare"
+    MEDIA_SWEEP = "tasks.media.sweep"
+    MEDIA_PRUNE = "tasks.media.prune"
 
 
 class Queues:

@@ -5,6 +5,7 @@ from app.models.backup import Backup
 from app.models.base import Base, utcnow
 from app.models.host import Host
 from app.models.idempotency import IdempotencyKey
+from app.models.media import MediaObject, MediaRef  # noqa: F401  -- media (issue 12)
 from app.models.message import FINAL_SENT, Message, MessageCount, MessageStatus
 from app.models.session import RUNNING, STATUSES, STOPPED, Session, SessionStatus
 from app.models.webhook import EVENTS, Webhook, WebhookDelivery

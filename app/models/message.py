@@ -30,6 +30,9 @@ class MessageStatus(StrEnum):
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
+    # -- media (issue 12): a media send whose URL the `media` queue is still downloading;
+    # it becomes pending once the file is stored (never seen by the send path before that).
+    PREPARING = "preparing"
 
 
 MESSAGE_STATUSES = tuple(status.value for status in MessageStatus)

@@ -239,6 +239,7 @@ def create_backup(config: Config, trigger: str = "manual",
         with storage.staging(backup_id) as scratch:
             parts = [_dump_database(config, key, scratch, beat),
                      _archive_profiles(config, key, scratch, beat)]
+            parts += _archive_media(config, key, scratch, beat)  # -- media (issue 12)
             for part in parts:
                 beat.begin(f"store {part.name}", part.digest.size)
                 storage.put(backup_id, part.file, scratch / part.file, beat.advance)
@@ -532,6 +533,8 @@ def restore(config: Config, backup_id: str, force: bool = False,
                                      progress)
             _prepare_profiles(key, storage, backup_id, parts[SESSIONS], scratch, staging,
                               progress)
+            media_staging = _prepare_media(config, key, storage, backup_id, parts, scratch,
+                                           progress)  # -- media (issue 12)
             # Everything is verified. The checks took a while: is anything running now?
             _refuse_if_live(config, force)
             _release_connections()
@@ -541,6 +544,7 @@ def restore(config: Config, backup_id: str, force: bool = False,
             progress.begin(f"restore {SESSIONS}")
             profiles.replace(config.session_data_path, staging)
             progress.end()
+            _restore_media(config, media_staging)  # -- media (issue 12)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     _release_connections()
@@ -557,6 +561,62 @@ def restore(config: Config, backup_id: str, force: bool = False,
                          sessions=len(parts[SESSIONS].get("sessions", [])),
                          files=int(parts[SESSIONS].get("files", 0)),
                          seconds=time.monotonic() - started)
+
+
+# -- media (issue 12): local media files (STORAGE_TYPE=local) are a part of their own -----------
+MEDIA = "media"
+MEDIA_PART_FILE = "media.tar.gz.enc"
+
+
+def _archive_media(config: Config, key: BackupKey, scratch: Path, beat: _Heartbeat) -> list[_Part]:
+    """The media folder as a part, when media is stored locally (a bucket keeps its own)."""
+    root = config.storage_local_path
+    if config.storage_type != "local" or not root.is_dir():
+        return []
+    found: dict[str, profiles.ArchiveInfo] = {}
+
+    def fill(out: HashingWriter) -> None:
+        found["info"] = profiles.archive(root, out, beat.advance)
+
+    beat.begin(MEDIA, profiles.measure(root))
+    digest = write_part(scratch / MEDIA_PART_FILE, key, fill)
+    beat.end()
+    info = found["info"]
+    return [_Part(MEDIA, MEDIA_PART_FILE, digest, {"format": "tar", "files": info.files,
+                                                   "bytes": info.bytes})]
+
+
+def _prepare_media(config: Config, key: BackupKey, storage: Storage, backup_id: str,
+                   parts: dict[str, Any], scratch: Path, progress: Progress) -> Path | None:
+    """The backup's media files, verified and unpacked into scratch space (None: none)."""
+    part = parts.get(MEDIA)
+    if part is None or config.storage_type != "local":
+        return None
+    stored = _verified(storage, backup_id, part, scratch, progress, MEDIA)
+    unpacked = scratch / "media-files"
+    progress.begin(f"decrypt {MEDIA}", int(part["size"]))
+    with open_part(stored, key, part["file"], progress.advance) as reader:
+        profiles.extract(reader, unpacked)
+        reader.drain()
+    progress.end()
+    _check_plain(backup_id, part, reader.size, reader.sha256)
+    return unpacked
+
+
+def _restore_media(config: Config, unpacked: Path | None) -> None:
+    """Put back the files the media folder lacks. Files are named by their sha256, so one
+    already there is the same file: nothing is overwritten and nothing is deleted."""
+    if unpacked is None:
+        return
+    root = config.storage_local_path
+    for path in sorted(unpacked.rglob("*")):
+        if not path.is_file():
+            continue
+        target = root / path.relative_to(unpacked)
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        shutil.move(str(path), target)
 
 
 __all__ = ["BackupCorrupt", "BackupError", "BackupNotFound", "BackupRunning", "LiveDeployment",

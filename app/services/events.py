@@ -220,8 +220,12 @@ def _messages(session_id: str, messages: list[dict[str, Any]]) -> list[str]:
             continue  # stored by an earlier drain of the same event
         known.add(data["id"])
         from_me = bool(data.get("fromMe"))
+        row_id = "IN" + secrets.token_hex(11).upper()
+        # -- media (issue 12): the engine's file, stored; the row keeps its stored fields
+        if data.get("media"):
+            data = {**data, "media": _store_media(session_id, row_id, data["media"])}
         new.append(Message(
-            id="IN" + secrets.token_hex(11).upper(), session_id=session_id, wa_message_id=data["id"],
+            id=row_id, session_id=session_id, wa_message_id=data["id"],
             chat_id=data["chatId"], sender=data.get("from"), recipient=data.get("to"),
             from_me=from_me, type=data.get("type") or "text", body=data.get("body"),
             caption=data.get("caption"), media=data.get("media"),
@@ -232,6 +236,7 @@ def _messages(session_id: str, messages: list[dict[str, Any]]) -> list[str]:
     if not new:
         return []
     db.session.add_all(new)
+    _attach_media(new)  # -- media (issue 12)
     db.session.execute(_TOUCH, {"in_session": session_id, "active_at": utcnow()})
     db.session.flush()  # defaults (seq, createdAt) for the events
     schema = MessageSchema()
@@ -361,3 +366,19 @@ _HANDLERS.update({
     EventKind.PRESENCE: _presence,
     EventKind.CALL: _call,
 })
+
+
+# -- media (issue 12) ----------------------------------------------------------------------------
+def _store_media(session_id: str, row_id: str, raw: Any) -> Any:
+    from app.services.media.incoming import store_incoming
+    value, _ = store_incoming(session_id, row_id, raw)
+    return value
+
+
+def _attach_media(new: list[Message]) -> None:
+    from app.services import media
+    db.session.flush()  # the messages first: their references point at them
+    for message in new:
+        sha256 = (message.media or {}).get("sha256")
+        if sha256:
+            media.attach(message.id, message.session_id, sha256)

@@ -411,3 +411,13 @@ def settle_older(engine: Engine, session_id: str, before: int, after: int = 0) -
                 continue
         _mark_sent(out, found)
     return len(rows)
+
+
+# -- media (issue 12) ----------------------------------------------------------------------------
+def _send_media(engine: Engine, out: Outgoing) -> SentMessage:
+    """Every media type is sent from its stored file (app/services/media/send.py)."""
+    from app.services.media.send import send_stored  # it imports this module
+    return send_stored(engine, out)
+
+
+SENDERS.update({kind: _send_media for kind in ("image", "video", "audio", "document", "sticker")})

@@ -29,7 +29,7 @@ from app.models import (
     utcnow,
 )
 from app.models.base import affected_rows
-from app.services import audit, dispatch, hosts
+from app.services import audit, dispatch, hosts, media
 from app.services.events import set_status_if
 
 log = logging.getLogger(__name__)
@@ -195,11 +195,13 @@ def delete(session: Session) -> None:
         stop(session)
     session_id, queue = session.id, session.queue
     _wipe_profile(session)
+    files = media.session_files(session_id)  # -- media (issue 12)
     db.session.execute(sql_delete(IdempotencyKey).where(IdempotencyKey.session_id == session_id))
     db.session.execute(sql_delete(Message).where(Message.session_id == session_id))
     db.session.execute(sql_delete(Session).where(Session.id == session_id))
     audit.record("session.deleted", "session", session_id, name=session.name)
     db.session.commit()
+    media.forget_session(settings(), files)  # -- media (issue 12): what only it used
     dispatch.purge_queue(queue)
 
 

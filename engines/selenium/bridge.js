@@ -82,6 +82,8 @@
       type: msg.type || 'chat',
       body: typeof msg.body === 'string' ? msg.body : null,
       caption: msg.caption || null,
+      mimetype: msg.mimetype || null,
+      filename: msg.filename || null,
       timestamp: msg.t || Math.floor(Date.now() / 1000),
       quotedMessageId: quotedId(msg)
     };
@@ -189,6 +191,30 @@
       }
       return wpp().chat.sendTextMessage(chat, text, options).then(function (sent) {
         return {id: wid(sent.id), ack: sent.ack, timestamp: sent.t || null};
+      });
+    },
+    // -- media (issue 12): files go in as data: URLs, incoming media comes back as base64
+    sendFile: function (chat, dataUrl, kind, filename, caption, ptt, id, quoted) {
+      var options = {type: kind, messageId: id, createChat: true, waitForAck: true};
+      if (filename) { options.filename = filename; }
+      if (caption) { options.caption = caption; }
+      if (ptt) { options.isPtt = true; }
+      if (quoted) { options.quotedMsg = quoted; }
+      return wpp().chat.sendFileMessage(chat, dataUrl, options).then(function (sent) {
+        return {id: wid(sent.id), ack: sent.ack, timestamp: sent.t || null};
+      });
+    },
+    downloadMedia: function (serialized) {
+      return Promise.resolve(wpp().chat.downloadMedia(serialized)).then(function (blob) {
+        return new Promise(function (resolve, reject) {
+          var reader = new FileReader();
+          reader.onload = function () {
+            var url = String(reader.result);
+            resolve({mimetype: blob.type || null, base64: url.slice(url.indexOf(',') + 1)});
+          };
+          reader.onerror = function () { reject(reader.error); };
+          reader.readAsDataURL(blob);
+        });
       });
     },
     findSent: function (serialized) {

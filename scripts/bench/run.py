@@ -15,6 +15,8 @@ engine. Measured:
 - many sessions: N mock sessions sending at once, aggregate sends/s, per-session order
   checked in each session's sent.jsonl;
 - memory: RSS of every process idle and under load;
+- media (scripts/bench/media.py): 100 kB image sends/s at 8 clients beside send-text, peak
+  RSS while 10 clients send a 15 MB document each, an incoming 5 MB video to its webhook;
 - the client's own CPU beside the server's, so a client bottleneck shows.
 
     python scripts/bench/run.py [--quick] [--out bench-results]
@@ -224,6 +226,8 @@ class Bench:
             # The inbound path's receiver listens on 127.0.0.1.
             "WEBHOOK_ALLOW_PRIVATE": "true",
             "PYTHONPATH": f"{ROOT}:{BENCH}",
+            # -- media (issue 12): files in the run's folder; URL sends come from 127.0.0.1
+            "STORAGE_LOCAL_PATH": str(self.work / "media"), "MEDIA_ALLOW_PRIVATE": "true",
         })
         self.env = env
         from app.config import Config
@@ -632,6 +636,9 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| **total** | {round(sum(x['rss_mib'] for x in mem['idle']), 1)} | "
                      f"{round(sum(x['rss_mib'] for x in mem['loaded']), 1)} |")
         lines.append("")
+    if r.get("media"):  # -- media (issue 12)
+        import media as media_bench
+        lines += media_bench.markdown(r["media"])
     t = r.get("targets")
     if t:
         lines += ["### Targets", "", "| target | measured | met |", "|---|---:|---|"]
@@ -675,7 +682,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, help="sessions in the many-sessions run")
     parser.add_argument("--inbound-rate", type=float, default=100.0,
                         help="messages/s offered on the inbound path")
-    parser.add_argument("--skip", default="", help="comma list: send,inbound,read,many")
+    parser.add_argument("--skip", default="", help="comma list: send,inbound,read,many,media")
     args = parser.parse_args()
     seconds = args.seconds or (2.0 if args.quick else 8.0)
     sizes = [10_000] if args.quick else [10_000, 1_000_000]
@@ -714,6 +721,9 @@ def main() -> None:
             if "many" not in skip:
                 report["many_sessions"] = many_sessions(b, n_sessions, seconds)
         report["memory"]["loaded"] = peak.rows()
+        if "media" not in skip:  # -- media (issue 12): its own peaks, after the others
+            import media as media_bench
+            report["media"] = media_bench.run(b, load, PeakRss, seconds, args.quick)
         if "read" not in skip:
             report["read_path"] = read_path(b, sizes, reps)
         ok = True

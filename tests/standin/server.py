@@ -20,6 +20,7 @@ Run alone with ``python -m tests.standin [port]`` to look at it in a browser.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import threading
@@ -77,6 +78,7 @@ class StandIn:
         self.calls: list[dict[str, Any]] = []  # every recorded WPP call of the pages
         self.groups: dict[str, dict[str, Any]] = {}
         self.blocked: set[str] = set()
+        self.media: dict[str, tuple[str, bytes]] = {}  # -- media (issue 12): id -> (mimetype, bytes)
         handler = type("Handler", (_Handler,), {"standin": self})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
@@ -153,7 +155,7 @@ class StandIn:
         self.push(device, {"type": "linked", "phone": phone, "pushName": push_name})
 
     def incoming(self, phone: str, sender: str, body: str, key: str | None = None,
-                 quoted: str | None = None) -> dict[str, Any]:
+                 quoted: str | None = None, push: bool = True) -> dict[str, Any]:
         device = self.device_for(phone=phone)
         if device is None:
             raise LookupError(f"no device is linked as {phone}")
@@ -165,7 +167,8 @@ class StandIn:
         with self.lock:
             self.messages[self._key(device, message["id"])] = message
             self.pushed[message["id"]] = time.time()
-        self.push(device, {"type": "message", "message": message})
+        if push:
+            self.push(device, {"type": "message", "message": message})
         return message
 
     def ack(self, message_id: str, ack: int) -> Device:
@@ -243,9 +246,38 @@ class StandIn:
                        "to": chat, "fromMe": True, "body": body.get("body"), "type": "chat",
                        "t": int(time.time()), "quoted": body.get("quoted"),
                        "mentions": body.get("mentions") or [], "ack": 1}
+            if body.get("data") is not None:  # -- media (issue 12): a file message
+                message.update(self._media_fields(serialized, body))
             self.messages[self._key(device, serialized)] = message
             self.sent.append({**message, "device": device.id})
             return message
+
+    # -- media (issue 12) -------------------------------------------------------------------
+    def _media_fields(self, serialized: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A file message's fields; its bytes are kept aside (``/wa/media`` serves them)."""
+        data = base64.b64decode(str(body["data"]))
+        self.media[serialized] = (str(body.get("mimetype") or "application/octet-stream"), data)
+        return {"type": str(body.get("type") or "document"), "mimetype": body.get("mimetype"),
+                "filename": body.get("filename"), "caption": body.get("caption"),
+                "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+    def incoming_media(self, phone: str, sender: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A contact sends the device a file (``body``: type, mimetype, filename?, caption?,
+        data as base64)."""
+        message = self.incoming(phone, sender, "", push=False)
+        with self.lock:
+            message.update(self._media_fields(message["id"], body))
+            message["body"] = None
+        device = self.device_for(phone=phone)
+        assert device is not None
+        self.push(device, {"type": "message", "message": message})
+        return message
+
+    def page_media(self, device_id: str, message_id: str) -> tuple[str, bytes] | None:
+        with self.lock:
+            if self._key(self.devices[device_id], message_id) not in self.messages:
+                return None
+            return self.media.get(message_id)
 
     def page_message(self, device_id: str, message_id: str) -> dict[str, Any] | None:
         with self.lock:
@@ -416,6 +448,16 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path == "/wa/message":
             found = self.standin.page_message(query["device"], query["id"])
             self._json(found, 200 if found else 404)
+        elif url.path == "/wa/media":  # -- media (issue 12)
+            found_media = self.standin.page_media(query["device"], query["id"])
+            if found_media is None:
+                self._json({"error": "not found"}, 404)
+            else:
+                self.send_response(200)
+                self.send_header("Content-Type", found_media[0])
+                self.send_header("Content-Length", str(len(found_media[1])))
+                self.end_headers()
+                self.wfile.write(found_media[1])
         elif url.path == "/control/state":
             self._json(self.standin.state())
         else:
@@ -462,6 +504,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif action == "message":
             self._json(standin.incoming(str(body["phone"]), str(body["from"]), str(body["body"]),
                                         body.get("id"), body.get("quotedMessageId")))
+        elif action == "media":  # -- media (issue 12)
+            self._json(standin.incoming_media(str(body["phone"]), str(body["from"]), body))
         elif action == "ack":
             standin.ack(str(body["messageId"]), int(body["ack"]))
             self._json({"ok": True})

@@ -208,8 +208,41 @@
       });
     }}, h("input", {id: "send-to", placeholder: "chat id or phone (blank: open chat)"}),
       h("input", {id: "send-text", placeholder: "message", required: true, maxlength: 4096}), h("button", {type: "submit"}, "Send")) : null;
+    // -- media (issue 12): a picked file goes out as base64 through the same REST routes
+    function mediaRoute(file) {
+      var type = (file.type || "").split("/")[0];
+      return type === "image" || type === "video" || type === "audio" ? type : "document";
+    }
+    var sendFile = can("operator") ? h("form", {"class": "row", id: "send-media-form", onsubmit: function (e) {
+      e.preventDefault();
+      var to = document.getElementById("send-to").value || chat, picker = document.getElementById("send-file");
+      var caption = document.getElementById("send-caption"), file = picker.files[0];
+      if (!file || !to) { flash("pick a file and a chat", true); return; }
+      var reader = new FileReader();
+      reader.onload = function () {
+        var url = String(reader.result), kind = mediaRoute(file);
+        var body = {chatId: to, base64: url.slice(url.indexOf(",") + 1)};
+        if (file.type) { body.mimetype = file.type; }
+        if (kind === "document") { body.filename = file.name; }
+        if (caption.value && kind !== "audio") { body.caption = caption.value; }
+        act(api("POST", "/sessions/" + sid + "/messages/send-" + kind, body), function () {
+          picker.value = ""; caption.value = "";
+          if (!chat) { var id = to.indexOf("@") < 0 ? to + "@c.us" : to; addChat({id: id}); openChat(id); }
+        });
+      };
+      reader.onerror = function () { flash("cannot read " + file.name, true); };
+      reader.readAsDataURL(file);
+    }}, h("input", {id: "send-file", type: "file", accept: "image/*,video/*,audio/*,application/pdf,*/*"}),
+      h("input", {id: "send-caption", placeholder: "caption (optional)", maxlength: 1024}),
+      h("button", {type: "submit", "data-action": "Send file"}, "Send file")) : null;
+    function mediaLabel(m) {
+      if (!m.media) { return null; }
+      var size = m.media.size ? " " + Math.max(1, Math.round(m.media.size / 1024)) + " kB" : "";
+      return "[" + m.type + (m.media.filename ? ": " + m.media.filename : "") + size + "] ";
+    }
     function bubble(m) {
-      return h("div", {"class": m.fromMe ? "msg out" : "msg in", "data-id": m.id || m.messageId}, m.body || m.caption || ("[" + m.type + "]"));
+      return h("div", {"class": m.fromMe ? "msg out" : "msg in", "data-id": m.id || m.messageId},
+        mediaLabel(m), m.body || m.caption || (m.media ? "" : "[" + m.type + "]"));
     }
     function openChat(chatId) {
       chat = chatId; thread.textContent = "";
@@ -238,15 +271,14 @@
     onEvent(function (p) {
       if (p.sessionId !== sid || (p.event !== "message.received" && p.event !== "message.sent")) { return; }
       var m = p.data, chatId = m.chatId || m.from;
-      if (p.event === "message.sent") { m = {fromMe: true, body: m.body, type: m.type, id: m.id}; }
+      if (p.event === "message.sent") { m = {fromMe: true, body: m.body, type: m.type, id: m.id, media: m.media}; }
       if (chatId === chat && !thread.querySelector('[data-id="' + CSS.escape(m.id || "") + '"]')) {
         add(thread, bubble(m)); thread.scrollTop = thread.scrollHeight;
       }
       addChat({id: chatId});
     });
     add(main, [sessionPicker(function (v) { sid = v; chat = null; thread.textContent = ""; loadChats(); }, true),
-      h("div", {"class": "chats"}, h("div", {"class": "panel"}, list), h("div", {"class": "panel"}, thread, send)),
-      h("p", {"class": "hint"}, "Media sending is not in the dashboard yet (text only).")]);
+      h("div", {"class": "chats"}, h("div", {"class": "panel"}, list), h("div", {"class": "panel"}, thread, send, sendFile))]);
   };
 
   pages.webhooks = function (main) {

@@ -43,7 +43,10 @@
     return {
       id: MsgKey(m.id), from: Wid(m.from), to: Wid(m.to), body: m.body, type: m.type || 'chat',
       t: m.t, ack: m.ack || 0, isNewMsg: true, quotedStanzaID: m.quoted ? String(m.quoted).split('_').pop() : undefined,
-      _quoted: m.quoted || null
+      _quoted: m.quoted || null,
+      // -- media (issue 12)
+      caption: m.caption || undefined, mimetype: m.mimetype || undefined, filename: m.filename || undefined,
+      isPtt: m.type === 'ptt' || undefined
     };
   }
 
@@ -278,6 +281,37 @@
           emit('chat.new_message', msg);
           return {id: msg.id, ack: 1, from: m.from, to: m.to, t: m.t, sendMsgResult: {messageSendResult: 'OK'}};
         });
+      },
+      // -- media (issue 12): WPP.chat.sendFileMessage / downloadMedia, as wa-js offers them
+      sendFileMessage: function (chat, content, options) {
+        requireReady();
+        options = options || {};
+        var text = String(content);
+        var comma = text.indexOf(',');
+        var mimetype = options.mimetype || (text.indexOf('data:') === 0 ? text.slice(5, text.indexOf(';')) : null);
+        var type = options.type === 'audio' && options.isPtt ? 'ptt' : (options.type || 'document');
+        var id = options.messageId ? String(options.messageId._serialized ? options.messageId.id : options.messageId) : null;
+        var quoted = options.quotedMsg ? String(options.quotedMsg._serialized || options.quotedMsg) : null;
+        return post('/wa/send', {
+          device: device, to: String(chat), body: null, id: id, quoted: quoted, type: type,
+          mimetype: mimetype, filename: options.filename || null, caption: options.caption || null,
+          data: comma >= 0 ? text.slice(comma + 1) : text
+        }).then(function (m) {
+          var msg = Msg(m);
+          msg.ack = 1;
+          messages[m.id] = msg;
+          noteChat(m.chat, m.t, false);
+          emit('chat.new_message', msg);
+          return {id: msg.id, ack: 1, from: m.from, to: m.to, t: m.t, sendMsgResult: {messageSendResult: 'OK'}};
+        });
+      },
+      downloadMedia: function (id) {
+        var key = String(id._serialized || id);
+        return fetch('/wa/media?device=' + encodeURIComponent(device) + '&id=' + encodeURIComponent(key))
+          .then(function (reply) {
+            if (!reply.ok) { throw new Error('media not found'); }
+            return reply.blob();
+          });
       },
       getMessageById: function (id) {
         var key = String(id._serialized || id);
