@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = '0009_chats_groups'
-down_revision = '0006'  # 0006_webhook_lines.py; the lead re-chains at merge
+down_revision = '0007_media'
 branch_labels = None
 depends_on = None
 
