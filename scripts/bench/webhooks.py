@@ -22,6 +22,7 @@ average at its start and end, and the throughput phases the worker's CPU time pe
 (``worker_cpu_ms_per_attempt``), which other processes change little.
 
     python scripts/bench/webhooks.py [--rows 3000] [--chats 50] [--baseline main|""] [--json out.json]
+    python scripts/bench/webhooks.py --rounds 3   # throughput only, main and this alternated
 """
 from __future__ import annotations
 
@@ -95,8 +96,10 @@ class Platform:
                    WEBHOOK_ALLOW_PRIVATE="true", MOCK_AUTO_SCAN_SECONDS="0", METRICS_PORT="0",
                    ENCRYPTION_KEY="bench-encryption-key-0123456789", PYTHONPATH=str(self.root))
         self.env = env
-        subprocess.run([sys.executable, "-m", "app", "db", "upgrade"], env=env, cwd=self.root,
-                       check=True, capture_output=True)
+        migrated = subprocess.run([sys.executable, "-m", "app", "db", "upgrade"], env=env,
+                                  cwd=self.root, capture_output=True, text=True)
+        if migrated.returncode:
+            raise RuntimeError(f"db upgrade failed in {self.root}: {migrated.stderr[-2000:]}")
         for role in ("api", "worker", "beat") + (("host",) if self.with_host else ()):
             self.procs.append(subprocess.Popen(
                 [sys.executable, "-m", "app", role], env=env, cwd=self.root,
@@ -338,6 +341,24 @@ def measure(root: Path, args: argparse.Namespace, with_latency: bool) -> dict[st
     return report
 
 
+def interleaved(baseline: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The throughput phases of the baseline and of this checkout, both platforms up at
+    once and their phases alternated (``--rounds`` times), so each pair of figures saw the
+    same load from the rest of the machine."""
+    report: dict[str, Any] = {"rounds": []}
+    with Platform(baseline, with_host=False) as before, Platform(ROOT, with_host=False) as after:
+        sessions = {"before": before.session("one"), "after": after.session("one")}
+        for _ in range(args.rounds):
+            row: dict[str, Any] = {}
+            for label, fail_rate in (("ok", 0.0), ("fail10", 0.10)):
+                for name, platform in (("before", before), ("after", after)):
+                    row[f"{name}_{label}"] = throughput(platform, sessions[name], args.rows,
+                                                        args.chats, fail_rate, args.window)
+                    print(name, label, row[f"{name}_{label}"], flush=True)
+            report["rounds"].append(row)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -351,9 +372,19 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50, help="latency samples (0: skip)")
     parser.add_argument("--baseline", default="main", help='git ref measured first ("": none)')
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="only the throughput phases, baseline and this checkout "
+                             "alternated this many times (robust to a busy machine)")
     args = parser.parse_args()
 
     report: dict[str, Any] = {}
+    if args.rounds and args.baseline:
+        report = interleaved(export(args.baseline), args)
+        text_out = json.dumps(report, indent=2)
+        print(text_out)
+        if args.json:
+            args.json.write_text(text_out)
+        return
     if args.baseline:
         tree = export(args.baseline)
         report["before"] = {"ref": args.baseline, **measure(tree, args, with_latency=False)}
