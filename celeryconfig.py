@@ -9,6 +9,7 @@ import os
 
 from kombu import Exchange, Queue
 
+from app.common.broker import transport_for
 from app.common.env import Env, backup_schedule, cron_schedule
 from app.common.names import DECLARED_QUEUES, TASK_ROUTES, Queues, Tasks
 
@@ -18,6 +19,8 @@ broker_url = _env.text("REDIS_URL", "redis://127.0.0.1:6379/0")
 result_backend = _env.text("CELERY_RESULT_BACKEND", broker_url)
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None  # keep trying while Redis is down
+# kombu's Redis transport with a fix: a worker survives Redis dying under a task in flight.
+broker_transport = transport_for(broker_url)
 
 task_serializer = "json"
 result_serializer = "json"

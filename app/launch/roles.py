@@ -137,6 +137,9 @@ def _forget_inherited_connections(flask_app: Flask) -> None:
         db.engine.dispose(close=False)
 
 
+# Workers and hosts run without gossip: nothing here uses it (a host's liveness is its
+# heartbeat in the database), and Celery's Gossip step logs a false ERROR with a traceback
+# ("Error on restarting Gossip") every time the broker connection is lost.
 def _celery_argv(config: Config, *args: str) -> list[str]:
     return [*args, "--loglevel", config.log_level.upper()]
 
@@ -152,7 +155,8 @@ def run_host(flask_app: Flask) -> None:
                    config.metrics_address)
     celery.worker_main(_celery_argv(
         config, "worker", "--session-host", "--pool", "solo", "--concurrency", "1",
-        "--hostname", name, "--queues", host_queue(name), "--without-mingle"))
+        "--hostname", name, "--queues", host_queue(name), "--without-mingle",
+        "--without-gossip"))
 
 
 def run_worker(flask_app: Flask) -> None:
@@ -164,7 +168,7 @@ def run_worker(flask_app: Flask) -> None:
     celery.worker_main(_celery_argv(
         config, "worker", "--pool", "threads", "--concurrency", str(config.worker_concurrency),
         "--hostname", f"worker@{socket.gethostname()}", "--queues", WORKER_QUEUES,
-        "--without-mingle"))
+        "--without-mingle", "--without-gossip"))
 
 
 def beat_lock(config: Config, inherited_fd: int | None = None) -> InstanceLock:

@@ -17,9 +17,12 @@ with ``git archive``, so nothing of that checkout is touched):
 - **latency** (this checkout only): an incoming message on the mock engine (a message
   between two mock sessions) to its arrival at the receiver, p50 / p95.
 
-Run it only when the machine is otherwise quiet.
+Run it only when the machine is otherwise quiet; each phase reports the 1-minute load
+average at its start and end, and the throughput phases the worker's CPU time per attempt
+(``worker_cpu_ms_per_attempt``), which other processes change little.
 
     python scripts/bench/webhooks.py [--rows 3000] [--chats 50] [--baseline main|""] [--json out.json]
+    python scripts/bench/webhooks.py --rounds 3   # throughput only, main and this alternated
 """
 from __future__ import annotations
 
@@ -93,12 +96,15 @@ class Platform:
                    WEBHOOK_ALLOW_PRIVATE="true", MOCK_AUTO_SCAN_SECONDS="0", METRICS_PORT="0",
                    ENCRYPTION_KEY="bench-encryption-key-0123456789", PYTHONPATH=str(self.root))
         self.env = env
-        subprocess.run([sys.executable, "-m", "app", "db", "upgrade"], env=env, cwd=self.root,
-                       check=True, capture_output=True)
+        migrated = subprocess.run([sys.executable, "-m", "app", "db", "upgrade"], env=env,
+                                  cwd=self.root, capture_output=True, text=True)
+        if migrated.returncode:
+            raise RuntimeError(f"db upgrade failed in {self.root}: {migrated.stderr[-2000:]}")
         for role in ("api", "worker", "beat") + (("host",) if self.with_host else ()):
             self.procs.append(subprocess.Popen(
                 [sys.executable, "-m", "app", role], env=env, cwd=self.root,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        self.worker_pid = self.procs[1].pid
         self.base = f"http://127.0.0.1:{port}/api"
         self.http = requests.Session()
         self.http.headers["X-API-Key"] = KEY
@@ -117,7 +123,8 @@ class Platform:
 
         self.celery = Celery(broker=self.redis_url)
         self.queue = Queue("webhooks", Exchange("webhooks"), routing_key="webhooks")
-        self.db = create_engine(f"sqlite:///{self.work / 'data' / 'openwa.db'}")
+        self.db = create_engine(f"sqlite:///{self.work / 'data' / 'openwa.db'}",
+                                connect_args={"timeout": 30})  # the worker writes too
         columns = {c["name"] for c in inspect(self.db).get_columns("webhook_deliveries")}
         self.has_order_key = "order_key" in columns
         return self
@@ -210,18 +217,35 @@ def outcome(receiver: Receiver, ids: set[str], started: float, done_at: float) -
             "all_delivered_s": None if all_delivered is None else round(all_delivered, 2)}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (all its threads)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def throughput(platform: Platform, session: str, rows: int, chats: int, fail_rate: float,
                window: float) -> dict[str, Any]:
+    """Also ``worker_cpu_ms_per_attempt``: the worker's CPU time over the phase per HTTP
+    attempt, which other processes on the machine change little (unlike the rate: report
+    the load average beside it)."""
     receiver = Receiver(fail_rate)
     try:
         hook = platform.webhook(session, receiver.url)
         batch = rows_for([(hook, session)], rows, chats)
         ids = {r["id"] for r in batch}
         platform.insert(batch)
+        load_before = os.getloadavg()[0]
+        cpu_before = cpu_seconds(platform.worker_pid)
         started = time.perf_counter()
         platform.kick({hook})
         wait(lambda: receiver.count(EVENT) >= rows, window)
         result = outcome(receiver, ids, started, time.perf_counter())
+        with receiver.lock:
+            attempts = sum(1 for a in receiver.attempts if a[1] in ids)
+        result["worker_cpu_ms_per_attempt"] = round(
+            1000 * (cpu_seconds(platform.worker_pid) - cpu_before) / max(1, attempts), 2)
+        result["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         platform.http.delete(f"{platform.base}/sessions/{session}/webhooks/{hook}")
         return result
     finally:
@@ -248,6 +272,7 @@ def scenario(platform: Platform, sessions: list[str], rate: int, seconds: float,
             ids |= {r["id"] for r in batch}
             time.sleep(max(0.0, tick - (time.perf_counter() - started) % tick))
         stopped = time.perf_counter()
+        load_at_stop = os.getloadavg()[0]
         with receiver.lock:
             seen_at_stop = {a[1] for a in receiver.attempts}
             delivered_at_stop = {b["deliveryId"] for _, b in receiver.arrivals}
@@ -259,7 +284,8 @@ def scenario(platform: Platform, sessions: list[str], rate: int, seconds: float,
                 "queue_drained_after_stop_s": result["first_pass_s"],
                 "all_delivered_after_stop_s": result["all_delivered_s"],
                 "delivered": result["delivered"], "duplicates": result["duplicates"],
-                "failed_attempts": result["failed_attempts"]}
+                "failed_attempts": result["failed_attempts"],
+                "load_average_1m": [round(load_at_stop, 2), round(os.getloadavg()[0], 2)]}
     finally:
         receiver.stop()
 
@@ -315,6 +341,24 @@ def measure(root: Path, args: argparse.Namespace, with_latency: bool) -> dict[st
     return report
 
 
+def interleaved(baseline: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The throughput phases of the baseline and of this checkout, both platforms up at
+    once and their phases alternated (``--rounds`` times), so each pair of figures saw the
+    same load from the rest of the machine."""
+    report: dict[str, Any] = {"rounds": []}
+    with Platform(baseline, with_host=False) as before, Platform(ROOT, with_host=False) as after:
+        sessions = {"before": before.session("one"), "after": after.session("one")}
+        for _ in range(args.rounds):
+            row: dict[str, Any] = {}
+            for label, fail_rate in (("ok", 0.0), ("fail10", 0.10)):
+                for name, platform in (("before", before), ("after", after)):
+                    row[f"{name}_{label}"] = throughput(platform, sessions[name], args.rows,
+                                                        args.chats, fail_rate, args.window)
+                    print(name, label, row[f"{name}_{label}"], flush=True)
+            report["rounds"].append(row)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -328,9 +372,19 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50, help="latency samples (0: skip)")
     parser.add_argument("--baseline", default="main", help='git ref measured first ("": none)')
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="only the throughput phases, baseline and this checkout "
+                             "alternated this many times (robust to a busy machine)")
     args = parser.parse_args()
 
     report: dict[str, Any] = {}
+    if args.rounds and args.baseline:
+        report = interleaved(export(args.baseline), args)
+        text_out = json.dumps(report, indent=2)
+        print(text_out)
+        if args.json:
+            args.json.write_text(text_out)
+        return
     if args.baseline:
         tree = export(args.baseline)
         report["before"] = {"ref": args.baseline, **measure(tree, args, with_latency=False)}

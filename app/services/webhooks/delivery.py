@@ -8,8 +8,9 @@ one of its line; a head waiting for its retry holds its line and nothing else.
 A drain claims the heads of a few lines (``LINES_PER_CLAIM``) with a lease on the rows,
 posts them one after the other, and after a success takes the next row of the same line
 in the transaction that records the outcome. Any number of drains (worker threads or
-processes) run at once on one webhook, each on other lines; a drain that claimed a full
-set of lines asks for one more drain, so the work spreads over the worker's threads.
+processes) run at once on one webhook, each on other lines; a drain that claims a full
+set of lines asks once for one more drain, so the work spreads over the worker's threads.
+A drain re-reads its webhook every ``WEBHOOK_RELOAD_S``, not at every claim.
 
 The lease (``WEBHOOK_LEASE`` s) is renewed by a thread while the drain runs: a killed
 worker's rows are free again within one lease, and beat's sweep picks them up. Each
@@ -217,12 +218,15 @@ def drain(webhook_id: str, budget_seconds: float = 60.0) -> dict[str, int]:
     retry_in = float("inf")
     deadline = time.monotonic() + budget_seconds
     renewal = _Renewal(current_flask_app(), token, cfg.webhook_lease_s)
+    webhook: Webhook | None = None
+    loaded = -WEBHOOK_RELOAD_S
+    asked_for_help = False
     try:
         while time.monotonic() < deadline:
-            webhook = _load(webhook_id)
+            if webhook is None or time.monotonic() - loaded > WEBHOOK_RELOAD_S:
+                webhook, loaded = _load(webhook_id), time.monotonic()
             if webhook is None or not webhook.active:
                 break
-            loaded = time.monotonic()
             queue = deque(_claim_heads(webhook_id, token, cfg.webhook_lease_s, per_chat, failed))
             if not queue:  # on PostgreSQL, a drain may have claimed the same heads first:
                 db.session.commit()  # look again, past its claims
@@ -230,8 +234,12 @@ def drain(webhook_id: str, budget_seconds: float = 60.0) -> dict[str, int]:
             if not queue:
                 break
             renewal.start()
-            if len(queue) == LINES_PER_CLAIM:
-                kick([webhook_id])  # more lines may be free: another thread can take them
+            if len(queue) == LINES_PER_CLAIM and not asked_for_help:
+                # More lines may be free: another thread can take them. Once per drain: the
+                # drain it starts asks for the next, up to the worker's threads; a kick per
+                # claim queued hundreds of drains that found nothing left to take.
+                kick([webhook_id])
+                asked_for_help = True
             while queue and time.monotonic() < deadline:
                 row = queue.popleft()
                 if time.monotonic() - loaded > WEBHOOK_RELOAD_S:

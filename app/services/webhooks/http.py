@@ -52,15 +52,14 @@ def sign(secret: str, body: bytes) -> str:
 def request_headers(webhook: Webhook, delivery: Enveloped, body: bytes,
                     retry: int) -> dict[str, str]:
     """The webhook's own headers (decrypted; reserved names dropped), then ours."""
-    opened = box()
-    headers = json.loads(opened.decrypt(webhook.headers_enc)) if webhook.headers_enc else {}
+    headers = json.loads(box().decrypt(webhook.headers_enc)) if webhook.headers_enc else {}
     headers = {k: v for k, v in headers.items() if k.lower() not in RESERVED_HEADERS}
     headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT,
                     "X-OpenWA-Event": delivery.event, "X-OpenWA-Delivery-Id": delivery.id,
                     "X-OpenWA-Idempotency-Key": delivery.idempotency_key,
                     "X-OpenWA-Retry-Count": str(retry)})
     if webhook.secret_enc:
-        headers["X-OpenWA-Signature"] = sign(opened.decrypt(webhook.secret_enc), body)
+        headers["X-OpenWA-Signature"] = sign(box().decrypt(webhook.secret_enc), body)
     return headers
 
 
@@ -96,8 +95,9 @@ def unbuildable(webhook: Webhook) -> str | None:
     """Why no HTTP request can be built for this webhook (rows stored before registration
     checked header names and values), or None. The reason names no header value or secret:
     it becomes the dead letter's ``lastError``."""
-    opened = box()
-    headers = json.loads(opened.decrypt(webhook.headers_enc)) if webhook.headers_enc else {}
+    if not webhook.headers_enc:
+        return None
+    headers = json.loads(box().decrypt(webhook.headers_enc))
     for name, value in headers.items():
         if not (isinstance(name, str) and HEADER_NAME.match(name)):
             return f"{UNBUILDABLE} a custom header name is not an HTTP token"
