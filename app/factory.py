@@ -113,6 +113,9 @@ def _register_blueprints(app: Flask, config: Config) -> None:
     api.register_blueprint(contacts.blp, url_prefix=f"{prefix}/sessions")
     api.register_blueprint(webhooks.session_blp, url_prefix=f"{prefix}/sessions")
     api.register_blueprint(webhooks.blp, url_prefix=f"{prefix}/webhooks")
+    # -- bulk sends (issue 13.5) ---
+    from app.api import batches
+    api.register_blueprint(batches.blp, url_prefix=f"{prefix}/sessions")
     if config.engine_type == "mock":
         api.register_blueprint(mock.blp, url_prefix=f"{prefix}/sessions")
     _register_dashboard(app, config)

@@ -25,7 +25,9 @@ from app.services import messages
 #: Path segments below /messages that are actions, never message ids: with the plain
 #: string converter, `GET .../messages/send-text` was a message look-up (and OPTIONS on
 #: send-text advertised GET).
-ACTION_SEGMENTS = ("send-text",)
+ACTION_SEGMENTS: tuple[str, ...] = ("send-text",)
+# -- bulk sends (issue 13.5) ---
+ACTION_SEGMENTS += ("send-bulk", "batch")
 
 
 class MessageIdConverter(BaseConverter):

@@ -18,6 +18,8 @@ class Tasks:
     PRUNE = "tasks.maintenance.prune"
     SCHEDULED_BACKUP = "tasks.backups.scheduled_backup"
     MANUAL_BACKUP = "tasks.backups.manual_backup"
+    # -- bulk sends (issue 13.5) ---
+    RUN_BATCH = "tasks.batches.run_batch"
 
 
 class Queues:
@@ -27,9 +29,13 @@ class Queues:
     WEBHOOKS = "webhooks"
     MEDIA = "media"
     BACKUPS = "backups"
+    # -- bulk sends (issue 13.5) ---
+    BATCHES = "batches"
 
 
-DECLARED_QUEUES = (Queues.DEFAULT, Queues.WEBHOOKS, Queues.MEDIA, Queues.BACKUPS)
+DECLARED_QUEUES: tuple[str, ...] = (Queues.DEFAULT, Queues.WEBHOOKS, Queues.MEDIA, Queues.BACKUPS)
+# -- bulk sends (issue 13.5) ---
+DECLARED_QUEUES += (Queues.BATCHES,)
 
 #: Task-name patterns and the declared queue each goes to (celeryconfig's ``task_routes``).
 #: Session tasks have no route: the API names the ``session.<id>`` or ``host.<name>`` queue.
@@ -38,6 +44,8 @@ TASK_ROUTES = {
     "tasks.media.*": Queues.MEDIA,
     "tasks.backups.*": Queues.BACKUPS,
     "tasks.maintenance.*": Queues.DEFAULT,
+    # -- bulk sends (issue 13.5) ---
+    "tasks.batches.*": Queues.BATCHES,
 }
 
 SESSION_QUEUE_PREFIX = "session."

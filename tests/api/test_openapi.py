@@ -179,4 +179,4 @@ def test_the_rules_the_server_enforces_are_in_the_schemas(spec):
 def test_a_message_id_is_never_an_action_name(spec):
     params = spec["paths"]["/api/sessions/{sid}/messages/{message_id}"]["parameters"]
     (message_id,) = [p for p in params if p["name"] == "message_id"]
-    assert message_id["schema"]["not"] == {"enum": ["send-text"]}
+    assert message_id["schema"]["not"] == {"enum": ["send-text", "send-bulk", "batch"]}
