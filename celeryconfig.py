@@ -73,6 +73,11 @@ beat_schedule = {
         "task": Tasks.PRUNE,
         "schedule": 3600.0,
     },
+    # -- bulk sends (issue 13.5) ---
+    "batch-sweep": {
+        "task": Tasks.SWEEP_BATCHES,
+        "schedule": 30.0,
+    },
 }
 
 # Encrypted backups with retention, at BACKUP_SCHEDULE (cron, UTC; "off" disables them).

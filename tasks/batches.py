@@ -17,3 +17,9 @@ def run_batch(batch_id: str) -> dict[str, Any]:
                               task_id=batches.task_id(batch_id))
 
     return batches.run(batch_id, later)
+
+
+@openwa_task(Tasks.SWEEP_BATCHES)
+def sweep() -> dict[str, Any]:
+    """Enqueue again the batches whose task message was lost."""
+    return {"resumed": batches.resume_stale()}

@@ -20,6 +20,7 @@ class Tasks:
     MANUAL_BACKUP = "tasks.backups.manual_backup"
     # -- bulk sends (issue 13.5) ---
     RUN_BATCH = "tasks.batches.run_batch"
+    SWEEP_BATCHES = "tasks.batches.sweep"
 
 
 class Queues:

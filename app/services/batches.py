@@ -65,6 +65,9 @@ DEFAULT_DELAY_MS = 3000
 CLAIM_TTL = 10.0
 #: How often a batch whose session is not ready looks again.
 PAUSE_SECONDS = 5.0
+#: An open batch that no run has claimed or touched for this long lost its task (a broker
+#: that came back empty): beat's sweep enqueues it again.
+STALE_AFTER = 60.0
 #: The longest single wait (for a delay or an item's outcome) between two claim renewals.
 WAIT_STEP = 1.0
 COMPLETED_EVENT = "batch.completed"
@@ -369,7 +372,8 @@ def _feed(claim: Claim, later: Callable[[float], None]) -> str:
         if session is None:
             raise _Stop("gone")
         if row.status == ItemStatus.PENDING:
-            _wait_until_due(claim)
+            if delay_ms > 0:
+                _wait_until_due(claim)
             if session.status != SessionStatus.READY:
                 later(PAUSE_SECONDS)
                 raise _Stop("paused")
@@ -439,6 +443,7 @@ _SETTLED = (*FINAL_SENT, MessageStatus.FAILED)
 def _await_outcome(claim: Claim, message_id: str) -> str:
     """Wait for the item's message to be sent or to fail, renewing the claim."""
     result = dispatch.result_of(messages.send_task_id(message_id))
+    answered = False
     while True:
         status = db.session.scalar(select(Message.status).where(Message.id == message_id))
         db.session.commit()
@@ -446,13 +451,16 @@ def _await_outcome(claim: Claim, message_id: str) -> str:
             return "gone"
         if status in _SETTLED:
             return str(status)
-        if dispatch.wait(result, WAIT_STEP) is not None:
-            time.sleep(0.05)  # the send answered: its row is committed by now, or about to be
+        if answered:
+            time.sleep(0.05)  # an earlier answer (a resend's): the row says when it is settled
+        answered = dispatch.wait(result, WAIT_STEP) is not None
         if not claim.renew():
             raise _Stop(_why_stopped(claim.batch_id))
 
 
 def _schedule_next(batch_id: str, delay_ms: int, randomize: bool) -> None:
+    if delay_ms <= 0:
+        return
     seconds = delay_ms / 1000.0
     if randomize:
         seconds *= random.uniform(0.5, 1.5)
@@ -460,3 +468,21 @@ def _schedule_next(batch_id: str, delay_ms: int, randomize: bool) -> None:
                        .values(next_at=utcnow() + timedelta(seconds=seconds))
                        .execution_options(synchronize_session=False))
     db.session.commit()
+
+
+def resume_stale() -> int:
+    """Beat's sweep: enqueue the task again for open batches whose task message was lost
+    (no live claim, untouched for ``STALE_AFTER``). A duplicate is harmless: the claim lets
+    one run feed the batch."""
+    now = utcnow()
+    stale = list(db.session.scalars(
+        select(Batch.id).where(Batch.status.in_((BatchStatus.QUEUED, BatchStatus.RUNNING)),
+                               or_(Batch.claimed_until.is_(None), Batch.claimed_until < now),
+                               Batch.updated_at < now - timedelta(seconds=STALE_AFTER))
+        .order_by(Batch.created_at).limit(1000)))
+    for batch_id in stale:
+        dispatch.send(RUN_TASK, [batch_id], Queues.BATCHES, task_id=task_id(batch_id))
+        db.session.execute(update(Batch).where(Batch.id == batch_id).values(updated_at=now)
+                           .execution_options(synchronize_session=False))
+    db.session.commit()
+    return len(stale)

@@ -2,9 +2,11 @@
 run finds them), stopOnError, a batch another run holds, a session that is not ready."""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
+import redis as redis_lib
 from sqlalchemy import select
 
 from app.extensions import db
@@ -124,3 +126,23 @@ def test_a_session_that_is_not_ready_pauses_the_batch(app, client, operator_key,
         items = db.session.scalars(select(BatchItem.status).where(BatchItem.batch_id == batch_id))
         assert list(items) == ["pending", "pending"]
         assert db.session.scalar(select(db.func.count()).select_from(Message)) == 0
+
+
+def test_the_sweep_enqueues_again_an_open_batch_whose_task_was_lost(
+        app, client, operator_key, ready, config):
+    stale = new_batch(client, operator_key, ready, 1)
+    new_batch(client, operator_key, ready, 1)
+    done = new_batch(client, operator_key, ready, 1)
+    broker = redis_lib.Redis.from_url(config.redis_url)
+    broker.delete("batches")  # the broker lost them
+    with app.app_context():
+        old = utcnow() - timedelta(seconds=batches.STALE_AFTER + 5)
+        db.session.get(Batch, stale).status = "running"
+        db.session.get(Batch, done).status = "completed"
+        db.session.commit()
+        db.session.execute(db.update(Batch).where(Batch.id.in_((stale, done))).values(updated_at=old))
+        db.session.commit()
+        assert batches.resume_stale() == 1
+        assert batches.resume_stale() == 0  # touched: not again at the next sweep
+    queued = [json.loads(raw)["headers"]["id"] for raw in broker.lrange("batches", 0, -1)]
+    assert queued == [batches.task_id(stale)]  # not the fresh one, nor the completed one
