@@ -116,6 +116,7 @@ def _register_blueprints(app: Flask, config: Config) -> None:
     # -- bulk sends (issue 13.5) ---
     from app.api import batches
     api.register_blueprint(batches.blp, url_prefix=f"{prefix}/sessions")
+    batches.document(api.spec)
     if config.engine_type == "mock":
         api.register_blueprint(mock.blp, url_prefix=f"{prefix}/sessions")
     _register_dashboard(app, config)

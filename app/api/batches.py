@@ -9,10 +9,12 @@ from flask_smorest import Blueprint
 from app.api.messages import IDEMPOTENCY_KEY_PATTERN, idempotency_key
 from app.auth import current_key, require
 from app.models import Session
-from app.schemas.batches import BatchAcceptedSchema, BatchSchema, SendBulkSchema
+from app.schemas.batches import BatchAcceptedSchema, BatchSchema, SendBulkSchema, document
 from app.services import batches
 
 blp = Blueprint("batches", __name__, description="Bulk sends")
+
+__all__ = ["blp", "document"]
 
 
 @blp.route("/<sid>/messages/send-bulk")

@@ -35,6 +35,47 @@ class BulkItemSchema(StrictSchema):
         return data
 
 
+def item_component(item_type: str) -> str:
+    """The OpenAPI component documenting items of ``item_type``."""
+    return "BulkItem" + "".join(part.title() for part in item_type.replace("-", "_").split("_"))
+
+
+def item_schema(item_type: str) -> type[Schema]:
+    """An item of ``item_type`` as the document states it: its type, and its content's
+    schema (the matching send route's body without chatId)."""
+    return type(item_component(item_type), (StrictSchema,), {
+        "chatId": ChatId(required=True, data_key="chatId"),
+        "type": fields.String(required=True, metadata={"enum": [item_type]}),
+        "content": fields.Nested(ITEM_TYPES[item_type].content, required=True),
+    })
+
+
+def document(spec: Any) -> None:
+    """Register one component per item type (``BulkItems`` documents the list as a oneOf
+    of them): called once per app, after the blueprint."""
+    for item_type, entry in ITEM_TYPES.items():
+        spec.components.schema(item_component(item_type) + "Content", schema=entry.content)
+        spec.components.schema(item_component(item_type), schema=item_schema(item_type))
+
+
+class BulkItems(fields.Field):
+    """The items of a batch: loaded by ``BulkItemSchema``; documented as an array of one of
+    the per-type item schemas, so the document pairs each type with its content."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={
+            "type": "array", "minItems": 1, "maxItems": MAX_ITEMS,
+            "items": {"oneOf": [{"$ref": f"#/components/schemas/{item_component(name)}"}
+                                for name in ITEM_TYPES]}}, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValidationError("Not a valid list.")
+        if not 1 <= len(value) <= MAX_ITEMS:
+            raise ValidationError(f"Length must be between 1 and {MAX_ITEMS}.")
+        return BulkItemSchema(many=True).load(value)
+
+
 class BulkOptionsSchema(StrictSchema):
     delayBetweenMessages = fields.Integer(
         strict=True, data_key="delayBetweenMessages", attribute="delay_ms",
@@ -49,8 +90,7 @@ class BulkOptionsSchema(StrictSchema):
 
 
 class SendBulkSchema(StrictSchema):
-    messages = fields.List(fields.Nested(BulkItemSchema), required=True,
-                           validate=validate.Length(1, MAX_ITEMS))
+    messages = BulkItems(required=True)
     options = fields.Nested(BulkOptionsSchema)
 
 

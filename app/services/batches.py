@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import time
 from datetime import timedelta
 from typing import Any, Callable, NamedTuple
@@ -35,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from app.common.names import Queues, Tasks
 from app.config import settings
 from app.errors import ApiError, Conflict, NotFound, SessionNotReady
-from app.extensions import db
+from app.extensions import celery_app, db
 from app.models import (
     BATCH_FINAL,
     FINAL_SENT,
@@ -68,6 +69,8 @@ PAUSE_SECONDS = 5.0
 #: An open batch that no run has claimed or touched for this long lost its task (a broker
 #: that came back empty): beat's sweep enqueues it again.
 STALE_AFTER = 60.0
+#: A delay longer than this is waited out as a continuation of the task, not asleep.
+SLEEP_AT_MOST = 2.0
 #: The longest single wait (for a delay or an item's outcome) between two claim renewals.
 WAIT_STEP = 1.0
 COMPLETED_EVENT = "batch.completed"
@@ -155,7 +158,12 @@ def _replay(existing: Batch, session: Session, request_hash: str) -> dict[str, A
     return _accepted(existing, session)
 
 
+_BATCH_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def get(session: Session, batch_id: str) -> Batch:
+    if not _BATCH_ID.fullmatch(batch_id):  # not one of ours (and no NUL reaches PostgreSQL)
+        raise NotFound(f"Batch '{batch_id[:64]}' not found")
     batch = db.session.scalar(select(Batch).where(Batch.id == batch_id,
                                                   Batch.session_id == session.id))
     if batch is None:
@@ -306,11 +314,13 @@ class Claim:
 
 
 class _Stop(Exception):
-    """The run ends here (cancelled, claim lost, paused); ``outcome`` says why."""
+    """The run ends here (cancelled, claim lost, paused...); ``outcome`` says why, and
+    ``again``, when set, is in how many seconds the task is to run again (once the claim
+    is released, so the next run can take it)."""
 
-    def __init__(self, outcome: str) -> None:
+    def __init__(self, outcome: str, again: float | None = None) -> None:
         super().__init__(outcome)
-        self.outcome = outcome
+        self.outcome, self.again = outcome, again
 
 
 _NEXT_ITEM = (
@@ -322,8 +332,10 @@ _NEXT_ITEM = (
 
 def run(batch_id: str, later: Callable[[float], None]) -> dict[str, Any]:
     """The batch task's body: feed the batch's items to its session until it ends, or hand
-    over (``later(seconds)`` enqueues this task again) when another run holds the batch
-    or its session is not ready."""
+    over (``later(seconds)`` enqueues this task again) when another run holds the batch,
+    its session is not ready, a long delay is to be waited out, or this run has lasted
+    half the broker's visibility timeout (so the broker never redelivers a running task,
+    and a worker's warm shutdown waits for a short run only)."""
     claim = Claim(batch_id)
     if not claim.take():
         status = db.session.scalar(select(Batch.status).where(Batch.id == batch_id))
@@ -331,15 +343,19 @@ def run(batch_id: str, later: Callable[[float], None]) -> dict[str, Any]:
             return {"batchId": batch_id, "outcome": status or "gone"}
         later(CLAIM_TTL)  # another run holds it: check back, take over if it died
         return {"batchId": batch_id, "outcome": "held-elsewhere"}
+    again = None
     try:
-        return {"batchId": batch_id, "outcome": _feed(claim, later)}
+        outcome = _feed(claim)
     except _Stop as stop:
-        return {"batchId": batch_id, "outcome": stop.outcome}
+        outcome, again = stop.outcome, stop.again
     finally:
         claim.release()
+    if again is not None:
+        later(again)
+    return {"batchId": batch_id, "outcome": outcome}
 
 
-def _feed(claim: Claim, later: Callable[[float], None]) -> str:
+def _feed(claim: Claim) -> str:
     batch_id = claim.batch_id
     batch = db.session.get(Batch, batch_id)
     assert batch is not None
@@ -347,7 +363,10 @@ def _feed(claim: Claim, later: Callable[[float], None]) -> str:
     session_id = batch.session_id
     resent: set[str] = set()  # in-flight messages this run has put on the queue again
     cursor = 0
+    started, slice_seconds = time.monotonic(), _max_hop()
     while True:
+        if time.monotonic() - started > slice_seconds:
+            raise _Stop("continued", 0.0)
         if not claim.renew():
             raise _Stop(_why_stopped(batch_id))
         row = db.session.execute(_NEXT_ITEM.where(
@@ -375,8 +394,7 @@ def _feed(claim: Claim, later: Callable[[float], None]) -> str:
             if delay_ms > 0:
                 _wait_until_due(claim)
             if session.status != SessionStatus.READY:
-                later(PAUSE_SECONDS)
-                raise _Stop("paused")
+                raise _Stop("paused", PAUSE_SECONDS)
             _enqueue(claim, session, row)
         else:
             message_id = row.message_id or messages.batch_message_id(batch_id, row.position)
@@ -408,14 +426,26 @@ def _any_failed(batch_id: str) -> bool:
     return bool(failed)
 
 
+def _max_hop() -> float:
+    """The longest countdown of a continuation: half the broker's visibility timeout, so a
+    continuation the worker holds until it is due is never redelivered meanwhile."""
+    options = celery_app.conf.broker_transport_options or {}
+    return max(1.0, float(options.get("visibility_timeout", 3600)) / 2)
+
+
 def _wait_until_due(claim: Claim) -> None:
-    """Sleep out the delay before the next item, renewing the claim (and noticing a cancel)."""
+    """Wait out the delay before the next item: a short one asleep, renewing the claim (and
+    noticing a cancel); a long one as a continuation of the task, due when the delay ends
+    (or at most half the visibility timeout later, to look again), so a waiting batch holds
+    no worker thread."""
     while True:
         due = db.session.scalar(select(Batch.next_at).where(Batch.id == claim.batch_id))
         db.session.commit()
         left = 0.0 if due is None else (due - utcnow()).total_seconds()
         if left <= 0:
             return
+        if left > SLEEP_AT_MOST:
+            raise _Stop("waiting", min(left, _max_hop()))
         time.sleep(min(left, WAIT_STEP))
         if not claim.renew():
             raise _Stop(_why_stopped(claim.batch_id))

@@ -199,3 +199,11 @@ def test_batch_and_send_bulk_are_never_message_ids(client, viewer_key, ready):
                             headers=auth(viewer_key)), 405)
     assert_error(client.get(f"/api/sessions/{ready.id}/messages/batch",
                             headers=auth(viewer_key)), 404)
+
+
+@pytest.mark.parametrize("batch_id", ["%00", "a" * 300, "%F0%9F%98%80", "x%0Ay",
+                                      "00000000-0000-0000-0000-000000000000"])
+def test_odd_batch_ids_are_404(client, operator_key, ready, batch_id):
+    assert_error(client.get(batch_url(ready, batch_id), headers=auth(operator_key)), 404)
+    assert_error(client.post(batch_url(ready, batch_id, "/cancel"), headers=auth(operator_key)),
+                 404)

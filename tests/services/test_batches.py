@@ -146,3 +146,22 @@ def test_the_sweep_enqueues_again_an_open_batch_whose_task_was_lost(
         assert batches.resume_stale() == 0  # touched: not again at the next sweep
     queued = [json.loads(raw)["headers"]["id"] for raw in broker.lrange("batches", 0, -1)]
     assert queued == [batches.task_id(stale)]  # not the fresh one, nor the completed one
+
+
+def test_a_long_delay_is_waited_out_as_a_continuation_holding_no_thread(
+        app, client, operator_key, ready):
+    batch_id = new_batch(client, operator_key, ready, 3, delayBetweenMessages=60_000)
+    settle(app, ready, batch_id, {0: "sent"})
+    with app.app_context():
+        db.session.execute(db.update(Batch).where(Batch.id == batch_id)
+                           .values(next_at=utcnow() + timedelta(seconds=20)))
+        db.session.commit()
+    outcome, later = run(app, batch_id)
+    assert outcome["outcome"] == "waiting"
+    assert len(later) == 1 and 15 < later[0] <= 20  # due when the delay ends, not before
+    with app.app_context():
+        batch = db.session.get(Batch, batch_id)
+        assert batch.status == "running" and batch.claim_token is None
+        items = db.session.scalars(select(BatchItem.status).where(BatchItem.batch_id == batch_id)
+                                   .order_by(BatchItem.position))
+        assert list(items) == ["queued", "pending", "pending"]
