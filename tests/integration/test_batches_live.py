@@ -178,3 +178,24 @@ def test_cancel_stops_what_is_not_sent_yet(bulk):
 
     events = wait_for(lambda: completed_events(receiver, batch_id), 30, 0.1, "batch.completed")
     assert [e["data"]["status"] for e in events] == ["cancelled"]
+
+
+def test_a_killed_session_host_mid_batch_delays_it_and_sends_nothing_twice(platform):
+    host = platform.start_host()
+    session = platform.create_ready_session("bulk")
+    start_worker(platform)
+    batch_id = send_bulk(platform, 30, delayBetweenMessages=100)
+    ids = [messages.batch_message_id(batch_id, i) for i in range(30)]
+    wait_for(lambda: status(platform, batch_id)["progress"]["sent"] >= 8, 60, 0.05, "8 sends")
+    host.kill()  # kill -9 of the session host mid-batch: the batch waits for the next one
+    platform.start_host()  # same name: takes its sessions back from their profiles
+
+    def done():
+        body = status(platform, batch_id)
+        return body if body["status"] not in ("queued", "running") else None
+
+    body = wait_for(done, 120, 0.1, "the batch to complete after the host came back")
+    assert body["status"] == "completed", body
+    assert body["progress"] == {"sent": 30, "failed": 0, "pending": 0, "cancelled": 0}
+    assert [line["id"] for line in engine_sent(platform, session)] == ids
+    assert [r.id for r in outgoing(platform, session)] == ids
