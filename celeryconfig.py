@@ -79,6 +79,11 @@ beat_schedule = {
     # -- media (issue 12)
     "media-fetch-sweep": {"task": Tasks.MEDIA_SWEEP, "schedule": 60.0},
     "media-retention": {"task": Tasks.MEDIA_PRUNE, "schedule": 3600.0},
+    # -- bulk sends (issue 13.5) ---
+    "batch-sweep": {
+        "task": Tasks.SWEEP_BATCHES,
+        "schedule": 30.0,
+    },
 }
 
 # Encrypted backups with retention, at BACKUP_SCHEDULE (cron, UTC; "off" disables them).

@@ -125,6 +125,10 @@ def _register_blueprints(app: Flask, config: Config) -> None:
     api.register_blueprint(groups.blp, url_prefix=f"{prefix}/sessions")
     api.register_blueprint(webhooks.session_blp, url_prefix=f"{prefix}/sessions")
     api.register_blueprint(webhooks.blp, url_prefix=f"{prefix}/webhooks")
+    # -- bulk sends (issue 13.5) ---
+    from app.api import batches
+    api.register_blueprint(batches.blp, url_prefix=f"{prefix}/sessions")
+    batches.document(api.spec)
     if config.engine_type == "mock":
         api.register_blueprint(mock.blp, url_prefix=f"{prefix}/sessions")
     # -- media (issue 12)

@@ -46,6 +46,9 @@ EXTRA_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("put", "/auth/api-keys/{key_id}"): (409,),
     ("delete", "/auth/api-keys/{key_id}"): (409,),
     ("post", "/auth/api-keys/{key_id}/revoke"): (409,),
+    # -- bulk sends (issue 13.5) ---
+    ("post", "/sessions/{sid}/messages/send-bulk"): (409, 503),
+    ("post", "/sessions/{sid}/messages/batch/{batch_id}/cancel"): (409,),
 }
 #: Request bodies built on PartialUpdateSchema (an empty PUT is a 400).
 NON_EMPTY_BODIES = ("ApiKeyUpdate", "WebhookUpdate")

@@ -112,6 +112,13 @@ def write_config(platform: LivePlatform, tmp_path: Path) -> Path:
     message_id = history["messages"][0]["id"] if history.get("messages") else "none"
     values = {"sid": "fuzz", "key_id": key("fuzz-target"), "webhook_id": webhook(),
               "message_id": message_id, "number": "15551234567"}
+    # -- bulk sends (issue 13.5): a batch that stays open (an hour between its two items),
+    # so a cancel answers 200 (then 200 again), never 409 for a batch that ended.
+    status, batch = platform.request("POST", "/sessions/fuzz/messages/send-bulk", json={
+        "messages": [{"chatId": "15551234567", "type": "text", "content": {"text": "fuzz"}}] * 2,
+        "options": {"delayBetweenMessages": 3_600_000}})
+    assert status == 202, batch
+    values["batch_id"] = batch["batchId"]
     lines = ['hooks = "fuzz_hooks"', "", "[parameters]"]
     lines += [f'"path.{name}" = "{value}"' for name, value in values.items()]
     own = {"DELETE /api/sessions/{sid}": {"sid": "fuzz-doomed"},

@@ -6,6 +6,7 @@ Celery app; it opens no connection and builds no Flask app (workers do that at s
 from app.extensions import celery_app
 from tasks import (  # noqa: F401  (tasks)
     backups,
+    batches,
     host,
     maintenance,
     media,

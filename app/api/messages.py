@@ -25,9 +25,11 @@ from app.services import messages
 #: Path segments below /messages that are actions, never message ids: with the plain
 #: string converter, `GET .../messages/send-text` was a message look-up (and OPTIONS on
 #: send-text advertised GET).
-ACTION_SEGMENTS = ("send-text",
-                   # -- media (issue 12)
-                   "send-image", "send-video", "send-audio", "send-document", "send-sticker")
+ACTION_SEGMENTS: tuple[str, ...] = ("send-text",)
+# -- media (issue 12)
+ACTION_SEGMENTS += ("send-image", "send-video", "send-audio", "send-document", "send-sticker")
+# -- bulk sends (issue 13.5) ---
+ACTION_SEGMENTS += ("send-bulk", "batch")
 
 
 class MessageIdConverter(BaseConverter):

@@ -24,6 +24,9 @@ class Tasks:
     MEDIA_PREPARE = "tasks.media.prepare"
     MEDIA_SWEEP = "tasks.media.sweep"
     MEDIA_PRUNE = "tasks.media.prune"
+    # -- bulk sends (issue 13.5) ---
+    RUN_BATCH = "tasks.batches.run_batch"
+    SWEEP_BATCHES = "tasks.batches.sweep"
 
 
 class Queues:
@@ -33,9 +36,13 @@ class Queues:
     WEBHOOKS = "webhooks"
     MEDIA = "media"
     BACKUPS = "backups"
+    # -- bulk sends (issue 13.5) ---
+    BATCHES = "batches"
 
 
-DECLARED_QUEUES = (Queues.DEFAULT, Queues.WEBHOOKS, Queues.MEDIA, Queues.BACKUPS)
+DECLARED_QUEUES: tuple[str, ...] = (Queues.DEFAULT, Queues.WEBHOOKS, Queues.MEDIA, Queues.BACKUPS)
+# -- bulk sends (issue 13.5) ---
+DECLARED_QUEUES += (Queues.BATCHES,)
 
 #: Task-name patterns and the declared queue each goes to (celeryconfig's ``task_routes``).
 #: Session tasks have no route: the API names the ``session.<id>`` or ``host.<name>`` queue.
@@ -44,6 +51,8 @@ TASK_ROUTES = {
     "tasks.media.*": Queues.MEDIA,
     "tasks.backups.*": Queues.BACKUPS,
     "tasks.maintenance.*": Queues.DEFAULT,
+    # -- bulk sends (issue 13.5) ---
+    "tasks.batches.*": Queues.BATCHES,
 }
 
 SESSION_QUEUE_PREFIX = "session."

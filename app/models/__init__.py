@@ -13,3 +13,8 @@ from app.models.webhook import EVENTS, Webhook, WebhookDelivery
 __all__ = ["EVENTS", "FINAL_SENT", "ROLES", "ApiKey", "AuditEntry", "Backup", "Base", "Host", "IdempotencyKey",
            "Message", "MessageCount", "MessageStatus", "RUNNING", "STATUSES", "STOPPED", "Session",
            "SessionStatus", "Webhook", "WebhookDelivery", "utcnow"]
+
+# -- bulk sends (issue 13.5) ---
+from app.models.batch import BATCH_FINAL, Batch, BatchItem, BatchStatus, ItemStatus  # noqa: E402
+
+__all__ += ["BATCH_FINAL", "Batch", "BatchItem", "BatchStatus", "ItemStatus"]

@@ -10,11 +10,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, JSONType, UTCDateTime, new_id, utcnow
 
-EVENTS = ("message.received", "message.sent", "message.ack", "message.failed",
-          "message.revoked", "message.reaction", "session.status", "session.qr",
-          "session.authenticated", "session.disconnected",
-          # -- chats, contacts, groups (issue 13.4) --
-          "presence.update", "group.join", "group.leave", "group.update", "call.received")
+EVENTS: tuple[str, ...] = ("message.received", "message.sent", "message.ack", "message.failed",
+                           "message.revoked", "message.reaction", "session.status", "session.qr",
+                           "session.authenticated", "session.disconnected",
+                           # -- chats, contacts, groups (issue 13.4) --
+                           "presence.update", "group.join", "group.leave", "group.update", "call.received")
+# -- bulk sends (issue 13.5) ---
+EVENTS += ("batch.completed",)
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
 

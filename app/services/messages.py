@@ -421,3 +421,34 @@ def _send_media(engine: Engine, out: Outgoing) -> SentMessage:
 
 
 SENDERS.update({kind: _send_media for kind in ("image", "video", "audio", "document", "sticker")})
+
+
+# -- bulk sends (issue 13.5) ---------------------------------------------------------------------
+def batch_message_id(batch_id: str, position: int) -> str:
+    """The message id of a batch's item: derived from the batch and the item's position, so
+    a resumed batch task finds the message it created before it was killed."""
+    digest = hashlib.sha256(f"batch:{batch_id}:{position}".encode()).hexdigest()[:20].upper()
+    return "3EB0" + digest
+
+
+def enqueue(session: Session, kind: str, payload: dict[str, Any], message_id: str) -> None:
+    """The send lifecycle without the wait, for callers that follow the outcome themselves
+    (a batch): commit the message ``pending`` under ``message_id`` (in the caller's
+    transaction, with whatever else it staged), then put it on the session's queue.
+
+    A second call with the same id commits nothing new and enqueues the send again, which
+    is harmless: :func:`deliver` sends a message once however often it is asked.
+    """
+    exists = db.session.scalar(select(Message.status).where(Message.id == message_id))
+    if exists is None:
+        db.session.connection().execute(_INSERT_MESSAGE, {
+            "id": message_id, "session_id": session.id, "chat_id": payload["chat_id"],
+            "recipient": payload["chat_id"],
+            "sender": f"{session.phone}@c.us" if session.phone else None,
+            "from_me": True, "type": kind, "body": payload.get("text"),
+            "quoted_message_id": payload.get("quoted_message_id"),
+            "mentions": payload.get("mentions"),
+            "status": MessageStatus.PENDING, "timestamp": int(time.time())})
+    db.session.commit()
+    if exists is None or exists in (MessageStatus.PENDING, MessageStatus.SENDING):
+        dispatch.send(SEND_TEXT_TASK, [message_id], session.queue, task_id=send_task_id(message_id))

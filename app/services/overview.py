@@ -13,7 +13,7 @@ from app.models import STATUSES, Backup, Host, Message, Session, utcnow
 from app.services import hosts
 
 ACTIVE = ("initializing", "qr_ready", "authenticating", "ready")
-WORKER_QUEUES = ("default", "webhooks", "media", "backups")
+WORKER_QUEUES = ("default", "webhooks", "media", "backups", "batches")  # batches: bulk sends (13.5)
 
 
 def _scoped(query: Any, allowed: list[str] | None, id_column: Any) -> Any:

@@ -181,4 +181,5 @@ def test_a_message_id_is_never_an_action_name(spec):
     (message_id,) = [p for p in params if p["name"] == "message_id"]
     from app.api.messages import ACTION_SEGMENTS
     assert "send-text" in ACTION_SEGMENTS and "send-image" in ACTION_SEGMENTS
+    assert "send-bulk" in ACTION_SEGMENTS and "batch" in ACTION_SEGMENTS
     assert message_id["schema"]["not"] == {"enum": list(ACTION_SEGMENTS)}

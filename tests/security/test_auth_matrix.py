@@ -86,7 +86,7 @@ def resources(client, admin_key) -> dict[str, str]:
     headers = {"X-API-Key": admin_key}
     sid = client.post("/api/sessions", json={"name": "matrix"}, headers=headers).get_json()["id"]
     key_id = client.post("/api/auth/api-keys", json={"name": "target"}, headers=headers).get_json()["id"]
-    return {"sid": sid, "key_id": key_id, "webhook_id": "w-1", "message_id": "m-1",
+    return {"sid": sid, "key_id": key_id, "webhook_id": "w-1", "message_id": "m-1", "batch_id": "b-1",
             "delivery_id": "d-1", "number": "15551234567", "chatId": "15551234567@c.us",
             "contactId": "15551234567@c.us", "groupId": "120363000000000001@g.us"}
 

@@ -6,6 +6,7 @@
   var RANK = {viewer: 0, operator: 1, admin: 2};
   var EVENTS = ["message.received", "message.sent", "message.ack", "message.failed", "message.revoked",
     "message.reaction", "session.status", "session.qr", "session.authenticated", "session.disconnected"];
+  EVENTS.push("batch.completed");  // -- bulk sends (issue 13.5) ---
   var state = {key: sessionStorage.getItem("openwa.key"), role: sessionStorage.getItem("openwa.role"),
     scoped: sessionStorage.getItem("openwa.scoped") === "true", live: null, listeners: []};
 
