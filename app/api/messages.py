@@ -25,7 +25,10 @@ from app.services import messages
 #: Path segments below /messages that are actions, never message ids: with the plain
 #: string converter, `GET .../messages/send-text` was a message look-up (and OPTIONS on
 #: send-text advertised GET).
-ACTION_SEGMENTS = ("send-text",)
+ACTION_SEGMENTS = ("send-text",
+                   # -- message actions (issue 13.1): app/api/message_actions.py
+                   "send-location", "send-contact", "send-poll", "reply", "forward", "react",
+                   "delete", "edit", "star", "unstar", "pin", "unpin")
 
 
 class MessageIdConverter(BaseConverter):
@@ -93,3 +96,7 @@ class MessageById(MethodView):
     def get(self, session: Session, message_id: str) -> Any:
         """One stored message with its status"""
         return messages.get_message(session, message_id)
+
+
+# -- message actions (issue 13.1): their routes join this blueprint ---------------------------
+from app.api import message_actions as _message_actions  # noqa: E402,F401  (registers routes)

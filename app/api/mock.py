@@ -50,3 +50,23 @@ class MockDisconnect(MethodView):
                           [data.get("reason", "connection lost"), data.get("failReconnects", 0)],
                           require_ready=False)
         return jsonify({"success": True})
+
+
+# -- message actions (issue 13.1) ---------------------------------------------------------------
+class MockEventSchema(StrictSchema):
+    kind = fields.String(required=True, validate=validate.OneOf(
+        ("revoked", "reaction", "edited", "poll_vote")))
+    data = fields.Dict(keys=fields.String(validate=validate.Length(1, 64)), required=True,
+                       validate=validate.Length(max=16))
+
+
+@blp.route("/<sid>/mock/event")
+class MockEvent(MethodView):
+    @require("operator")
+    @blp.arguments(MockEventSchema)
+    @blp.response(200, MockResultSchema)
+    def post(self, data: dict[str, Any], session: Session) -> Any:
+        """Report an event as if the phone or a peer had acted: a revoke from the phone, a
+        peer's reaction, edit or poll vote (`data` as the engine reports it)"""
+        engine_calls.call(session, "simulate_event", [data["kind"], data["data"]])
+        return jsonify({"success": True})

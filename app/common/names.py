@@ -18,6 +18,8 @@ class Tasks:
     PRUNE = "tasks.maintenance.prune"
     SCHEDULED_BACKUP = "tasks.backups.scheduled_backup"
     MANUAL_BACKUP = "tasks.backups.manual_backup"
+    # -- message actions (issue 13.1): on the session's own queue, like a send
+    MESSAGE_ACTION = "tasks.sessions.message_action"
 
 
 class Queues:

@@ -12,7 +12,9 @@ from app.models.base import Base, JSONType, UTCDateTime, new_id, utcnow
 
 EVENTS = ("message.received", "message.sent", "message.ack", "message.failed",
           "message.revoked", "message.reaction", "session.status", "session.qr",
-          "session.authenticated", "session.disconnected")
+          "session.authenticated", "session.disconnected",
+          # -- message actions (issue 13.1)
+          "message.edited", "poll.vote")
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
 

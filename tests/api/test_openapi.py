@@ -179,4 +179,10 @@ def test_the_rules_the_server_enforces_are_in_the_schemas(spec):
 def test_a_message_id_is_never_an_action_name(spec):
     params = spec["paths"]["/api/sessions/{sid}/messages/{message_id}"]["parameters"]
     (message_id,) = [p for p in params if p["name"] == "message_id"]
-    assert message_id["schema"]["not"] == {"enum": ["send-text"]}
+    from app.api.messages import ACTION_SEGMENTS
+
+    assert message_id["schema"]["not"] == {"enum": list(ACTION_SEGMENTS)}
+    assert "send-text" in ACTION_SEGMENTS
+    # Each is a POST route of its own (message actions, issue 13.1, added most of them).
+    for segment in ACTION_SEGMENTS:
+        assert "post" in spec["paths"][f"/api/sessions/{{sid}}/messages/{segment}"]
