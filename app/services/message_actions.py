@@ -20,18 +20,29 @@ import hashlib
 import json
 import logging
 import secrets
+from datetime import timedelta
 from typing import Any, Callable, cast
 
 import vobject
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import logs
-from app.common.names import Tasks
+from app.common.names import Tasks, session_queue
 from app.config import Config, settings
 from app.errors import ApiError, Conflict, SessionNotReady
 from app.extensions import db
-from app.models import ApiKey, IdempotencyKey, Message, MessageAction, Session, SessionStatus
+from app.models import (
+    RUNNING,
+    ApiKey,
+    IdempotencyKey,
+    Message,
+    MessageAction,
+    Session,
+    SessionStatus,
+    utcnow,
+)
+from app.models.base import affected_rows
 from app.models.message_action import ACTION_DONE, ACTION_FAILED, ACTION_PENDING
 from app.services import dispatch, message_events, messages
 from app.services.events import commit_and_publish
@@ -237,3 +248,31 @@ def perform(action_id: str, engine_of: Callable[[str], Engine | None]) -> dict[s
     row.status = ACTION_DONE
     commit_and_publish(targets)
     return ok({"success": True})
+
+
+# -- sweeps (beat) ------------------------------------------------------------------------------
+def resend_stale(cfg: Config) -> int:
+    """Re-enqueue actions committed but still ``pending`` after SEND_SWEEP_AFTER (their broker
+    message was lost), for sessions a live host drives; a redelivery of one that was carried
+    out meanwhile only answers its outcome again."""
+    cutoff = utcnow() - timedelta(seconds=cfg.send_sweep_after)
+    stale = db.session.execute(
+        select(MessageAction.id, Session.id)
+        .join(Session, Session.id == MessageAction.session_id)
+        .where(MessageAction.status == ACTION_PENDING, MessageAction.updated_at < cutoff,
+               Session.desired_state == RUNNING, Session.lease_expires_at > utcnow())
+        .order_by(MessageAction.created_at).limit(1000)).all()
+    for action_id, session_id in stale:
+        dispatch.send(ACTION_TASK, [action_id], session_queue(session_id),
+                      task_id=task_id(action_id))
+        db.session.execute(update(MessageAction).where(MessageAction.id == action_id)
+                           .values(updated_at=utcnow()).execution_options(synchronize_session=False))
+    db.session.commit()
+    return len(stale)
+
+
+def prune(older_than: timedelta = timedelta(days=1)) -> int:
+    """Forget settled actions (and so their Idempotency-Keys) after a day, as send keys are."""
+    gone = db.session.execute(delete(MessageAction).where(
+        MessageAction.status != ACTION_PENDING, MessageAction.created_at < utcnow() - older_than))
+    return affected_rows(gone)

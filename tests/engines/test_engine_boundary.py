@@ -28,7 +28,8 @@ def test_backups_leave_out_what_the_engines_name() -> None:
 
 
 def test_only_the_mock_engine_offers_simulate_hooks() -> None:
-    assert get_engine_class("mock").test_hooks == {"simulate_scan", "simulate_disconnect"}
+    assert get_engine_class("mock").test_hooks == {"simulate_scan", "simulate_disconnect",
+                                                   "simulate_event"}  # issue 13.1
     assert get_engine_class("selenium").test_hooks == frozenset()
     for name in ("mock", "selenium"):
         engine = get_engine_class(name)
