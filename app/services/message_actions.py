@@ -72,6 +72,10 @@ def _source_id(session: Session, chat_id: str, message_id: str) -> tuple[str, Me
     found = message_events.find(session.id, message_id)
     if found is not None and found.wa_message_id:
         return found.wa_message_id, found
+    if found is not None and found.from_me:
+        # Ours, not sent yet: the engines send it under our id, so its WhatsApp id is known
+        # now, and the session's queue carries the action after the send.
+        return f"true_{found.chat_id}_{found.id}", found
     return message_id, found
 
 

@@ -250,3 +250,30 @@ def test_actions_are_idempotent_validated_and_refused_when_not_ready(platform):
     platform.wait_status("solo", "disconnected")
     refused = platform.api("POST", "/sessions/solo/messages/react", json=body)
     assert refused.status_code == 409 and refused.get_json()["code"] == "SESSION_NOT_READY"
+
+
+def test_actions_keep_their_place_in_the_sessions_queue(platform):
+    """Sends and actions answered 202 (not waited for) are carried out in the order they were
+    made: each reaction, made right after the send of its message and naming it by our id,
+    finds the message sent and is stored on it."""
+    platform.start_host()
+    platform.create_ready_session("order")
+    platform.app.config["OPENWA"].send_wait_timeout = 0.001
+    ids, pending = [], 0
+    for n in range(15):
+        sent = platform.api("POST", "/sessions/order/messages/send-text",
+                            json={"chatId": "15550000000", "text": f"m{n}"})
+        assert sent.status_code in (201, 202)
+        pending += sent.status_code == 202
+        our_id = sent.get_json().get("id") or message(platform, "order", sent.get_json()["messageId"])["id"]
+        reacted = platform.api("POST", "/sessions/order/messages/react", json={
+            "chatId": "15550000000", "messageId": our_id, "emoji": "👍"})
+        assert reacted.status_code in (200, 202), reacted.get_json()
+        ids.append(our_id)
+
+    def all_reacted():
+        return all(message(platform, "order", i)["reactions"] for i in ids)
+
+    assert pending > 0  # the API did not wait: only the queue kept the order
+    wait_for(all_reacted, 30, message="every reaction stored on its message")
+    assert all(message(platform, "order", i)["status"] in ("sent", "delivered", "read") for i in ids)
