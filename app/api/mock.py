@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 
 from app.auth import require
 from app.models import Session, SessionStatus
-from app.schemas.common import StrictSchema, Text
+from app.schemas.common import ChatId, StrictSchema, Text
 from app.services import engine_calls, sessions
 
 blp = Blueprint("mock", __name__, description="Mock engine controls (ENGINE_TYPE=mock only)")
@@ -53,11 +53,23 @@ class MockDisconnect(MethodView):
 
 
 # -- message actions (issue 13.1) ---------------------------------------------------------------
+class MockEventDataSchema(StrictSchema):
+    """An event as an engine reports it (engines/base.py EventKind)."""
+
+    messageId = Text(required=True, validate=validate.Length(1, 200))
+    chatId = ChatId()
+    from_ = ChatId(data_key="from", attribute="from")
+    emoji = Text(validate=validate.Length(0, 32))
+    body = Text(validate=validate.Length(0, 4096))
+    selectedOptions = fields.List(Text(validate=validate.Length(1, 100)),
+                                  validate=validate.Length(max=12))
+    timestamp = fields.Integer(strict=True, validate=validate.Range(0, 2 ** 40))
+
+
 class MockEventSchema(StrictSchema):
     kind = fields.String(required=True, validate=validate.OneOf(
         ("revoked", "reaction", "edited", "poll_vote")))
-    data = fields.Dict(keys=fields.String(validate=validate.Length(1, 64)), required=True,
-                       validate=validate.Length(max=16))
+    data = fields.Nested(MockEventDataSchema, required=True)
 
 
 @blp.route("/<sid>/mock/event")

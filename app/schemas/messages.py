@@ -1,6 +1,7 @@
 """Schemas of the message routes."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -114,15 +115,27 @@ class StrictNumber(fields.Float):
 MESSAGE_ID_PATTERN = r"^[\x21-\x7e]{1,200}$"
 
 
+class FullMatch(validate.Regexp):
+    """``Regexp`` over the whole value: Python's ``$`` also matches before a final newline,
+    JSON Schema's does not; the document and the rule must agree."""
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str) or re.fullmatch(str(self.regex.pattern), value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 def MessageIdField(**kwargs: Any) -> Text:  # noqa: N802 - a field factory reads like a field
-    return Text(validate=validate.Regexp(MESSAGE_ID_PATTERN, error="must be a message id "
-                                         "(1-200 visible ASCII characters)"),
+    return Text(validate=FullMatch(MESSAGE_ID_PATTERN, error="must be a message id "
+                                   "(1-200 visible ASCII characters)"),
                 **kwargs)
 
 
 #: "" removes a reaction; otherwise an emoji: no ASCII letters, no white space or controls.
-EMOJI_PATTERN = r"^[^\x00-\x20\x7f\s A-Za-z]{0,32}$"
+EMOJI_PATTERN = r"^[^\x00-\x20\x7f-\xa0A-Za-z]{0,32}$"  # the same in JSON Schema and Python
 PIN_DURATIONS = (86400, 604800, 2592000)
+#: A person's number or id: CHAT_ID_PATTERN without groups (a contact card names a person).
+PERSON_ID_PATTERN = r"^(?:\+?[0-9](?:[ -]*[0-9]){4,19}[ -]*|[0-9]{5,20}@c\.us)$"
 
 
 class SendLocationSchema(StrictSchema):
@@ -137,7 +150,8 @@ class SendContactSchema(StrictSchema):
     chatId = ChatId(required=True, data_key="chatId", attribute="chat_id")
     contactName = Text(required=True, data_key="contactName", attribute="contact_name",
                        validate=validate.Length(1, 256))
-    contactNumber = ChatId(required=True, data_key="contactNumber", attribute="contact_number")
+    contactNumber = ChatId(required=True, data_key="contactNumber", attribute="contact_number",
+                           metadata={"pattern": PERSON_ID_PATTERN})
 
     @validates_schema
     def _a_person(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -149,7 +163,7 @@ class SendPollSchema(StrictSchema):
     chatId = ChatId(required=True, data_key="chatId", attribute="chat_id")
     name = Text(required=True, validate=validate.Length(1, 255))
     options = fields.List(Text(validate=validate.Length(1, 100)), required=True,
-                          validate=validate.Length(2, 12))
+                          validate=validate.Length(2, 12), metadata={"uniqueItems": True})
     multipleAnswers = StrictBool(data_key="multipleAnswers", attribute="multiple_answers",
                                  load_default=False)
 
@@ -183,7 +197,7 @@ class MessageTargetSchema(StrictSchema):
 
 
 class ReactSchema(MessageTargetSchema):
-    emoji = fields.String(required=True, validate=validate.Regexp(
+    emoji = fields.String(required=True, validate=FullMatch(
         EMOJI_PATTERN, error='must be an emoji, or "" to remove the reaction'))
 
 

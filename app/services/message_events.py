@@ -58,13 +58,15 @@ def reaction(session_id: str, data: dict[str, Any]) -> list[str]:
 
 
 def revoked(session_id: str, data: dict[str, Any]) -> list[str]:
-    """``{messageId, chatId, from?}``: deleted for everyone; the stored text goes too."""
+    """``{messageId, chatId, from?}``: deleted for everyone; the stored text (and the
+    location, contact or poll it carried) goes too, as on the phones."""
     message = find(session_id, data.get("messageId"))
     if message is not None:
         if message.deleted == "everyone":
             return []
         message.deleted = "everyone"
         message.body = message.caption = None
+        message.content = None
     return webhooks.emit(session_id, "message.revoked", {
         **_names(message, data), "from": data.get("from")})
 
