@@ -50,6 +50,12 @@ EXTRA_STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/sessions/{sid}/messages/send-bulk"): (409, 503),
     ("post", "/sessions/{sid}/messages/batch/{batch_id}/cancel"): (409,),
 }
+# -- message actions (issue 13.1): not ready / key reused, unsupported, host or broker errors
+EXTRA_STATUSES.update({
+    ("post", f"/sessions/{{sid}}/messages/{segment}"): (409, 501, 502, 503, 504)
+    for segment in ("send-location", "send-contact", "send-poll", "reply", "forward", "react",
+                    "delete", "edit", "star", "unstar", "pin", "unpin")})
+EXTRA_STATUSES[("post", "/sessions/{sid}/mock/event")] = _ENGINE
 #: Request bodies built on PartialUpdateSchema (an empty PUT is a 400).
 NON_EMPTY_BODIES = ("ApiKeyUpdate", "WebhookUpdate")
 #: Routes outside the rate limit (and the API-key scheme): health and metrics.

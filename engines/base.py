@@ -62,6 +62,9 @@ class EventKind(str, enum.Enum):
     GROUP_UPDATE = "group_update"  # data: {"groupId", "action", "by"?, ...what changed}
     PRESENCE = "presence"  # data: {"chatId", "from", "state": available|unavailable|typing|...}
     CALL = "call"  # data: {"callId", "from", "isVideo", "isGroup", "timestamp"}
+    # -- message actions (issue 13.1)
+    EDITED = "edited"  # data: {"messageId", "chatId", "body", "timestamp"?}
+    POLL_VOTE = "poll_vote"  # data: {"messageId", "chatId", "from", "selectedOptions": [names]}
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,7 @@ class Engine(ABC):
         message_id: str,
         quoted_message_id: str | None = None,
         mentions: list[str] | None = None,
+        link_preview: bool = False,  # message actions (issue 13.1)
     ) -> SentMessage:
         """Send ``text``; ``message_id`` is our chosen id, reused on a redelivered send."""
 
@@ -267,6 +271,44 @@ class Engine(ABC):
     def find_sent(self, chat_id: str, message_id: str) -> SentMessage | None:
         """The message sent earlier under our ``message_id``, if the engine has it."""
         raise EngineUnsupported(f"{self.name} engine cannot look up sent messages")
+
+    # -- message actions (issue 13.1) -------------------------------------
+    # Sends take our ``message_id`` (reused on a redelivered send, as in send_text); the
+    # other actions name the message acted on by its WhatsApp id and answer nothing.
+    def send_location(self, chat_id: str, latitude: float, longitude: float, *, message_id: str,
+                      description: str | None = None, address: str | None = None) -> SentMessage:
+        raise EngineUnsupported(f"{self.name} engine cannot send locations")
+
+    def send_contact(self, chat_id: str, contact_name: str, contact_number: str, vcard: str, *,
+                     message_id: str) -> SentMessage:
+        """A contact card; ``vcard`` is the card built by the gateway (an engine that builds
+        its own from the name and number may ignore it)."""
+        raise EngineUnsupported(f"{self.name} engine cannot send contacts")
+
+    def send_poll(self, chat_id: str, name: str, options: list[str], multiple_answers: bool, *,
+                  message_id: str) -> SentMessage:
+        raise EngineUnsupported(f"{self.name} engine cannot send polls")
+
+    def forward_message(self, to_chat_id: str, from_chat_id: str, wa_message_id: str, *,
+                        message_id: str) -> SentMessage:
+        raise EngineUnsupported(f"{self.name} engine cannot forward messages")
+
+    def react(self, chat_id: str, wa_message_id: str, emoji: str) -> None:
+        """React with ``emoji``; "" removes our reaction."""
+        raise EngineUnsupported(f"{self.name} engine cannot react to messages")
+
+    def delete_message(self, chat_id: str, wa_message_id: str, for_everyone: bool) -> None:
+        raise EngineUnsupported(f"{self.name} engine cannot delete messages")
+
+    def edit_message(self, chat_id: str, wa_message_id: str, text: str) -> None:
+        raise EngineUnsupported(f"{self.name} engine cannot edit messages")
+
+    def star_message(self, chat_id: str, wa_message_id: str, star: bool) -> None:
+        raise EngineUnsupported(f"{self.name} engine cannot star messages")
+
+    def pin_message(self, chat_id: str, wa_message_id: str, pin: bool,
+                    duration_seconds: int | None = None) -> None:
+        raise EngineUnsupported(f"{self.name} engine cannot pin messages")
 
     # -- queries ----------------------------------------------------------
     def check_number(self, number: str) -> NumberStatus:

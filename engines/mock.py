@@ -65,6 +65,7 @@ logger = logging.getLogger(__name__)
 PROFILE_FILE = "mock-profile.json"
 SENT_FILE = "sent.jsonl"
 CHATS_FILE = "chats.json"
+ACTIONS_FILE = "actions.jsonl"  # message actions (issue 13.1)
 NETWORK_DIR_NAME = "_mocknet"
 MEDIA_DIR_NAME = "_media"  # -- media (issue 12): files the mock network carries
 PENDING_DIR = "pending"
@@ -309,6 +310,7 @@ class MockEngine(Engine):
         message_id: str,
         quoted_message_id: str | None = None,
         mentions: list[str] | None = None,
+        link_preview: bool = False,  # message actions (issue 13.1): logged in actions.jsonl
     ) -> SentMessage:
         """Send ``text``; a ``message_id`` already sent to this chat returns the first result.
 
@@ -321,6 +323,8 @@ class MockEngine(Engine):
         earlier = self._find_sent(chat, message_id)
         if earlier is not None:
             return earlier
+        if link_preview:  # message actions (issue 13.1)
+            self._log_action("linkPreview", chatId=chat, id=message_id)
         now = self._clock()
         sent = SentMessage(message_id=f"true_{chat}_{message_id}", timestamp=int(now))
         # Deliver before recording: a crash in between means a resend on redelivery, which the
@@ -448,6 +452,170 @@ class MockEngine(Engine):
         except ValueError:
             return None
         return self._find_sent(chat, message_id)
+
+    # -- message actions (issue 13.1) ---------------------------------------
+    # Every action is logged in ``actions.jsonl`` of the profile (what the engine was asked,
+    # with its arguments); what reaches another mock account of the network (a message, a
+    # reaction, an edit, a revoke) is handed to it through its ``pending/`` folder, as the
+    # servers would, where its poll() finds it as an engine event.
+    test_hooks = test_hooks | frozenset({"simulate_event"})
+    #: How long after sending a message WhatsApp lets it be edited.
+    EDIT_WINDOW_SECONDS: ClassVar[int] = 15 * 60
+    PIN_DURATIONS: ClassVar[frozenset[int]] = frozenset({86400, 604800, 2592000})
+
+    def send_location(self, chat_id: str, latitude: float, longitude: float, *, message_id: str,
+                      description: str | None = None, address: str | None = None) -> SentMessage:
+        content = {"latitude": latitude, "longitude": longitude, "description": description,
+                   "address": address}
+        return self._send_kind(chat_id, message_id, "location", description, content)
+
+    def send_contact(self, chat_id: str, contact_name: str, contact_number: str, vcard: str, *,
+                     message_id: str) -> SentMessage:
+        if "BEGIN:VCARD" not in vcard:
+            raise EngineError("not a vCard")
+        content = {"contactName": contact_name, "contactNumber": contact_number, "vcard": vcard}
+        return self._send_kind(chat_id, message_id, "contact", contact_name, content)
+
+    def send_poll(self, chat_id: str, name: str, options: list[str], multiple_answers: bool, *,
+                  message_id: str) -> SentMessage:
+        content = {"name": name, "options": list(options), "multipleAnswers": multiple_answers,
+                   "votes": {}}
+        return self._send_kind(chat_id, message_id, "poll", name, content)
+
+    def forward_message(self, to_chat_id: str, from_chat_id: str, wa_message_id: str, *,
+                        message_id: str) -> SentMessage:
+        self._message_key(wa_message_id)
+        content = {"fromChatId": normalise_chat_id(from_chat_id), "messageId": wa_message_id}
+        return self._send_kind(to_chat_id, message_id, "forward", None, content)
+
+    def react(self, chat_id: str, wa_message_id: str, emoji: str) -> None:
+        chat = self._acted_on(chat_id, wa_message_id)
+        self._log_action("react", chatId=chat, messageId=wa_message_id, emoji=emoji)
+        self._tell_peer(chat, wa_message_id, EventKind.REACTION, {"emoji": emoji})
+
+    def delete_message(self, chat_id: str, wa_message_id: str, for_everyone: bool) -> None:
+        chat = self._acted_on(chat_id, wa_message_id)
+        if for_everyone and not wa_message_id.startswith("true_"):
+            raise EngineError("only your own messages can be deleted for everyone")
+        self._log_action("delete", chatId=chat, messageId=wa_message_id, forEveryone=for_everyone)
+        if for_everyone:
+            self._tell_peer(chat, wa_message_id, EventKind.REVOKED, {})
+
+    def edit_message(self, chat_id: str, wa_message_id: str, text: str) -> None:
+        chat = self._acted_on(chat_id, wa_message_id)
+        if not wa_message_id.startswith("true_"):
+            raise EngineError("only your own messages can be edited")
+        sent = self._find_sent(chat, wa_message_id.rsplit("_", 1)[1])
+        if sent is not None and self._clock() - sent.timestamp > self.EDIT_WINDOW_SECONDS:
+            raise EngineError("the message is too old to be edited")
+        self._log_action("edit", chatId=chat, messageId=wa_message_id, text=text)
+        self._tell_peer(chat, wa_message_id, EventKind.EDITED,
+                        {"body": text, "timestamp": int(self._clock())})
+
+    def star_message(self, chat_id: str, wa_message_id: str, star: bool) -> None:
+        chat = self._acted_on(chat_id, wa_message_id)
+        self._log_action("star", chatId=chat, messageId=wa_message_id, star=star)
+
+    def pin_message(self, chat_id: str, wa_message_id: str, pin: bool,
+                    duration_seconds: int | None = None) -> None:
+        chat = self._acted_on(chat_id, wa_message_id)
+        if pin and duration_seconds not in self.PIN_DURATIONS:
+            raise EngineError("a pin lasts 86400, 604800 or 2592000 seconds")
+        self._log_action("pin", chatId=chat, messageId=wa_message_id, pin=pin,
+                         durationSeconds=duration_seconds)
+
+    def simulate_event(self, kind: str, data: dict[str, Any]) -> None:
+        """The phone or a peer did something: report ``kind`` (revoked, reaction, edited,
+        poll_vote) with ``data`` at the next poll, as WhatsApp would."""
+        self._require_ready()
+        allowed = {EventKind.REVOKED, EventKind.REACTION, EventKind.EDITED, EventKind.POLL_VOTE}
+        event_kind = EventKind(kind)
+        if event_kind not in allowed:
+            raise EngineError(f"cannot simulate a {kind} event")
+        self._emit(event_kind, dict(data))
+
+    def actions(self) -> list[dict[str, Any]]:
+        """What the engine was asked to do, oldest first (tests read it)."""
+        try:
+            lines = (self.profile_dir / ACTIONS_FILE).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def _log_action(self, action: str, **fields: Any) -> None:
+        line = json.dumps({"action": action, **fields}, separators=(",", ":"))
+        with (self.profile_dir / ACTIONS_FILE).open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+    @staticmethod
+    def _message_key(wa_message_id: str) -> tuple[bool, str, str]:
+        """(fromMe, chat, key) of a serialized WhatsApp message id."""
+        parts = wa_message_id.split("_", 2)
+        if len(parts) != 3 or parts[0] not in ("true", "false") or "@" not in parts[1]:
+            raise EngineError(f"no message {wa_message_id!r} (not a WhatsApp message id)")
+        return parts[0] == "true", parts[1], parts[2]
+
+    def _acted_on(self, chat_id: str, wa_message_id: str) -> str:
+        self._require_ready()
+        chat = normalise_chat_id(chat_id)
+        _, in_chat, _ = self._message_key(wa_message_id)
+        if in_chat != chat:
+            raise EngineError(f"message {wa_message_id} is not in chat {chat}")
+        return chat
+
+    def _peer(self, chat: str) -> str | None:
+        """The mock account behind a one-to-one chat, if it is on the network."""
+        if not chat.endswith("@c.us") or chat == ECHO_ID:
+            return None
+        phone = chat.split("@", 1)[0]
+        return phone if phone != self._phone and self._is_registered(phone) else None
+
+    def _hand_to(self, phone: str, event: EngineEvent) -> None:
+        """Put ``event`` in another account's pending folder, due now."""
+        pending = self._account_dir(phone) / PENDING_DIR
+        pending.mkdir(parents=True, exist_ok=True)
+        due = round(self._clock() * 1e9)
+        name = f"{due:020d}-{next(self._sequence):08d}-{uuid.uuid4().hex[:12]}.json"
+        write_json_atomic(pending / name, {"kind": event.kind.value, "data": event.data},
+                          durable=False)
+
+    def _tell_peer(self, chat: str, wa_message_id: str, kind: EventKind,
+                   data: dict[str, Any]) -> None:
+        peer = self._peer(chat)
+        me = f"{self._phone}@c.us"
+        theirs = _mirror_id(wa_message_id, chat, me)
+        if peer is None or theirs is None:
+            return
+        self._hand_to(peer, EngineEvent(kind, {"messageId": theirs, "chatId": me, "from": me,
+                                               **data}))
+
+    def _send_kind(self, chat_id: str, message_id: str, kind: str, body: str | None,
+                   content: dict[str, Any]) -> SentMessage:
+        """A send of a kind other than text: recorded, acked and delivered as send_text does."""
+        self._require_ready()
+        chat = normalise_chat_id(chat_id)
+        if not message_id:
+            raise ValueError("message_id must not be empty")
+        earlier = self._find_sent(chat, message_id)
+        if earlier is not None:
+            return earlier
+        now = self._clock()
+        sent = SentMessage(message_id=f"true_{chat}_{message_id}", timestamp=int(now))
+        self._log_action(kind, chatId=chat, id=message_id, **content)
+        peer = self._peer(chat)
+        if peer is not None:
+            me = f"{self._phone}@c.us"
+            self._hand_to(peer, EngineEvent(EventKind.MESSAGE, {
+                "id": f"false_{me}_{message_id}", "chatId": me, "from": me,
+                "to": f"{peer}@c.us", "fromMe": False, "type": kind, "body": body,
+                "timestamp": sent.timestamp, "quotedMessageId": None, "content": content}))
+        self._record_sent(chat, message_id, sent)
+        interval = self.options.ack_interval_seconds
+        for delay, ack in ((0.0, "sent"), (interval, "delivered"), (2 * interval, "read")):
+            self._schedule(now + delay, EngineEvent(
+                EventKind.ACK, {"messageId": sent.message_id, "chatId": chat, "ack": ack}))
+        self._note_chat(chat, sent.timestamp, incoming=False)
+        return sent
 
     # -- protocol: queries ------------------------------------------------
     def check_number(self, number: str) -> NumberStatus:

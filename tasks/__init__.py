@@ -10,6 +10,7 @@ from tasks import (  # noqa: F401  (tasks)
     host,
     maintenance,
     media,
+    message_actions,
     sessions,
     telemetry,
     webhooks,

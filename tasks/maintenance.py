@@ -12,7 +12,7 @@ from app.config import settings
 from app.extensions import db
 from app.models import Host, IdempotencyKey, utcnow
 from app.models.base import affected_rows
-from app.services import audit, messages, sessions
+from app.services import audit, message_actions, messages, sessions
 from tasks.base import openwa_task
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,8 @@ def probe_sessions() -> dict[str, Any]:
 @openwa_task(Tasks.SWEEP_MESSAGES)
 def sweep_messages() -> dict[str, Any]:
     """Re-enqueue committed sends whose broker message was lost."""
-    return {"requeued": messages.resend_stale(settings())}
+    return {"requeued": messages.resend_stale(settings()),
+            "actionsRequeued": message_actions.resend_stale(settings())}  # issue 13.1
 
 
 @openwa_task(Tasks.PRUNE)
@@ -39,6 +40,7 @@ def prune() -> dict[str, int]:
     keys = db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
     gone = db.session.execute(delete(Host).where(Host.last_heartbeat < cutoff))
     audited = audit.prune()  # older than AUDIT_RETENTION_DAYS
+    actions = message_actions.prune()  # settled message actions (issue 13.1)
     db.session.commit()
     return {"idempotencyKeys": affected_rows(keys), "hosts": affected_rows(gone),
-            "auditEntries": audited}
+            "auditEntries": audited, "messageActions": actions}

@@ -30,6 +30,9 @@ ACTION_SEGMENTS: tuple[str, ...] = ("send-text",)
 ACTION_SEGMENTS += ("send-image", "send-video", "send-audio", "send-document", "send-sticker")
 # -- bulk sends (issue 13.5) ---
 ACTION_SEGMENTS += ("send-bulk", "batch")
+# -- message actions (issue 13.1): app/api/message_actions.py
+ACTION_SEGMENTS += ("send-location", "send-contact", "send-poll", "reply", "forward", "react",
+                    "delete", "edit", "star", "unstar", "pin", "unpin")
 
 
 class MessageIdConverter(BaseConverter):
@@ -97,3 +100,7 @@ class MessageById(MethodView):
     def get(self, session: Session, message_id: str) -> Any:
         """One stored message with its status"""
         return messages.get_message(session, message_id)
+
+
+# -- message actions (issue 13.1): their routes join this blueprint ---------------------------
+from app.api import message_actions as _message_actions  # noqa: E402,F401  (registers routes)

@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 
 from app.auth import require
 from app.models import Session, SessionStatus
-from app.schemas.common import StrictSchema, Text
+from app.schemas.common import ChatId, StrictSchema, Text
 from app.services import engine_calls, sessions
 
 blp = Blueprint("mock", __name__, description="Mock engine controls (ENGINE_TYPE=mock only)")
@@ -49,4 +49,36 @@ class MockDisconnect(MethodView):
         engine_calls.call(session, "simulate_disconnect",
                           [data.get("reason", "connection lost"), data.get("failReconnects", 0)],
                           require_ready=False)
+        return jsonify({"success": True})
+
+
+# -- message actions (issue 13.1) ---------------------------------------------------------------
+class MockEventDataSchema(StrictSchema):
+    """An event as an engine reports it (engines/base.py EventKind)."""
+
+    messageId = Text(required=True, validate=validate.Length(1, 200))
+    chatId = ChatId()
+    from_ = ChatId(data_key="from", attribute="from")
+    emoji = Text(validate=validate.Length(0, 32))
+    body = Text(validate=validate.Length(0, 4096))
+    selectedOptions = fields.List(Text(validate=validate.Length(1, 100)),
+                                  validate=validate.Length(max=12))
+    timestamp = fields.Integer(strict=True, validate=validate.Range(0, 2 ** 40))
+
+
+class MockEventSchema(StrictSchema):
+    kind = fields.String(required=True, validate=validate.OneOf(
+        ("revoked", "reaction", "edited", "poll_vote")))
+    data = fields.Nested(MockEventDataSchema, required=True)
+
+
+@blp.route("/<sid>/mock/event")
+class MockEvent(MethodView):
+    @require("operator")
+    @blp.arguments(MockEventSchema)
+    @blp.response(200, MockResultSchema)
+    def post(self, data: dict[str, Any], session: Session) -> Any:
+        """Report an event as if the phone or a peer had acted: a revoke from the phone, a
+        peer's reaction, edit or poll vote (`data` as the engine reports it)"""
+        engine_calls.call(session, "simulate_event", [data["kind"], data["data"]])
         return jsonify({"success": True})

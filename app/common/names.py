@@ -27,6 +27,8 @@ class Tasks:
     # -- bulk sends (issue 13.5) ---
     RUN_BATCH = "tasks.batches.run_batch"
     SWEEP_BATCHES = "tasks.batches.sweep"
+    # -- message actions (issue 13.1): on the session's own queue, like a send
+    MESSAGE_ACTION = "tasks.sessions.message_action"
 
 
 class Queues:

@@ -7,11 +7,12 @@ from app.models.host import Host
 from app.models.idempotency import IdempotencyKey
 from app.models.media import MediaObject, MediaRef  # noqa: F401  -- media (issue 12)
 from app.models.message import FINAL_SENT, Message, MessageCount, MessageStatus
+from app.models.message_action import MessageAction  # message actions (issue 13.1)
 from app.models.session import RUNNING, STATUSES, STOPPED, Session, SessionStatus
 from app.models.webhook import EVENTS, Webhook, WebhookDelivery
 
 __all__ = ["EVENTS", "FINAL_SENT", "ROLES", "ApiKey", "AuditEntry", "Backup", "Base", "Host", "IdempotencyKey",
-           "Message", "MessageCount", "MessageStatus", "RUNNING", "STATUSES", "STOPPED", "Session",
+           "Message", "MessageAction", "MessageCount", "MessageStatus", "RUNNING", "STATUSES", "STOPPED", "Session",
            "SessionStatus", "Webhook", "WebhookDelivery", "utcnow"]
 
 # -- bulk sends (issue 13.5) ---

@@ -74,6 +74,18 @@ class Message(Base):
     timestamp: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # -- message actions (issue 13.1): what a send carries beyond text, and what later
+    # actions and events changed on the message (migration 0008_message_actions).
+    #: location {latitude, longitude, description, address}, contact {contactName,
+    #: contactNumber, vcard}, poll {name, options, multipleAnswers, votes {voter: [option]}},
+    #: forward {fromChatId, messageId}, text {linkPreview}.
+    content: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    #: {sender: emoji}, one reaction per sender as on WhatsApp; a removed one is dropped.
+    reactions: Mapped[dict[str, str] | None] = mapped_column(JSONType, nullable=True)
+    edited_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # epoch seconds
+    deleted: Mapped[str | None] = mapped_column(String(8), nullable=True)  # "everyone" | "me"
+    starred: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    pinned_until: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # epoch seconds
 
     @property
     def direction(self) -> str:

@@ -17,6 +17,8 @@ EVENTS: tuple[str, ...] = ("message.received", "message.sent", "message.ack", "m
                            "presence.update", "group.join", "group.leave", "group.update", "call.received")
 # -- bulk sends (issue 13.5) ---
 EVENTS += ("batch.completed",)
+# -- message actions (issue 13.1)
+EVENTS += ("message.edited", "poll.vote")
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
 

@@ -20,7 +20,7 @@ from app.extensions import db
 from app.models import Message, MessageStatus, Session, SessionStatus, utcnow
 from app.models.message import ACK_RANK
 from app.schemas.messages import MessageSchema
-from app.services import webhooks
+from app.services import message_events, webhooks
 from engines.base import EngineEvent, EngineState, EventKind
 
 log = logging.getLogger(__name__)
@@ -230,6 +230,7 @@ def _messages(session_id: str, messages: list[dict[str, Any]]) -> list[str]:
             from_me=from_me, type=data.get("type") or "text", body=data.get("body"),
             caption=data.get("caption"), media=data.get("media"),
             quoted_message_id=data.get("quotedMessageId"),
+            content=data.get("content"),  # message actions (issue 13.1): location, poll...
             status=MessageStatus.SENT if from_me else MessageStatus.DELIVERED,
             timestamp=int(data.get("timestamp") or 0),
         ))
@@ -316,24 +317,16 @@ def _sent_by_ack(session_id: str, by_level: dict[str, list[str]]) -> list[str]:
     return targets
 
 
-def _revoked(session_id: str, data: dict[str, Any]) -> list[str]:
-    return webhooks.emit(session_id, "message.revoked", {
-        "messageId": data.get("messageId"), "chatId": data.get("chatId")})
-
-
-def _reaction(session_id: str, data: dict[str, Any]) -> list[str]:
-    return webhooks.emit(session_id, "message.reaction", {
-        "messageId": data.get("messageId"), "chatId": data.get("chatId"),
-        "from": data.get("from"), "emoji": data.get("emoji")})
-
-
 _HANDLERS: dict[EventKind, Any] = {
     EventKind.STATE: _state,
     EventKind.QR: _qr,
     EventKind.AUTHENTICATED: _authenticated,
     EventKind.READY: _ready,
-    EventKind.REVOKED: _revoked,
-    EventKind.REACTION: _reaction,
+    # -- message actions (issue 13.1): stored on the message they change
+    EventKind.REVOKED: message_events.revoked,
+    EventKind.REACTION: message_events.reaction,
+    EventKind.EDITED: message_events.edited,
+    EventKind.POLL_VOTE: message_events.poll_vote,
 }
 # Kinds whose runs (consecutive events of that kind) are applied together.
 _RUNS: dict[EventKind, Any] = {EventKind.MESSAGE: _messages, EventKind.ACK: _acks}

@@ -118,7 +118,8 @@ def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
         "recipient": payload["chat_id"], "sender": f"{session.phone}@c.us" if session.phone else None,
         "from_me": True, "type": kind, "body": payload.get("text"),
         "quoted_message_id": payload.get("quoted_message_id"), "mentions": payload.get("mentions"),
-        "status": MessageStatus.PENDING, "timestamp": int(time.time())})
+        "status": MessageStatus.PENDING, "timestamp": int(time.time()),
+        "content": content_of(payload)})  # message actions (issue 13.1)
     if idempotency_key:
         db.session.add(IdempotencyKey(api_key_id=key.id, key=idempotency_key,
                                       request_hash=_request_hash(session, payload),
@@ -242,13 +243,26 @@ class Outgoing(NamedTuple):
     body: str | None
     quoted_message_id: str | None
     mentions: list[str] | None
+    content: dict[str, Any] | None = None  # message actions (issue 13.1): Message.content
 
 
 #: How each message type is handed to an engine; a type without a line here is refused.
 SENDERS: dict[str, Callable[[Engine, Outgoing], SentMessage]] = {
     "text": lambda engine, out: engine.send_text(
         out.chat_id, out.body or "", message_id=out.id, quoted_message_id=out.quoted_message_id,
-        mentions=out.mentions),
+        mentions=out.mentions, link_preview=bool((out.content or {}).get("linkPreview"))),
+    # -- message actions (issue 13.1)
+    "location": lambda engine, out: engine.send_location(
+        out.chat_id, float(_c(out)["latitude"]), float(_c(out)["longitude"]), message_id=out.id,
+        description=_c(out).get("description"), address=_c(out).get("address")),
+    "contact": lambda engine, out: engine.send_contact(
+        out.chat_id, str(_c(out)["contactName"]), str(_c(out)["contactNumber"]),
+        str(_c(out)["vcard"]), message_id=out.id),
+    "poll": lambda engine, out: engine.send_poll(
+        out.chat_id, str(_c(out)["name"]), list(_c(out)["options"]),
+        bool(_c(out).get("multipleAnswers")), message_id=out.id),
+    "forward": lambda engine, out: engine.forward_message(
+        out.chat_id, str(_c(out)["fromChatId"]), str(_c(out)["messageId"]), message_id=out.id),
 }
 
 
@@ -298,7 +312,7 @@ def deliver(message_id: str, engine_of: Callable[[str], Engine | None],
     if engine is None:
         raise NotHeld(f"session {message.session_id} is not held here")
     out = Outgoing(message.id, message.session_id, message.chat_id, message.type, message.body,
-                   message.quoted_message_id, message.mentions)
+                   message.quoted_message_id, message.mentions, message.content)
     seq = message.seq
     started = time.perf_counter()
     try:
@@ -356,7 +370,7 @@ def _mark_sent(out: Outgoing, sent: SentMessage) -> dict[str, Any]:
 
 
 _UNSETTLED_COLUMNS = (Message.id, Message.seq, Message.status, Message.chat_id, Message.type,
-                      Message.body, Message.quoted_message_id, Message.mentions)
+                      Message.body, Message.quoted_message_id, Message.mentions, Message.content)
 _UNSETTLED_STATUS = (Message.from_me.is_(True),
                      Message.status.in_((MessageStatus.PENDING, MessageStatus.SENDING)))
 # `session_id + ""` keeps the planner on the primary-key range between two sends (SQLite
@@ -389,7 +403,7 @@ def settle_older(engine: Engine, session_id: str, before: int, after: int = 0) -
                                                    "before": before}).all()
     for row in rows:
         out = Outgoing(row.id, session_id, row.chat_id, row.type, row.body,
-                       row.quoted_message_id, row.mentions)
+                       row.quoted_message_id, row.mentions, row.content)
         found = None
         if row.status == MessageStatus.SENDING:  # `pending` never reached the engine
             try:
@@ -452,3 +466,18 @@ def enqueue(session: Session, kind: str, payload: dict[str, Any], message_id: st
     db.session.commit()
     if exists is None or exists in (MessageStatus.PENDING, MessageStatus.SENDING):
         dispatch.send(SEND_TEXT_TASK, [message_id], session.queue, task_id=send_task_id(message_id))
+
+
+# -- message actions (issue 13.1) ---------------------------------------------------------------
+def content_of(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """What a send stores in ``Message.content``: the kind's own details (``payload["content"]``,
+    built by app/services/message_actions.py), or a text's ``linkPreview``."""
+    if payload.get("content") is not None:
+        return cast(dict[str, Any], payload["content"])
+    return {"linkPreview": True} if payload.get("link_preview") else None
+
+
+def _c(out: Outgoing) -> dict[str, Any]:
+    if not out.content:
+        raise EngineError(f"the {out.type} message {out.id} has no content to send")
+    return out.content

@@ -85,9 +85,129 @@
       mimetype: msg.mimetype || null,
       filename: msg.filename || null,
       timestamp: msg.t || Math.floor(Date.now() / 1000),
-      quotedMessageId: quotedId(msg)
+      quotedMessageId: quotedId(msg),
+      content: actionContent(msg)  // message actions (issue 13.1)
     };
   }
+
+  // -- message actions (issue 13.1) -----------------------------------------------------------
+  // What a location, contact or poll message carries beyond its text.
+  function actionContent(msg) {
+    if (msg.type === 'location') {
+      return {latitude: msg.lat, longitude: msg.lng, description: msg.loc || null,
+              address: msg.address || null};
+    }
+    if (msg.type === 'vcard') {
+      return {vcard: msg.body || null};
+    }
+    if (msg.type === 'poll_creation') {
+      return {name: msg.pollName || null,
+              options: (msg.pollOptions || []).map(function (o) { return o.name; }),
+              multipleAnswers: (msg.pollSelectableOptionsCount || 0) !== 1, votes: {}};
+    }
+    return null;
+  }
+
+  // A vote names option ids; the poll message has their names.
+  function optionNames(msgId, selected) {
+    return Promise.resolve(wpp().chat.getMessageById(msgId)).then(function (poll) {
+      var options = (poll && poll.pollOptions) || [];
+      return (selected || []).map(function (id) {
+        var found = options.filter(function (o) { return o.localId === id; })[0];
+        return found ? found.name : String(id);
+      });
+    }, function () {
+      return (selected || []).map(String);
+    });
+  }
+
+  function subscribeActions(W) {
+    W.on('chat.msg_edited', function (edit) {
+      var msg = edit.msg || {};
+      emit('edited', {messageId: wid(msg.id) || edit.id, chatId: wid(edit.chat),
+                      body: typeof msg.body === 'string' ? msg.body : null,
+                      timestamp: msg.latestEditSenderTimestampMs
+                        ? Math.floor(msg.latestEditSenderTimestampMs / 1000) : (msg.t || null)});
+    });
+    W.on('chat.poll_response', function (vote) {
+      optionNames(vote.msgId, vote.selectedOptions).then(function (names) {
+        emit('poll_vote', {messageId: wid(vote.msgId), chatId: wid(vote.chatId),
+                           from: wid(vote.sender), selectedOptions: names,
+                           timestamp: vote.timestamp || null});
+      });
+    });
+  }
+
+  function sentInfo(sent) {
+    return {id: wid(sent.id), ack: sent.ack, timestamp: sent.t || null};
+  }
+
+  function sendOptions(id) {
+    return {messageId: id, createChat: true, waitForAck: true};
+  }
+
+  var actionCalls = {
+    sendLocation: function (chat, id, lat, lng, name, address) {
+      var options = sendOptions(id);
+      options.lat = lat;
+      options.lng = lng;
+      if (name) {
+        options.name = name;
+      }
+      if (address) {
+        options.address = address;
+      }
+      return wpp().chat.sendLocationMessage(chat, options).then(sentInfo);
+    },
+    sendContact: function (chat, id, contact, name) {
+      return wpp().chat.sendVCardContactMessage(chat, {id: contact, name: name}, sendOptions(id))
+        .then(sentInfo);
+    },
+    sendPoll: function (chat, id, name, choices, selectable) {
+      var options = sendOptions(id);
+      options.selectableCount = selectable;
+      return wpp().chat.sendCreatePollMessage(chat, name, choices, options).then(sentInfo);
+    },
+    forward: function (chat, id, msgId) {
+      // WhatsApp Web picks the forwarded copy's id: read it back as our newest in the chat.
+      var W = wpp();
+      return Promise.resolve(W.chat.forwardMessages(chat, [msgId])).then(function () {
+        return W.chat.getMessages(chat, {count: 5});
+      }).then(function (list) {
+        var ours = (list || []).filter(function (m) { return m.id && m.id.fromMe; });
+        var last = ours[ours.length - 1];
+        return last ? {id: wid(last.id), timestamp: last.t || null} : null;
+      });
+    },
+    react: function (msgId, emoji) {
+      return wpp().chat.sendReactionToMessage(msgId, emoji ? emoji : false);
+    },
+    deleteMessage: function (chat, msgId, forEveryone) {
+      return Promise.resolve(wpp().chat.deleteMessage(chat, msgId, false, !!forEveryone))
+        .then(function (result) {
+          var r = Array.isArray(result) ? result[0] : result;
+          if (r && !(forEveryone ? r.isRevoked : (r.isDeleted || r.isRevoked))) {
+            throw new Error('WhatsApp Web did not delete ' + msgId);
+          }
+          return true;
+        });
+    },
+    editMessage: function (msgId, text) {
+      return wpp().chat.editMessage(msgId, text, {}).then(function () { return true; });
+    },
+    star: function (msgId, star) {
+      return wpp().chat.starMessage(msgId, !!star);
+    },
+    pin: function (msgId, pin, option) {
+      var W = wpp();
+      if (!pin) {
+        return W.chat.pinMsg(msgId, false).then(function () { return true; });
+      }
+      var durations = W.whatsapp && W.whatsapp.PinExpiryDurationOption;
+      var duration = durations && durations[option] !== undefined ? durations[option] : option;
+      return W.chat.pinMsg(msgId, true, duration).then(function () { return true; });
+    }
+  };
 
   function me() {
     var W = wpp();
@@ -141,6 +261,7 @@
       });
     });
     subscribeChats(W);
+    subscribeActions(W);  // message actions (issue 13.1)
     emit('hello', {wajs: W.version || null, url: String(location.href)});
     if (W.conn.isMainReady && W.conn.isMainReady()) {
       emit('ready', me());
@@ -181,8 +302,11 @@
       buffer = [];
       return events;
     },
-    sendText: function (chat, text, id, quoted, mentions) {
+    sendText: function (chat, text, id, quoted, mentions, linkPreview) {
       var options = {messageId: id, createChat: true, waitForAck: true};
+      if (linkPreview) {
+        options.linkPreview = true;  // message actions (issue 13.1)
+      }
       if (quoted) {
         options.quotedMsg = quoted;
       }
@@ -487,6 +611,9 @@
     leaveGroup: function (gid) {
       return Promise.resolve(wpp().group.leave(gid)).then(function () { return null; });
     }
+
+  Object.keys(actionCalls).forEach(function (name) {  // message actions (issue 13.1)
+    calls[name] = actionCalls[name];
   });
 
   window.__openwa = {

@@ -55,6 +55,8 @@ BRIDGE_SOURCE = Path(__file__).resolve().parent / "bridge.js"
 _RUNNING = frozenset(
     {EngineState.STARTING, EngineState.QR, EngineState.AUTHENTICATING, EngineState.READY}
 )
+#: Pin durations and wa-js's PinExpiryDurationOption (message actions, issue 13.1).
+PIN_OPTIONS = {86400: "OneDay", 604800: "SevenDays", 2592000: "ThirtyDays"}
 #: WhatsApp ack numbers: -1 error, 0 pending, 1 server, 2 device, 3 read, 4 played.
 ACKS = {1: "sent", 2: "delivered", 3: "read", 4: "read"}
 #: On resuming a profile, the acks of our messages this recent are read back from the page
@@ -65,7 +67,8 @@ RECONCILE_PER_CHAT = 50
 #: protocol messages, e2e notifications) are skipped.
 TYPES = {"chat": "text", "image": "image", "video": "video", "ptt": "audio", "audio": "audio",
          "document": "document", "location": "location", "vcard": "contact",
-         "multi_vcard": "contact", "sticker": "image"}
+         "multi_vcard": "contact", "sticker": "image",
+         "poll_creation": "poll"}  # poll: message actions (issue 13.1)
 # A WebDriver error with one of these in its message means the browser side is gone.
 _FATAL_MESSAGES = ("tab crashed", "target crashed", "chrome not reachable", "disconnected",
                    "no such window", "session deleted", "invalid session id",
@@ -212,13 +215,14 @@ class SeleniumEngine(Engine):
         message_id: str,
         quoted_message_id: str | None = None,
         mentions: list[str] | None = None,
+        link_preview: bool = False,  # message actions (issue 13.1)
     ) -> SentMessage:
         self._require_ready()
         chat = normalise_chat_id(chat_id)
         if not message_id:
             raise ValueError("message_id must not be empty")
         sent = self._call("sendText", chat, text, message_id, quoted_message_id,
-                          [normalise_chat_id(m) for m in mentions or []])
+                          [normalise_chat_id(m) for m in mentions or []], link_preview)
         return SentMessage(message_id=str(sent["id"]),
                            timestamp=int(sent.get("timestamp") or time.time()))
 
@@ -277,6 +281,65 @@ class SeleniumEngine(Engine):
             return None
         return SentMessage(message_id=str(found["id"]),
                            timestamp=int(found.get("timestamp") or time.time()))
+
+    # -- message actions (issue 13.1) ---------------------------------------
+    # Each is one bridge call onto WPP.chat.* (bridge.js, "message actions"); sends take our
+    # id like sendText, so findSent finds a redelivered one.
+    def send_location(self, chat_id: str, latitude: float, longitude: float, *, message_id: str,
+                      description: str | None = None, address: str | None = None) -> SentMessage:
+        return self._sent_by("sendLocation", chat_id, message_id, float(latitude),
+                             float(longitude), description, address)
+
+    def send_contact(self, chat_id: str, contact_name: str, contact_number: str, vcard: str, *,
+                     message_id: str) -> SentMessage:
+        # wa-js builds the card from the contact's id and name (its own vCard format).
+        contact = normalise_chat_id(contact_number)
+        return self._sent_by("sendContact", chat_id, message_id, contact, contact_name)
+
+    def send_poll(self, chat_id: str, name: str, options: list[str], multiple_answers: bool, *,
+                  message_id: str) -> SentMessage:
+        return self._sent_by("sendPoll", chat_id, message_id, name, list(options),
+                             0 if multiple_answers else 1)
+
+    def forward_message(self, to_chat_id: str, from_chat_id: str, wa_message_id: str, *,
+                        message_id: str) -> SentMessage:
+        # WhatsApp Web gives a forwarded message an id of its own (not ours).
+        return self._sent_by("forward", to_chat_id, message_id, wa_message_id)
+
+    def react(self, chat_id: str, wa_message_id: str, emoji: str) -> None:
+        self._require_ready()
+        self._call("react", wa_message_id, emoji)
+
+    def delete_message(self, chat_id: str, wa_message_id: str, for_everyone: bool) -> None:
+        self._require_ready()
+        self._call("deleteMessage", normalise_chat_id(chat_id), wa_message_id, bool(for_everyone))
+
+    def edit_message(self, chat_id: str, wa_message_id: str, text: str) -> None:
+        self._require_ready()
+        self._call("editMessage", wa_message_id, text)
+
+    def star_message(self, chat_id: str, wa_message_id: str, star: bool) -> None:
+        self._require_ready()
+        self._call("star", wa_message_id, bool(star))
+
+    def pin_message(self, chat_id: str, wa_message_id: str, pin: bool,
+                    duration_seconds: int | None = None) -> None:
+        self._require_ready()
+        option = PIN_OPTIONS.get(int(duration_seconds or 0)) if pin else None
+        if pin and option is None:
+            raise EngineError("a pin lasts 86400, 604800 or 2592000 seconds")
+        self._call("pin", wa_message_id, bool(pin), option)
+
+    def _sent_by(self, call: str, chat_id: str, message_id: str, *args: Any) -> SentMessage:
+        self._require_ready()
+        chat = normalise_chat_id(chat_id)
+        if not message_id:
+            raise ValueError("message_id must not be empty")
+        sent = self._call(call, chat, message_id, *args)
+        if not sent or not sent.get("id"):
+            raise EngineError(f"WhatsApp Web did not say which message {call} sent")
+        return SentMessage(message_id=str(sent["id"]),
+                           timestamp=int(sent.get("timestamp") or time.time()))
 
     # -- protocol: queries ----------------------------------------------------
     def check_number(self, number: str) -> NumberStatus:
@@ -487,10 +550,19 @@ class SeleniumEngine(Engine):
                                                "chatId": data.get("chatId"), "ack": ack})
         elif kind == "revoke":
             self._emit(EventKind.REVOKED, {"messageId": data.get("messageId"),
-                                           "chatId": data.get("chatId")})
+                                           "chatId": data.get("chatId"),
+                                           "from": data.get("from")})  # issue 13.1
         elif kind == "reaction":
             self._emit(EventKind.REACTION, {k: data.get(k) for k in
                                             ("messageId", "chatId", "from", "emoji")})
+        # -- message actions (issue 13.1)
+        elif kind == "edited":
+            self._emit(EventKind.EDITED, {k: data.get(k) for k in
+                                          ("messageId", "chatId", "body", "timestamp")})
+        elif kind == "poll_vote":
+            self._emit(EventKind.POLL_VOTE, {k: data.get(k) for k in
+                                             ("messageId", "chatId", "from", "selectedOptions",
+                                              "timestamp")})
         else:
             self._apply_chats_event(kind, data)  # issue 13.2/3
 
@@ -529,6 +601,7 @@ class SeleniumEngine(Engine):
             "body": text, "caption": data.get("caption"),
             "timestamp": int(data.get("timestamp") or time.time()),
             "quotedMessageId": data.get("quotedMessageId"),
+            "content": data.get("content"),  # message actions (issue 13.1)
         }
         if kind in self.MEDIA_KINDS:  # -- media (issue 12)
             message["media"] = self._incoming_media(data)

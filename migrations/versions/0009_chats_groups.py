@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = '0009_chats_groups'
-down_revision = '0007_media'
+down_revision = '0008_message_actions'
 branch_labels = None
 depends_on = None
 

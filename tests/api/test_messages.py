@@ -17,7 +17,10 @@ from tests.factories import (
 
 MESSAGE_FIELDS = {"id", "messageId", "sessionId", "chatId", "from", "to", "fromMe", "direction",
                   "type", "body", "caption", "media", "quotedMessageId", "status", "timestamp",
-                  "createdAt"}
+                  "createdAt",
+                  # message actions (issue 13.1): what later actions and events changed
+                  "content", "reactions", "edited", "editedAt", "revoked", "deleted", "starred",
+                  "pinnedUntil"}
 CHAT = "6281234567890@c.us"
 
 

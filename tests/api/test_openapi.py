@@ -183,3 +183,8 @@ def test_a_message_id_is_never_an_action_name(spec):
     assert "send-text" in ACTION_SEGMENTS and "send-image" in ACTION_SEGMENTS
     assert "send-bulk" in ACTION_SEGMENTS and "batch" in ACTION_SEGMENTS
     assert message_id["schema"]["not"] == {"enum": list(ACTION_SEGMENTS)}
+    # Each is the first segment of a POST route of its own (`batch` of batch/{id}/cancel).
+    for segment in ACTION_SEGMENTS:
+        prefix = f"/api/sessions/{{sid}}/messages/{segment}"
+        assert any((path == prefix or path.startswith(prefix + "/")) and "post" in item
+                   for path, item in spec["paths"].items()), segment

@@ -29,7 +29,8 @@ def test_backups_leave_out_what_the_engines_name() -> None:
 
 def test_only_the_mock_engine_offers_simulate_hooks() -> None:
     hooks = get_engine_class("mock").test_hooks
-    assert {"simulate_scan", "simulate_disconnect", "simulate_incoming_media"} <= hooks
+    assert {"simulate_scan", "simulate_disconnect", "simulate_incoming_media",
+            "simulate_event"} <= hooks
     assert all(hook.startswith("simulate_") for hook in hooks)
     assert get_engine_class("selenium").test_hooks == frozenset()
     for name in ("mock", "selenium"):

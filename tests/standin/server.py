@@ -79,6 +79,7 @@ class StandIn:
         self.groups: dict[str, dict[str, Any]] = {}
         self.blocked: set[str] = set()
         self.media: dict[str, tuple[str, bytes]] = {}  # -- media (issue 12): id -> (mimetype, bytes)
+        self.actions: list[dict[str, Any]] = []  # message actions (issue 13.1): page_action
         handler = type("Handler", (_Handler,), {"standin": self})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
@@ -245,7 +246,8 @@ class StandIn:
             message = {"id": serialized, "key": key, "chat": chat, "from": f"{device.phone}@c.us",
                        "to": chat, "fromMe": True, "body": body.get("body"), "type": "chat",
                        "t": int(time.time()), "quoted": body.get("quoted"),
-                       "mentions": body.get("mentions") or [], "ack": 1}
+                       "mentions": body.get("mentions") or [], "ack": 1,
+                       "linkPreview": bool(body.get("linkPreview"))}  # issue 13.1
             if body.get("data") is not None:  # -- media (issue 12): a file message
                 message.update(self._media_fields(serialized, body))
             self.messages[self._key(device, serialized)] = message
@@ -295,6 +297,64 @@ class StandIn:
         with self.lock:
             self.devices[device_id].pairing = (code, phone)
         return code
+
+    # -- message actions (issue 13.1) ------------------------------------------------------------
+    #: The wa-js sends that make a message: its WhatsApp type, and what it carries.
+    SEND_CALLS = {"sendLocationMessage": "location", "sendVCardContactMessage": "vcard",
+                  "sendCreatePollMessage": "poll_creation", "forwardMessages": "forward"}
+    #: /control/actions/<name>: what a peer or the phone does, and the wa-js event it makes.
+    ACTION_EVENTS = {"reaction": "chat.new_reaction", "revoke": "chat.msg_revoke",
+                     "edit": "chat.msg_edited", "vote": "chat.poll_response"}
+
+    def page_action(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A WPP.chat.* call of the page: recorded in ``actions``; a send makes a message."""
+        call, args = str(body["call"]), list(body.get("args") or [])
+        with self.lock:
+            device = self.devices[str(body["device"])]
+            if device.phone is None:
+                raise PermissionError("this device is not linked")
+            self.actions.append({"device": device.id, "call": call, "args": args})
+        kind = self.SEND_CALLS.get(call)
+        if kind is None:
+            return {"ok": True}
+        chat = str(args[0])
+        options = args[-1] if isinstance(args[-1], dict) and call != "forwardMessages" else {}
+        extra: dict[str, Any] = {}
+        text: str | None = None
+        if kind == "location":
+            extra = {"lat": options.get("lat"), "lng": options.get("lng"),
+                     "loc": options.get("name"), "address": options.get("address")}
+        elif kind == "vcard":
+            contact = args[1]
+            text = (f"BEGIN:VCARD\nVERSION:3.0\nFN:{contact['name']}\n"
+                    f"TEL;waid={str(contact['id']).split('@')[0]}:+{str(contact['id']).split('@')[0]}"
+                    "\nEND:VCARD")
+        elif kind == "poll_creation":
+            extra = {"pollName": args[1], "pollSelectableOptionsCount": options.get("selectableCount"),
+                     "pollOptions": [{"localId": i, "name": n} for i, n in enumerate(args[2])]}
+        else:
+            with self.lock:
+                source = self.messages.get(self._key(device, str(args[1][0])))
+            if source is None:
+                raise LookupError(f"no message {args[1][0]} to forward")
+            kind, text = source.get("type") or "chat", source.get("body")
+        message = self.page_send({"device": device.id, "to": chat, "body": text,
+                                  "id": options.get("messageId")})
+        with self.lock:
+            message["type"], message["extra"] = kind, extra
+        return message
+
+    def action_event(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The phone or a peer acted on a message of device ``phone``: push the wa-js event."""
+        event = self.ACTION_EVENTS.get(name)
+        device = self.device_for(phone=str(body.get("phone")))
+        if event is None or device is None:
+            raise LookupError(f"no action {name} or no device linked as {body.get('phone')}")
+        value = {k: v for k, v in body.items() if k != "phone"}
+        value.setdefault("t", int(time.time()))
+        value.setdefault("id", f"false_{value.get('chat')}_3A{secrets.token_hex(8).upper()}")
+        self.push(device, {"type": "action_event", "name": event, "value": value})
+        return {"ok": True}
 
     def page_logout(self, device_id: str) -> None:
         with self.lock:
@@ -479,6 +539,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(standin.page_send(body))
             elif path == "/wa/pairing":
                 self._json({"code": standin.page_pairing(str(body["device"]), str(body["phone"]))})
+            elif path == "/wa/action":  # message actions (issue 13.1)
+                self._json(standin.page_action(body))
+            elif path.startswith("/control/actions/"):
+                self._json(standin.action_event(path[len("/control/actions/"):], body))
             elif path == "/wa/logout":
                 standin.page_logout(str(body["device"]))
                 self._json({"ok": True})

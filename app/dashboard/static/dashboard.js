@@ -5,7 +5,8 @@
   var API = document.body.getAttribute("data-api");
   var RANK = {viewer: 0, operator: 1, admin: 2};
   var EVENTS = ["message.received", "message.sent", "message.ack", "message.failed", "message.revoked",
-    "message.reaction", "session.status", "session.qr", "session.authenticated", "session.disconnected"];
+    "message.reaction", "session.status", "session.qr", "session.authenticated", "session.disconnected",
+    "message.edited", "poll.vote"];  // message actions (issue 13.1)
   EVENTS.push("batch.completed");  // -- bulk sends (issue 13.5) ---
   var state = {key: sessionStorage.getItem("openwa.key"), role: sessionStorage.getItem("openwa.role"),
     scoped: sessionStorage.getItem("openwa.scoped") === "true", live: null, listeners: []};

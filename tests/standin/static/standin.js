@@ -202,6 +202,8 @@
       var known = messages[event.id];
       if (known) { known.ack = event.ack; }
       emit('chat.msg_ack_change', {ack: event.ack, chat: Wid(event.chat), ids: [MsgKey(event.id)]});
+    } else if (event.type === 'action_event') {
+      onActionEvent(event);  // message actions (issue 13.1)
     } else if (event.type === 'logout') {
       loggedOut();
     } else if (event.type === 'reload') {
@@ -272,7 +274,8 @@
         var quoted = options.quotedMsg ? String(options.quotedMsg._serialized || options.quotedMsg) : null;
         return post('/wa/send', {
           device: device, to: String(chat), body: String(text), id: id, quoted: quoted,
-          mentions: options.mentionedList || []
+          mentions: options.mentionedList || [],
+          linkPreview: !!options.linkPreview  // message actions (issue 13.1)
         }).then(function (m) {
           var msg = Msg(m);
           msg.ack = 1;
@@ -357,6 +360,98 @@
       getAllGroups: function () { requireReady(); return Promise.resolve([]); }
     }
   };
+  // -- message actions (issue 13.1) ----------------------------------------------------------
+  // Every call is recorded by the servers (/wa/action) with its arguments; sends come back as
+  // messages, with what their kind carries (location, vCard, poll) as extra fields.
+  function action(call, args) {
+    requireReady();
+    return post('/wa/action', {device: device, call: call, args: args});
+  }
+  function plain(value) {
+    return value && value._serialized ? String(value._serialized) : value;
+  }
+  function sentMessage(m) {
+    var msg = Object.assign(Msg(m), m.extra || {});
+    msg.ack = 1;
+    messages[m.id] = msg;
+    noteChat(m.chat, m.t, false);
+    emit('chat.new_message', msg);
+    return {id: msg.id, ack: 1, from: m.from, to: m.to, t: m.t, sendMsgResult: {messageSendResult: 'OK'}};
+  }
+  function withoutIds(options) {
+    var copy = Object.assign({}, options || {});
+    copy.messageId = copy.messageId ? String(copy.messageId._serialized ? copy.messageId.id : copy.messageId) : null;
+    return copy;
+  }
+  Object.assign(WPP.chat, {
+    sendLocationMessage: function (chat, options) {
+      return action('sendLocationMessage', [String(chat), withoutIds(options)]).then(sentMessage);
+    },
+    sendVCardContactMessage: function (chat, contacts, options) {
+      return action('sendVCardContactMessage', [String(chat), {id: plain(contacts.id), name: contacts.name},
+                                                withoutIds(options)]).then(sentMessage);
+    },
+    sendCreatePollMessage: function (chat, name, choices, options) {
+      return action('sendCreatePollMessage', [String(chat), name, choices, withoutIds(options)])
+        .then(sentMessage);
+    },
+    forwardMessages: function (chat, ids) {
+      return action('forwardMessages', [String(chat), ids.map(plain)]).then(function (m) {
+        sentMessage(m);
+        return [true];
+      });
+    },
+    sendReactionToMessage: function (msgId, reaction) {
+      return action('sendReactionToMessage', [plain(msgId), reaction]).then(function () {
+        return {sendMsgResult: 'OK'};
+      });
+    },
+    deleteMessage: function (chat, ids, deleteMedia, revoke) {
+      return action('deleteMessage', [String(chat), ids, !!deleteMedia, !!revoke]).then(function () {
+        return {id: ids, sendMsgResult: 'OK', isRevoked: !!revoke, isDeleted: !revoke, isSentByMe: true};
+      });
+    },
+    editMessage: function (msgId, text, options) {
+      return action('editMessage', [plain(msgId), text, options || {}]).then(function () {
+        var known = messages[plain(msgId)];
+        if (known) { known.body = text; }
+        return {id: plain(msgId), ack: 1, sendMsgResult: {messageSendResult: 'OK'}};
+      });
+    },
+    starMessage: function (msgId, star) {
+      return action('starMessage', [plain(msgId), star]).then(function () {
+        return {id: plain(msgId), star: star};
+      });
+    },
+    pinMsg: function (msgId, pin, duration) {
+      return action('pinMsg', arguments.length > 2 ? [plain(msgId), pin, duration] : [plain(msgId), pin])
+        .then(function () { return {pinned: pin !== false}; });
+    }
+  });
+  WPP.whatsapp = {PinExpiryDurationOption: {FiveSeconds: 'FiveSeconds', FifteenSeconds: 'FifteenSeconds',
+    OneMinute: 'OneMinute', OneDay: 'OneDay', SevenDays: 'SevenDays', ThirtyDays: 'ThirtyDays'}};
+
+  // What the phone or a peer did, as WhatsApp Web reports it.
+  function onActionEvent(event) {
+    var v = event.value;
+    if (event.name === 'chat.new_reaction') {
+      emit(event.name, {id: MsgKey(v.id), msgId: MsgKey(v.messageId), reactionText: v.emoji,
+                        read: false, sender: Wid(v.from), orphan: 0, timestamp: v.t});
+    } else if (event.name === 'chat.msg_revoke') {
+      emit(event.name, {from: Wid(v.chat), to: Wid(v.chat), id: MsgKey(v.id),
+                        refId: MsgKey(v.messageId), type: 'revoke'});
+    } else if (event.name === 'chat.msg_edited') {
+      var known = messages[v.messageId];
+      if (known) { known.body = v.body; }
+      emit(event.name, {chat: Wid(v.chat), id: v.messageId,
+                        msg: {id: MsgKey(v.messageId), body: v.body, t: v.t,
+                              latestEditSenderTimestampMs: v.t * 1000}});
+    } else if (event.name === 'chat.poll_response') {
+      emit(event.name, {msgId: MsgKey(v.messageId), chatId: Wid(v.chat),
+                        selectedOptions: v.selectedOptions, timestamp: v.t, sender: Wid(v.from)});
+    }
+  }
+
   window.WPP = WPP;
 
   // -- chats, contacts, groups (issue 13.2/3) ------------------------------------------------
