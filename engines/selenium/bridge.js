@@ -611,6 +611,7 @@
     leaveGroup: function (gid) {
       return Promise.resolve(wpp().group.leave(gid)).then(function () { return null; });
     }
+  });
 
   Object.keys(actionCalls).forEach(function (name) {  // message actions (issue 13.1)
     calls[name] = actionCalls[name];
