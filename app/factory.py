@@ -86,6 +86,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.url_map.converters["message_id"] = MessageIdConverter
     api.init_app(app)
     api.register_converter(MessageIdConverter, MessageIdConverter.parameter_schema)
+    from app.api.chats import install_converters  # chats, contacts, groups (issue 13.2/3)
+
+    install_converters(app, api)
     register_error_handlers(app)
     _register_blueprints(app, config)
     if config.metrics_enabled:

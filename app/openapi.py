@@ -58,6 +58,15 @@ EXTRA_STATUSES.update({
 EXTRA_STATUSES[("post", "/sessions/{sid}/mock/event")] = _ENGINE
 #: Request bodies built on PartialUpdateSchema (an empty PUT is a 400).
 NON_EMPTY_BODIES = ("ApiKeyUpdate", "WebhookUpdate")
+# -- chats, contacts, groups (issue 13.2/3): body rules marshmallow cannot state --
+BODY_RULES: dict[str, dict[str, Any]] = {
+    # {presence} for the account, or {chatId, state} for one chat; never a mix.
+    "Presence": {"oneOf": [
+        {"required": ["presence"],
+         "not": {"anyOf": [{"required": ["chatId"]}, {"required": ["state"]}]}},
+        {"required": ["chatId", "state"], "not": {"required": ["presence"]}}]},
+    "GroupSettingsUpdate": {"minProperties": 1},
+}
 #: Routes outside the rate limit (and the API-key scheme): health and metrics.
 UNLIMITED = ("/health", "/metrics")
 
@@ -89,8 +98,6 @@ def expected_statuses(method: str, path: str, operation: dict[str, Any],
     # -- chats, contacts, groups (issue 13.2/3): routes of the engine surface say so --
     if operation.get("x-openwa-engine"):
         statuses |= set(_ENGINE)
-        if "Id}" in below:
-            statuses.add(400)  # a malformed chatId / groupId / contactId in the path
     return statuses
 
 
@@ -112,6 +119,9 @@ def finish_document(document: dict[str, Any], prefix: str) -> dict[str, Any]:
     for name in NON_EMPTY_BODIES:  # PartialUpdateSchema: at least one field
         if name in components.get("schemas", {}):
             components["schemas"][name]["minProperties"] = 1
+    for name, rule in BODY_RULES.items():  # issue 13.2/3
+        if name in components.get("schemas", {}):
+            components["schemas"][name].update(copy.deepcopy(rule))
     responses = components.get("responses", {})
     for name in ("DEFAULT_ERROR", "UNPROCESSABLE_ENTITY"):
         responses.pop(name, None)

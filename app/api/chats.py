@@ -14,6 +14,7 @@ from typing import Any, Callable, TypeVar
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from werkzeug.routing import BaseConverter
 
 from app.auth import current_key, presented_key, require
 from app.config import settings
@@ -35,6 +36,35 @@ blp = Blueprint("chats", __name__, description="Chats and presence")
 
 _CHAT_ID = re.compile(CHAT_ID_PATTERN)
 _GROUP_ID = re.compile(r"^[0-9]{5,20}(-[0-9]{5,20})?@g\.us$")
+
+
+# -- path converters: a chat, contact or group id segment, never an action's name ---------------
+#: ``/chats/archive`` is an action, not ``DELETE /chats/<chatId>`` of a chat named "archive";
+#: ``/groups/join`` is not a group. Ids that do not match are no route (404).
+CONTACT_ID_PART = r"\+?[0-9]{5,20}|[0-9]{5,20}@c\.us"
+GROUP_ID_PART = r"[0-9]{5,20}(?:-[0-9]{5,20})?@g\.us"
+
+
+def _converter(name: str, part: str) -> type[BaseConverter]:
+    def parameter_schema(converter: BaseConverter) -> dict[str, Any]:
+        return {"type": "string", "pattern": f"^(?:{part})$", "maxLength": 64}
+
+    return type(name, (BaseConverter,), {"regex": f"(?:{part})",
+                                         "parameter_schema": staticmethod(parameter_schema)})
+
+
+ContactIdConverter = _converter("ContactIdConverter", CONTACT_ID_PART)
+GroupIdConverter = _converter("GroupIdConverter", GROUP_ID_PART)
+ChatIdConverter = _converter("ChatIdConverter", f"{CONTACT_ID_PART}|{GROUP_ID_PART}")
+CONVERTERS = {"contact_id": ContactIdConverter, "group_id": GroupIdConverter,
+              "chat_id": ChatIdConverter}
+
+
+def install_converters(app: Any, api: Any) -> None:
+    """Called by the app factory before the blueprints are registered."""
+    for name, converter in CONVERTERS.items():
+        app.url_map.converters[name] = converter
+        api.register_converter(converter, getattr(converter, "parameter_schema"))
 
 
 def engine_route(view: F) -> F:
@@ -158,7 +188,7 @@ _chat_action("mute", "mute_chat", "Mute a chat for `duration` seconds (none: unt
 _chat_action("unmute", "mute_chat", "Unmute a chat", lambda d: [d["chat_id"], 0])
 
 
-@blp.route("/<sid>/chats/<chatId>")
+@blp.route("/<sid>/chats/<chat_id:chatId>")
 class Chat(MethodView):
     @engine_route
     @require("operator")

@@ -48,7 +48,7 @@ def _contact_id(value: str) -> str:
     return chat
 
 
-@blp.route("/<sid>/contacts/<contactId>")
+@blp.route("/<sid>/contacts/<contact_id:contactId>")
 class Contact(MethodView):
     @engine_route
     @require("viewer")
@@ -58,7 +58,7 @@ class Contact(MethodView):
         return chats.read(session, "contact", [_contact_id(contactId)])
 
 
-@blp.route("/<sid>/contacts/<contactId>/picture")
+@blp.route("/<sid>/contacts/<contact_id:contactId>/picture")
 class ContactPicture(MethodView):
     @engine_route
     @require("viewer")
@@ -79,7 +79,7 @@ def _block_route(action: str, block: bool) -> None:
     post.__doc__ = f"{action.title()} a contact"
     view = engine_route(require("operator")(blp.response(200, SuccessSchema)(post)))
     name = f"Contact{action.title()}"
-    blp.route(f"/<sid>/contacts/<contactId>/{action}", endpoint=name)(
+    blp.route(f"/<sid>/contacts/<contact_id:contactId>/{action}", endpoint=name)(
         type(name, (MethodView,), {"post": view}))
 
 

@@ -63,7 +63,7 @@ class Join(MethodView):
         return {"groupId": chats.command(session, "join_group", [data["invite_code"]])}
 
 
-@blp.route("/<sid>/groups/<groupId>")
+@blp.route("/<sid>/groups/<group_id:groupId>")
 class Group(MethodView):
     @engine_route
     @require("viewer")
@@ -78,7 +78,7 @@ def _participants(session: Session, group_id: str, action: str, data: dict[str, 
                          [group_id_param(group_id), action, data["participants"]])
 
 
-@blp.route("/<sid>/groups/<groupId>/participants")
+@blp.route("/<sid>/groups/<group_id:groupId>/participants")
 class Participants(MethodView):
     @engine_route
     @require("operator")
@@ -97,7 +97,7 @@ class Participants(MethodView):
         return _participants(session, groupId, "remove", data)
 
 
-@blp.route("/<sid>/groups/<groupId>/participants/promote")
+@blp.route("/<sid>/groups/<group_id:groupId>/participants/promote")
 class Promote(MethodView):
     @engine_route
     @require("operator")
@@ -108,7 +108,7 @@ class Promote(MethodView):
         return _participants(session, groupId, "promote", data)
 
 
-@blp.route("/<sid>/groups/<groupId>/participants/demote")
+@blp.route("/<sid>/groups/<group_id:groupId>/participants/demote")
 class Demote(MethodView):
     @engine_route
     @require("operator")
@@ -119,7 +119,7 @@ class Demote(MethodView):
         return _participants(session, groupId, "demote", data)
 
 
-@blp.route("/<sid>/groups/<groupId>/subject")
+@blp.route("/<sid>/groups/<group_id:groupId>/subject")
 class Subject(MethodView):
     @engine_route
     @require("operator")
@@ -131,7 +131,7 @@ class Subject(MethodView):
         return {"success": True}
 
 
-@blp.route("/<sid>/groups/<groupId>/description")
+@blp.route("/<sid>/groups/<group_id:groupId>/description")
 class Description(MethodView):
     @engine_route
     @require("operator")
@@ -144,7 +144,7 @@ class Description(MethodView):
         return {"success": True}
 
 
-@blp.route("/<sid>/groups/<groupId>/settings")
+@blp.route("/<sid>/groups/<group_id:groupId>/settings")
 class Settings(MethodView):
     @engine_route
     @require("operator")
@@ -161,7 +161,7 @@ def _invite(code: str) -> dict[str, str]:
     return {"inviteCode": code, "inviteLink": INVITE_LINK.format(code)}
 
 
-@blp.route("/<sid>/groups/<groupId>/invite-code")
+@blp.route("/<sid>/groups/<group_id:groupId>/invite-code")
 class InviteCode(MethodView):
     @engine_route
     @require("operator")
@@ -178,7 +178,7 @@ class InviteCode(MethodView):
         return _invite(chats.command(session, "group_invite_code", [group_id_param(groupId), False]))
 
 
-@blp.route("/<sid>/groups/<groupId>/invite-code/revoke")
+@blp.route("/<sid>/groups/<group_id:groupId>/invite-code/revoke")
 class RevokeInviteCode(MethodView):
     @engine_route
     @require("operator")
@@ -188,7 +188,7 @@ class RevokeInviteCode(MethodView):
         return _invite(chats.command(session, "group_invite_code", [group_id_param(groupId), True]))
 
 
-@blp.route("/<sid>/groups/<groupId>/leave")
+@blp.route("/<sid>/groups/<group_id:groupId>/leave")
 class Leave(MethodView):
     @engine_route
     @require("operator")

@@ -8,6 +8,9 @@ created, a message it sent); a body is the operation's documented ``example`` wh
 one, else it is built from the schema's required fields (by field name, then by type)."""
 from __future__ import annotations
 
+import base64
+import struct
+import zlib
 from typing import Any
 
 import pytest
@@ -48,6 +51,31 @@ def engine_surface(document: dict[str, Any]) -> list[tuple[str, str, dict[str, A
             if operation is not None and "501" in operation.get("responses", {}):
                 found.append((method, path, operation))
     return found
+
+
+def _png(side: int = 16) -> bytes:
+    """A real RGB PNG, written by hand (no imaging library needed)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\x00" + bytes((10, 120, 200)) * side for _ in range(side))
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
+def media_bodies() -> dict[str, dict[str, Any]]:
+    """Bodies of the media sends (issue 12): small real files of each kind, made here."""
+    mp4 = struct.pack(">I", 24) + b"ftypisom" + b"\x00\x00\x02\x00" + b"isomiso2" + b"\x00" * 512
+    ogg = (b"OggS" + b"\x00\x02" + b"\x00" * 8 + struct.pack("<I", 1) + b"\x00" * 8 + b"\x01\x13"
+           + b"OpusHead" + b"\x00" * 512)
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    files = {"image": (_png(), "image/png"), "sticker": (_png(), "image/png"),
+             "video": (mp4, "video/mp4"), "audio": (ogg, "audio/ogg"),
+             "document": (pdf, "application/pdf")}
+    return {f"send-{kind}": {"chatId": ECHO, "base64": base64.b64encode(data).decode(),
+                             "mimetype": mime} for kind, (data, mime) in files.items()}
 
 
 def destructive(method: str, path: str) -> bool:
@@ -125,6 +153,7 @@ def test_every_engine_route_is_implemented_or_answers_501(platform):
     operations = engine_surface(document)
     assert len(operations) >= 25  # at least this issue's own routes
     bodies = Bodies(document, body_values)
+    media = media_bodies()
     ordered = sorted(operations, key=lambda o: (destructive(o[0], o[1]), o[0] != "get",
                                                 o[1].endswith("/leave"), o[1]))
     wrong = []
@@ -133,7 +162,7 @@ def test_every_engine_route_is_implemented_or_answers_501(platform):
         for name, value in path_values.items():
             url = url.replace("{" + name + "}", value)
         assert "{" not in url, f"no value for a parameter of {path}"
-        body = bodies.for_operation(operation)
+        body = media.get(path.rsplit("/", 1)[1]) or bodies.for_operation(operation)
         reply = platform.api(method.upper(), url, **({} if body is None else {"json": body}))
         if not (200 <= reply.status_code < 300 or reply.status_code == 501):
             wrong.append(f"{method.upper()} {path} {body}: {reply.status_code} {reply.get_json()}")
