@@ -414,6 +414,8 @@
   // -- chats, contacts, groups (issue 13.2/3) ---------------------------------------------
   // Calls through WPP.chat.*, WPP.contact.*, WPP.blocklist.*, WPP.conn.* and WPP.group.*;
   // group, presence and call events through WPP.on.
+  var GROUP_INFO = ['subject', 'description', 'announce', 'restrict'];
+
   function subscribeChats(W) {
     W.on('group.participant_changed', function (change) {
       emit('group', {
@@ -428,6 +430,17 @@
         participants: (change.participants || []).map(function (p) {
           return {id: wid(p.id), state: p.state || null};
         })
+      });
+    });
+    // Subject, description and settings changes arrive as gp2 notification messages.
+    W.on('chat.new_message', function (msg) {
+      if (!msg || msg.type !== 'gp2' || GROUP_INFO.indexOf(msg.subtype) < 0) {
+        return;
+      }
+      var key = msg.id || {};
+      emit('group', {
+        groupId: wid(key.remote) || wid(msg.from), action: msg.subtype, by: wid(msg.author),
+        participants: [], body: typeof msg.body === 'string' ? msg.body : null
       });
     });
     W.on('call.incoming_call', function (call) {

@@ -712,7 +712,10 @@ class SeleniumEngine(Engine):
     GROUP_ACTIONS: ClassVar[dict[str, EventKind]] = {
         "add": EventKind.GROUP_JOIN, "join": EventKind.GROUP_JOIN,
         "remove": EventKind.GROUP_LEAVE, "leaver": EventKind.GROUP_LEAVE,
-        "promote": EventKind.GROUP_UPDATE, "demote": EventKind.GROUP_UPDATE}
+        "promote": EventKind.GROUP_UPDATE, "demote": EventKind.GROUP_UPDATE,
+        # gp2 notifications (bridge): what changed in the group's info
+        "subject": EventKind.GROUP_UPDATE, "description": EventKind.GROUP_UPDATE,
+        "announce": EventKind.GROUP_UPDATE, "restrict": EventKind.GROUP_UPDATE}
 
     def _apply_chats_event(self, kind: Any, data: dict[str, Any]) -> None:
         """Bridge events of this area: group, presence, call."""
@@ -720,10 +723,15 @@ class SeleniumEngine(Engine):
             action = str(data.get("action") or "")
             event_kind = self.GROUP_ACTIONS.get(action)
             if event_kind is not None and data.get("groupId"):
-                self._emit(event_kind, {"groupId": data["groupId"],
-                                        "participants": list(data.get("participants") or []),
-                                        "by": data.get("by"),
-                                        "action": "leave" if action == "leaver" else action})
+                event = {"groupId": data["groupId"],
+                         "participants": list(data.get("participants") or []),
+                         "by": data.get("by"), "action": "leave" if action == "leaver" else action}
+                if action in ("subject", "description"):  # the new text, as the mock reports it
+                    event[action] = data.get("body")
+                elif action in ("announce", "restrict"):
+                    event["action"] = "settings"
+                    event["changed"] = action
+                self._emit(event_kind, event)
         elif kind == "presence":
             chat = data.get("chatId")
             for person in data.get("participants") or []:  # a group: who is typing

@@ -143,6 +143,16 @@ def test_group_presence_and_call_events_are_mapped(engines: MakeEngine, standin:
     push("group.participant_changed", {"groupId": gid, "action": "promote", "author": BOB,
                                        "operation": "promote", "participants": [BOB]})
     assert pump(engine, kind(EventKind.GROUP_UPDATE)).data["action"] == "promote"
+    push("chat.new_message", {"id": f"false_{gid}_3A01_{BOB}", "from": gid, "to": f"{phone}@c.us",
+                              "author": BOB, "type": "gp2", "subtype": "subject", "body": "New name",
+                              "t": 1700000000})
+    renamed = pump(engine, kind(EventKind.GROUP_UPDATE, action="subject"))
+    assert renamed.data == {"groupId": gid, "participants": [], "by": BOB, "action": "subject",
+                            "subject": "New name"}
+    push("chat.new_message", {"id": f"false_{gid}_3A02_{BOB}", "from": gid, "author": BOB,
+                              "type": "gp2", "subtype": "announce", "body": "on", "t": 1700000001})
+    settings = pump(engine, kind(EventKind.GROUP_UPDATE, action="settings"))
+    assert settings.data["changed"] == "announce" and settings.data["groupId"] == gid
     push("chat.presence_change", {"id": BOB, "isOnline": True, "isGroup": False, "isUser": True,
                                   "shortName": "Bob", "state": "typing", "t": 1})
     assert pump(engine, kind(EventKind.PRESENCE)).data == {"chatId": BOB, "from": BOB,
