@@ -240,7 +240,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace, root: Path = ROOT, python: str = sys.executable,
                  redis_url: str = REDIS_URL) -> None:
         """The platform of the checkout at `root`, run by `python` on `redis_url` (the
-        driver comparison runs an older checkout beside this one, each on its own Redis DB)."""
+        comparison runs older checkouts beside this one, each on its own redis-server)."""
         self.args = args
         self.root, self.python = root, python
         self.work = Path(tempfile.mkdtemp(prefix="openwa-bench-"))
@@ -574,21 +574,26 @@ def read_path(b: Bench, sizes: list[int], reps: int) -> dict[str, Any]:
 HISTORY_CASES = ("newest", "deep_after", "deep_offset")
 
 
-# -- psycopg 3 (before) beside psycopg2 (now), issue 15 item 9 --------------------------------
-#: The last commit on psycopg 3; the driver section runs its platform beside this one.
+# -- this checkout beside earlier commits, interleaved (issue 15 item 9, issue 18) ---------------
+#: Earlier commits run beside this checkout: (label, commit, extra pip pin file or None).
+#: 342e9a5 is the last commit on psycopg 3 (issue 15 item 9: before and after psycopg2);
+#: b8cdfd7 is the main branch before issue 18's send path (the doorbell).
+BASELINES = [("before issue 18 (b8cdfd7)", "b8cdfd7", False),
+             ("psycopg 3 (342e9a5)", "342e9a5", True)]
 OLD_DRIVER_COMMIT = "342e9a5"
-OLD_REDIS_URL = os.environ.get("BENCH_OLD_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
-def old_checkout(work: Path) -> tuple[Path, str]:
-    """The tree of OLD_DRIVER_COMMIT (git archive: the repository is not touched) and a
-    python for it: a venv under .tools/ that sees this venv's packages through a .pth and
-    holds that commit's psycopg 3 pin itself (made once, from the same package index)."""
-    dest = work / "psycopg3-checkout"
+def checkout(work: Path, commit: str, psycopg3: bool) -> tuple[Path, str]:
+    """The tree of `commit` (git archive: the repository is not touched) and a python for it:
+    this venv's, or for the psycopg 3 commit a venv under .tools/ that sees this venv's
+    packages through a .pth and holds that commit's psycopg pin itself (made once)."""
+    dest = work / f"checkout-{commit}"
     dest.mkdir()
-    tar = subprocess.run(["git", "-C", str(ROOT), "archive", OLD_DRIVER_COMMIT], check=True,
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True,
                          capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=tar, check=True)
+    if not psycopg3:
+        return dest, sys.executable
     venv = ROOT / ".tools" / "bench-psycopg3-venv"
     python = venv / "bin" / "python"
     if not (venv / ".ready").exists():
@@ -605,23 +610,29 @@ def old_checkout(work: Path) -> tuple[Path, str]:
     return dest, str(python)
 
 
-def driver_compare(new: Bench, args: argparse.Namespace, levels: list[int], seconds: float,
-                   reps: int, size: int) -> dict[str, Any]:
-    """The send path and history of this checkout (psycopg2) and of OLD_DRIVER_COMMIT
-    (psycopg 3), both platforms up at once on their own databases and Redis DBs, every pair
-    interleaved. The old commit differs in more than the driver (85 commits): the figure is
-    "before and after the move", as issue 15 asks, not the driver alone."""
-    root, python = old_checkout(new.work)
-    old = Bench(args, root=root, python=python, redis_url=OLD_REDIS_URL)
-    labels = {"psycopg2 (now)": new, f"psycopg 3 ({OLD_DRIVER_COMMIT})": old}
-    out: dict[str, Any] = {"size": size, "send_text": {name: [] for name in labels}}
+def compare_commits(main: Bench, args: argparse.Namespace, levels: list[int], seconds: float,
+                    reps: int, size: int) -> dict[str, Any]:
+    """The send path and history of this checkout beside each of BASELINES: one more
+    platform each, all up at once, each on its own database and its own private
+    redis-server (same binary and settings), every case interleaved across them."""
+    from app import embedded_redis
+
+    labels: dict[str, Bench] = {}
+    servers = []
     try:
-        old.start_platform()
+        for label, commit, psycopg3 in [("now (this checkout)", None, False), *BASELINES]:
+            root, python = (ROOT, sys.executable) if commit is None else checkout(main.work, commit, psycopg3)
+            server = embedded_redis.start(main.work / f"redis-{commit or 'now'}")
+            servers.append(server)
+            labels[label] = Bench(args, root=root, python=python, redis_url=server[1])
+        out: dict[str, Any] = {"size": size, "send_text": {name: [] for name in labels}}
         calls: dict[str, Any] = {}
         paths: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
         for name, b in labels.items():
-            b.ready_session("driver")
-            url = f"{b.base}/sessions/driver/messages/send-text"
+            b.start_platform()
+        for name, b in labels.items():
+            b.ready_session("compare")
+            url = f"{b.base}/sessions/compare/messages/send-text"
 
             def send(http: requests.Session, i: int, n: int, url: str = url) -> None:
                 reply = http.post(url, json={"chatId": "15551230009", "text": f"c{i} n{n}"}, timeout=30)
@@ -629,10 +640,10 @@ def driver_compare(new: Bench, args: argparse.Namespace, levels: list[int], seco
                     raise RuntimeError(reply.status_code, reply.text[:200])
 
             calls[name] = (send, b.platform_pids(), b.api_session)
-            created = b.call("POST", "/sessions", json={"name": "drvhist"})
+            created = b.call("POST", "/sessions", json={"name": "cmphist"})
             assert created.status_code == 201, created.text
             insert_messages(b, created.json()["id"], size)
-            path = "/sessions/drvhist/messages"
+            path = "/sessions/cmphist/messages"
             mid = b.call("GET", path, params={"limit": 1, "offset": size // 2}).json()["messages"][0]["id"]
             paths[name] = {"newest": (path, {"limit": 50}), "deep_after": (path, {"limit": 50, "after": mid})}
         for c in levels:
@@ -652,8 +663,12 @@ def driver_compare(new: Bench, args: argparse.Namespace, levels: list[int], seco
                                  for case in ("newest", "deep_after")} for name in labels}
         out["load_avg"] = [round(x, 2) for x in os.getloadavg()]
     finally:
-        old.stop()
-        shutil.rmtree(old.work, ignore_errors=True)
+        for b in reversed(list(labels.values())):
+            b.stop()
+            shutil.rmtree(b.work, ignore_errors=True)
+        for process, _ in servers:
+            process.terminate()
+            process.wait(30)
     return out
 
 
@@ -731,25 +746,29 @@ def markdown(r: dict[str, Any]) -> str:
             lines.append(f"| {c} | {ratio['send_vs_celery']:.0%} | {ratio['send_vs_flask']:.0%} | "
                          f"{ratio['p50_vs_celery']}x |")
         lines.append("")
-    dc = r.get("driver")
+    dc = r.get("compare")
     if dc:
         names = list(dc["send_text"])
-        lines += [f"### psycopg 3 ({OLD_DRIVER_COMMIT}) beside psycopg2 (now), interleaved (issue 15 item 9)", "",
-                  "| what | " + " | ".join(names) + " | now / before |", "|---|---:|---:|---:|"]
+        lines += ["### This checkout beside earlier commits, interleaved (issue 15 item 9, issue 18)", "",
+                  "| what | " + " | ".join(names) + " | " + " | ".join(f"now / {n}" for n in names[1:]) + " |",
+                  "|---|" + "---:|" * (2 * len(names) - 1)]
+
+        def row_of(label: str, values: list[float], higher_better: bool) -> str:
+            now = values[0]
+            return (f"| {label} | " + " | ".join(str(v) for v in values) + " | "
+                    + " | ".join(f"{now / max(v, 1e-9):.2f}x" for v in values[1:]) + " |")
+
         for i, row in enumerate(dc["send_text"][names[0]]):
-            before = dc["send_text"][names[1]][i]
-            lines.append(f"| send-text {row['clients']} client(s) req/s | {row['per_s']} | {before['per_s']} | "
-                         f"{row['per_s'] / max(before['per_s'], 1e-9):.2f}x |")
-            lines.append(f"| send-text {row['clients']} client(s) p50 ms | {row['p50_ms']} | {before['p50_ms']} | "
-                         f"{row['p50_ms'] / max(before['p50_ms'], 1e-9):.2f}x |")
+            c = row["clients"]
+            lines.append(row_of(f"send-text {c} client(s) req/s", [dc["send_text"][n][i]["per_s"] for n in names], True))
+            lines.append(row_of(f"send-text {c} client(s) p50 ms", [dc["send_text"][n][i]["p50_ms"] for n in names], False))
         for case in ("newest", "deep_after"):
-            a, b = dc["history"][names[0]][case], dc["history"][names[1]][case]
-            lines.append(f"| history {case} at {dc['size']:,} p50 ms | {a['p50_ms']} | {b['p50_ms']} | "
-                         f"{a['p50_ms'] / max(b['p50_ms'], 1e-9):.2f}x |")
-            lines.append(f"| history {case} at {dc['size']:,} p95 ms | {a['p95_ms']} | {b['p95_ms']} | "
-                         f"{a['p95_ms'] / max(b['p95_ms'], 1e-9):.2f}x |")
-        lines += ["", f"Both platforms up at once (own database, own Redis DB); load avg after: "
-                  f"{dc['load_avg']}. The old commit differs by more than the driver.", ""]
+            for q in ("p50_ms", "p95_ms"):
+                lines.append(row_of(f"history {case} at {dc['size']:,} {q.replace('_ms', '')} ms",
+                                    [dc["history"][n][case][q] for n in names], False))
+        lines += ["", "All platforms up at once, each on its own database and its own private "
+                  f"redis-server; load avg after: {dc['load_avg']}. Each older commit differs from "
+                  "this checkout by more than the one change it is named after.", ""]
     ib = r.get("inbound_path")
     if ib:
         bare = ib["bare_post_loop"]
@@ -807,17 +826,34 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _before_issue18(r: dict[str, Any]) -> dict[int, dict[str, float]]:
+    """Per client level, the pre-issue-18 commit's figure over this checkout's, from the
+    interleaved comparison: the factor that turns a ratio of now into the ratio of before."""
+    dc = r.get("compare")
+    label = BASELINES[0][0]
+    if not dc or label not in dc["send_text"]:
+        return {}
+    out = {}
+    for now, was in zip(next(iter(dc["send_text"].values())), dc["send_text"][label]):
+        out[now["clients"]] = {"per_s": was["per_s"] / max(now["per_s"], 1e-9),
+                               "p50_ms": was["p50_ms"] / max(now["p50_ms"], 1e-9)}
+    return out
+
+
 def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     s = r.get("send_path")
+    before = _before_issue18(r)
     if s and "8" in s["ratios"]:
         ratio = s["ratios"]["8"]["send_vs_celery"]
+        was = f" (before issue 18: {ratio * before[8]['per_s']:.0%}, derived)" if 8 in before else ""
         out.append({"target": "send path >= 50% of bare Celery round trip at 8 clients",
-                    "measured": f"{ratio:.0%}", "met": ratio >= 0.5})
+                    "measured": f"{ratio:.0%}{was}", "met": ratio >= 0.5})
     if s and "1" in s["ratios"]:
         p50 = s["ratios"]["1"]["p50_vs_celery"]
+        was = f" (before issue 18: {p50 * before[1]['p50_ms']:.2f}x, derived)" if 1 in before else ""
         out.append({"target": "send-text p50 at 1 client within 3x of the bare Celery round trip",
-                    "measured": f"{p50}x", "met": p50 <= 3.0})
+                    "measured": f"{p50}x{was}", "met": p50 <= 3.0})
     ib = r.get("inbound_path")
     if ib:
         out.append({"target": f"inbound-to-webhook p95 < 250 ms at {ib['offered_per_s']:g} messages/s",
@@ -844,7 +880,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, help="sessions in the many-sessions run")
     parser.add_argument("--inbound-rate", type=float, default=100.0,
                         help="messages/s offered on the inbound path")
-    parser.add_argument("--skip", default="", help="comma list: send,driver,inbound,read,many")
+    parser.add_argument("--skip", default="", help="comma list: send,compare,inbound,read,many")
     args = parser.parse_args()
     seconds = args.seconds or (2.0 if args.quick else 8.0)
     sizes = [10_000] if args.quick else [10_000, 1_000_000]
@@ -877,8 +913,8 @@ def main() -> None:
         with PeakRss(named) as peak:
             if "send" not in skip:
                 report["send_path"] = send_path(b, [1, 8, 32], seconds)
-            if "driver" not in skip:
-                report["driver"] = driver_compare(b, args, [1, 8], seconds, reps, 10_000)
+            if "compare" not in skip:
+                report["compare"] = compare_commits(b, args, [1, 8], seconds, min(reps, 100), 10_000)
             if "inbound" not in skip:
                 report["inbound_path"] = inbound_path(b, args.inbound_rate,
                                                       3.0 if args.quick else 10.0, 4)
