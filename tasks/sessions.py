@@ -64,7 +64,10 @@ def send_message(message_id: str, session_id: str | None = None) -> dict[str, An
     held = runtime().held
     # How far each held session's older sends are settled (order across kills): kept on the
     # hold, so a session this host takes over is looked at whole once.
-    settled = {sid: h.settled_seq for sid, h in held.items()}
+    # A doorbell task names its session: only that one's watermark, not one per held session
+    # on every send (a cost that grew with the host's sessions times its sends).
+    settled = ({session_id: held[session_id].settled_seq} if session_id in held
+               else {sid: h.settled_seq for sid, h in held.items()})
     others = [m for m in doorbell.take(session_id) if m != message_id] if session_id else []
     todo = doorbell.oldest_first([message_id, *others]) if others else [message_id]
     reply: dict[str, Any] = {}
