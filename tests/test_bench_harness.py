@@ -65,3 +65,24 @@ def test_quick_run_writes_every_section(tmp_path: Path, redis_available: str) ->
     assert all(number(row["rss_mib"]) and row["rss_mib"] > 0
                for row in memory["idle"] + memory["loaded"])
     assert report["targets"] and all(isinstance(t["met"], bool) for t in report["targets"])
+
+
+@pytest.mark.timeout(400)
+def test_the_comparison_runs_earlier_commits_beside_this_checkout(tmp_path: Path, redis_available: str) -> None:
+    """Issue 15 item 9 / issue 18: this checkout, b8cdfd7 and 342e9a5 (psycopg 3, its own
+    venv) up at once, send-text and history measured interleaved across them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
+    env.update(BENCH_REDIS_URL=redis_available, BENCH_PG_ADMIN=ADMIN_URL)
+    result = subprocess.run([sys.executable, "scripts/bench/run.py", "--quick", "--compare",
+                             "--skip", "send,inbound,read,many", "--out", str(tmp_path)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=390)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    compare = json.loads((tmp_path / "latest.json").read_text())["compare"]
+    assert len(compare["send_text"]) == 3 and any("342e9a5" in name for name in compare["send_text"])
+    for name, rows in compare["send_text"].items():
+        assert [row["clients"] for row in rows] == [1, 8]
+        for row in rows:
+            assert row["n"] > 0 and row["errors"] == 0 and number(row["per_s"]), (name, row)
+        for case in ("newest", "deep_after"):
+            assert number(compare["history"][name][case]["p95_ms"]), (name, case)
+    assert "This checkout beside earlier commits" in (tmp_path / "latest.md").read_text()

@@ -880,6 +880,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, help="sessions in the many-sessions run")
     parser.add_argument("--inbound-rate", type=float, default=100.0,
                         help="messages/s offered on the inbound path")
+    parser.add_argument("--compare", action="store_true",
+                        help="with --quick: also run the comparison with earlier commits")
     parser.add_argument("--skip", default="", help="comma list: send,compare,inbound,read,many")
     args = parser.parse_args()
     seconds = args.seconds or (2.0 if args.quick else 8.0)
@@ -913,7 +915,8 @@ def main() -> None:
         with PeakRss(named) as peak:
             if "send" not in skip:
                 report["send_path"] = send_path(b, [1, 8, 32], seconds)
-            if "compare" not in skip:
+            # The comparison starts two more platforms: part of the full run, asked for in a quick one.
+            if "compare" not in skip and (args.compare or not args.quick):
                 report["compare"] = compare_commits(b, args, [1, 8], seconds, min(reps, 100), 10_000)
             if "inbound" not in skip:
                 report["inbound_path"] = inbound_path(b, args.inbound_rate,
