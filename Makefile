@@ -12,7 +12,7 @@ WAJS_VERSION := 4.6.0
 WAJS_DIR := .tools/wa-js
 WAJS_BUNDLE := $(WAJS_DIR)/node_modules/@wppconnect/wa-js/dist/wppconnect-wa.js
 
-.PHONY: run test install install-test lint bench bench-quick clean help wajs fuzz
+.PHONY: run test install install-test lint bench bench-quick bench-many bench-selenium bench-profile clean help wajs fuzz
 
 help:
 	@echo "make run     install, migrate and start API, session host, worker, beat and Flower"
@@ -21,6 +21,7 @@ help:
 	@echo "make fuzz    schemathesis over the whole OpenAPI document against a running platform"
 	@echo "make wajs    install the @wppconnect/wa-js bundle (selenium engine) into $(WAJS_DIR)"
 	@echo "make bench   measure the platform beside this machine's limits (bench-quick: < 2 min)"
+	@echo "make bench-many / bench-selenium / bench-profile   many sessions, 10 browsers, py-spy"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +78,17 @@ bench: install-test
 
 bench-quick: install-test
 	$(PY) scripts/bench/run.py --quick
+
+# Issue 18: 10 -> 100 mock sessions over 4 session hosts; 10 selenium sessions on one host;
+# py-spy profile of the send path (each a few minutes, each its own process set).
+bench-many: install-test
+	$(PY) scripts/bench/many_sessions.py
+
+bench-selenium: install-test
+	PYTHONPATH=scripts/bench $(PY) scripts/bench/selenium_sessions.py
+
+bench-profile: install-test $(VENV)/.dev
+	$(PY) scripts/bench/profile_send.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

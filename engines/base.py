@@ -173,6 +173,11 @@ class Engine(ABC):
     test_hooks: ClassVar[frozenset[str]] = frozenset()
     #: The engine's options (an :class:`EngineOptions` subclass when it has its own).
     options_class: ClassVar[type[EngineOptions]] = EngineOptions
+    # -- scale (issue 18) ------------------------------------------------------------
+    #: Message types whose send, given a ``message_id`` it has already sent, answers the first
+    #: result instead of sending again (as the mock's does). For these the host need not
+    #: commit ``sending`` before the engine call: a crash in between resends harmlessly.
+    idempotent_sends: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, session_id: str, profile_dir: Path, options: EngineOptions) -> None:
         self.session_id = session_id

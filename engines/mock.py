@@ -160,6 +160,8 @@ class MockEngine(Engine):
     shared_dirs: ClassVar[frozenset[str]] = frozenset({NETWORK_DIR_NAME})
     test_hooks: ClassVar[frozenset[str]] = frozenset(
         {"simulate_scan", "simulate_disconnect", "simulate_incoming_media"})
+    # -- scale (issue 18): send_text answers an already sent message_id's first result
+    idempotent_sends: ClassVar[frozenset[str]] = frozenset({"text"})
 
     def __init__(
         self,

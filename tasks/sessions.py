@@ -14,7 +14,7 @@ from app import logs
 from app.common.names import Tasks
 from app.extensions import db
 from app.models import RUNNING, Session
-from app.services import messages
+from app.services import doorbell, messages
 from app.services.replies import engine_failure, fail, ok
 from engines import Engine, EngineError, get_engine_class
 from tasks.base import openwa_task
@@ -56,21 +56,40 @@ def logout_session(session_id: str) -> dict[str, Any]:
 
 
 @openwa_task(Tasks.SEND_MESSAGE)
-def send_message(message_id: str) -> dict[str, Any]:
-    """The send lifecycle is :func:`app.services.messages.deliver`; this is its entry point."""
+def send_message(message_id: str, session_id: str | None = None) -> dict[str, Any]:
+    """The send lifecycle is :func:`app.services.messages.deliver`; this is its entry point.
+    With ``session_id`` (the doorbell, app/services/doorbell.py) it also delivers every send
+    rung for that session since the last pass, oldest first, each reply stored under that
+    send's own task id; its own message's reply is the task's result."""
     held = runtime().held
     # How far each held session's older sends are settled (order across kills): kept on the
     # hold, so a session this host takes over is looked at whole once.
-    settled = {session_id: h.settled_seq for session_id, h in held.items()}
+    # A doorbell task names its session: only that one's watermark, not one per held session
+    # on every send (a cost that grew with the host's sessions times its sends).
+    settled = ({session_id: held[session_id].settled_seq} if session_id in held
+               else {sid: h.settled_seq for sid, h in held.items()})
+    others = [m for m in doorbell.take(session_id) if m != message_id] if session_id else []
+    todo = doorbell.oldest_first([message_id, *others]) if others else [message_id]
+    reply: dict[str, Any] = {}
     try:
-        return messages.deliver(message_id, _held_engine, settled)
+        while todo:
+            other = todo[0]
+            answer = messages.deliver(other, _held_engine, settled)
+            todo.pop(0)
+            if other == message_id:
+                reply = answer
+            else:
+                doorbell.answer(messages.send_task_id(other), answer)
+        return reply
     except messages.NotHeld as error:
         # Only in a race with a stop or a handover: put it back for the holder.
         raise Reject(str(error), requeue=True) from None
     finally:
-        for session_id, seq in settled.items():
-            if session_id in held:
-                held[session_id].settled_seq = seq
+        if session_id and todo:
+            doorbell.put_back(session_id, [m for m in todo if m != message_id])
+        for sid, seq in settled.items():
+            if sid in held:
+                held[sid].settled_seq = seq
 
 
 def _held_engine(session_id: str) -> Engine | None:

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from app import logs, metrics
 from app.common.names import Tasks, session_queue
 from app.config import Config, settings
-from app.errors import ApiError, Conflict, NotFound, SessionNotReady
+from app.errors import ApiError, Conflict, NotFound, ServiceUnavailable, SessionNotReady
 from app.extensions import db
 from app.models import (
     FINAL_SENT,
@@ -45,7 +45,7 @@ from app.models import (
     utcnow,
 )
 from app.models.base import affected_rows
-from app.services import dispatch, webhooks
+from app.services import dispatch, doorbell, webhooks
 from app.services.events import commit_and_publish
 from app.services.replies import engine_failure, fail, ok
 from engines import (
@@ -134,7 +134,7 @@ def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
             raise
         return _replay(existing, session, payload, cfg)
     try:
-        dispatch.send(SEND_TEXT_TASK, [message_id], queue, task_id=send_task_id(message_id))
+        _ring(session.id, message_id, queue)
     except ApiError:
         # The client is told 503, so the message must not be sent later behind its back.
         db.session.execute(sql_delete(IdempotencyKey).where(IdempotencyKey.message_id == message_id))
@@ -142,6 +142,29 @@ def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
         db.session.commit()
         raise
     return _wait_reply(message_id, cfg)
+
+
+# -- scale (issue 18): the session queue as a doorbell (app/services/doorbell.py) -----------
+def _ring(session_id: str, message_id: str, queue: str) -> None:
+    """Enqueue the send task only when no task of the session is on its way to take it."""
+    task_id = send_task_id(message_id)
+    try:
+        first = doorbell.ring(session_id, message_id, task_id)
+    except (*dispatch.BROKER_ERRORS, RuntimeError) as error:
+        # As dispatch.send: Redis down, or Celery's result store gave up reconnecting.
+        if isinstance(error, RuntimeError) and not dispatch._result_store_gave_up(error):
+            raise
+        raise ServiceUnavailable("Message broker is unavailable", code="BROKER_UNAVAILABLE") from None
+    if first:
+        try:
+            dispatch.send(SEND_TEXT_TASK, [message_id, session_id], queue, task_id=task_id)
+        except ApiError:
+            try:
+                doorbell.unring(session_id, message_id)
+            except (*dispatch.BROKER_ERRORS, RuntimeError):
+                pass  # Redis is down: the flag expires (RUNG_TTL), the row is deleted below
+            raise
+# -- end scale -------------------------------------------------------------------------------
 
 
 def resend_stale(cfg: Config) -> int:
@@ -333,8 +356,7 @@ def deliver(message_id: str, engine_of: Callable[[str], Engine | None],
         sender = SENDERS.get(out.type)
         if sender is None:
             raise EngineUnsupported(f"cannot send a {out.type} message")
-        db.session.execute(_SENDING, {"message_id": out.id})
-        db.session.commit()
+        _mark_sending(engine, out)
         sent = sender(engine, out)
     except EngineError as error:
         reason = str(error) or type(error).__name__
@@ -347,6 +369,17 @@ def deliver(message_id: str, engine_of: Callable[[str], Engine | None],
         time.perf_counter() - started)
     metrics.messages_sent_total.labels(out.session_id, out.type, MessageStatus.SENT).inc()
     return _mark_sent(out, sent)
+
+
+def _mark_sending(engine: Engine, out: Outgoing) -> None:
+    """``sending``, committed before the engine is called, so a redelivery after a crash
+    asks the engine (``find_sent``) before sending again. Skipped (scale, issue 18) where
+    the engine's send of this type is itself idempotent by our message id: the row stays
+    ``pending`` until ``sent`` and a resend answers the first result, one commit less."""
+    if out.type in engine.idempotent_sends:
+        return
+    db.session.execute(_SENDING, {"message_id": out.id})
+    db.session.commit()
 
 
 def _mark_failed(out: Outgoing, reason: str) -> None:
@@ -415,8 +448,7 @@ def settle_older(engine: Engine, session_id: str, before: int, after: int = 0) -
             try:
                 if sender is None:
                     raise EngineUnsupported(f"cannot send a {out.type} message")
-                db.session.execute(_SENDING, {"message_id": out.id})
-                db.session.commit()
+                _mark_sending(engine, out)
                 found = sender(engine, out)
             except (EngineNotReady, EngineCrashed):
                 raise

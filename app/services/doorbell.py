@@ -1,0 +1,107 @@
+"""The session queue as a doorbell (issue 18): one Celery task carries every send that is
+waiting for a session, instead of one task per send.
+
+The API commits its message (``pending``) first, as before, then :func:`ring` puts the
+message id on the session's bell list and sets the session's ``rung`` flag, both in one
+Redis transaction. Only the send that set the flag enqueues a send task (with its own task
+id, as before); a send that finds the flag set enqueues nothing: the task already on its way
+will take it. On the session host the send task calls :func:`take`, which reads the list and
+clears list and flag in one transaction, and hands each message to ``messages.deliver``
+oldest first (by ``seq``, from the database), storing each reply under that message's own
+task id (:func:`answer`), where its API request is waiting.
+
+Why nothing is lost or doubled: a message id is on the list before the flag is tried, and
+list + flag are read and cleared atomically, so every message either set the flag (its own
+task) or was pushed before a take that sees it. The list is a hint, not the record: the
+database row is (committed before ring), so a list lost with Redis or a host killed after a
+take leaves ``pending`` rows that the next send of the session settles first
+(``settle_older``) or the sweep re-enqueues; ``deliver`` stays idempotent for any of them.
+The flag expires after RUNG_TTL so a task that was lost (queue purged) cannot hold a
+session's sends back longer than that.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from app.extensions import celery_app, db
+from app.models import Message
+
+log = logging.getLogger(__name__)
+
+#: Seconds a rung flag lives without its task taking it (a lost task delays sends this long).
+RUNG_TTL = 5
+#: Seconds a bell list lives untouched (a deleted session's leftovers).
+LIST_TTL = 3600
+
+
+def _keys(session_id: str) -> tuple[str, str]:
+    return f"openwa:bell:{session_id}", f"openwa:bell:{session_id}:rung"
+
+
+def _client() -> Any:
+    return celery_app.backend.client
+
+
+def ring(session_id: str, message_id: str, task_id: str) -> bool:
+    """Announce a committed send; True when the caller must enqueue the send task (it set
+    the flag). Subscribes to the message's reply first, so an answer stored by a pass that
+    runs before the caller starts waiting is not missed."""
+    celery_app.backend.on_task_call(None, task_id)
+    bell, rung = _keys(session_id)
+    pipe = _client().pipeline(transaction=True)
+    pipe.rpush(bell, message_id)
+    pipe.expire(bell, LIST_TTL)
+    pipe.set(rung, message_id, nx=True, ex=RUNG_TTL)
+    return bool(pipe.execute()[2])
+
+
+def unring(session_id: str, message_id: str) -> None:
+    """The send task could not be enqueued (the client is told 503): take the message off
+    the list and clear the flag, so the next send rings again."""
+    bell, rung = _keys(session_id)
+    pipe = _client().pipeline(transaction=True)
+    pipe.lrem(bell, 0, message_id)
+    pipe.delete(rung)
+    pipe.execute()
+
+
+def take(session_id: str) -> list[str]:
+    """Every message id rung for the session since the last take, cleared with the flag in
+    one transaction."""
+    bell, rung = _keys(session_id)
+    pipe = _client().pipeline(transaction=True)
+    pipe.lrange(bell, 0, -1)
+    pipe.delete(bell, rung)
+    raw = pipe.execute()[0]
+    seen: dict[str, None] = {}
+    for item in raw:
+        seen[item.decode() if isinstance(item, bytes) else str(item)] = None
+    return list(seen)
+
+
+def put_back(session_id: str, message_ids: list[str]) -> None:
+    """Taken but not delivered here (the session moved, the task failed): back on the list
+    for the next pass."""
+    if message_ids:
+        bell = _keys(session_id)[0]
+        pipe = _client().pipeline(transaction=True)
+        pipe.rpush(bell, *message_ids)
+        pipe.expire(bell, LIST_TTL)
+        pipe.execute()
+
+
+def oldest_first(message_ids: list[str]) -> list[str]:
+    """The ids in the order their session must send them (``seq``); ids with no row last
+    (``deliver`` answers NOT_FOUND for them)."""
+    rows = db.session.execute(select(Message.id).where(Message.id.in_(message_ids))
+                              .order_by(Message.seq)).scalars().all()
+    known = set(rows)
+    return [*rows, *(m for m in message_ids if m not in known)]
+
+
+def answer(task_id: str, reply: dict[str, Any]) -> None:
+    """Store a send's reply where its API request waits (the result of its task id)."""
+    celery_app.backend.store_result(task_id, reply, "SUCCESS")

@@ -1,0 +1,125 @@
+"""Where a send's time goes: py-spy samples the API workers and the session host while
+clients send text back to back on the real platform (the `make bench` set-up).
+
+    python scripts/bench/profile_send.py [--clients 8] [--seconds 15] [--out bench-results]
+
+Prints, per process, the share of samples spent inside each layer of the send path (by
+the innermost matching frame of each sample) and the top self-time functions; the raw
+collapsed stacks are kept in <out>/profile-<role>.txt (flame-graph input).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import run  # noqa: E402
+
+#: (label, substring of a frame "function (file)"): the first one found walking from the
+#: innermost frame outwards names the sample's layer.
+LAYERS = [
+    ("engine (mock send)", "engines/mock"),
+    ("psycopg2 / database wait", "psycopg2"),
+    ("SQLAlchemy", "sqlalchemy/"),
+    ("Redis client", "redis/"),
+    ("kombu (broker)", "kombu/"),
+    ("celery", "celery/"),
+    ("werkzeug / flask / smorest", "werkzeug/"),
+    ("werkzeug / flask / smorest", "flask"),
+    ("marshmallow / webargs", "marshmallow/"),
+    ("marshmallow / webargs", "webargs/"),
+    ("gunicorn", "gunicorn/"),
+    ("openwa app", "/app/"),
+    ("openwa tasks", "/tasks/"),
+]
+
+
+def layer_of(stack: list[str]) -> str:
+    for frame in reversed(stack):
+        for label, needle in LAYERS:
+            if needle in frame:
+                return label
+    return "other (interpreter, threads, idle)"
+
+
+def summarize(path: Path, top: int = 12) -> str:
+    layers: collections.Counter[str] = collections.Counter()
+    selfs: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack_text, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        stack = stack_text.split(";")
+        total += count
+        layers[layer_of(stack)] += count
+        selfs[stack[-1]] += count
+    lines = [f"{path.name}: {total} samples (active threads only)", "",
+             "| layer | share |", "|---|---:|"]
+    lines += [f"| {name} | {n / max(total, 1):.0%} |" for name, n in layers.most_common()]
+    lines += ["", "| top self-time frame | share |", "|---|---:|"]
+    lines += [f"| `{name[:110]}` | {n / max(total, 1):.1%} |" for name, n in selfs.most_common(top)]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--out", type=Path, default=run.ROOT / "bench-results")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    b = run.Bench(argparse.Namespace(quick=True))
+    try:
+        b.start_platform()
+        b.ready_session("prof")
+        url = f"{b.base}/sessions/prof/messages/send-text"
+        stop = threading.Event()
+
+        def client(i: int) -> None:
+            http = b.api_session()
+            n = 0
+            while not stop.is_set():
+                try:
+                    http.post(url, json={"chatId": "15551230009", "text": f"c{i} n{n}"}, timeout=30)
+                except OSError:  # requests' errors; the platform stopping under a send
+                    time.sleep(0.1)
+                n += 1
+
+        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(args.clients)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        spies = {}
+        for role in ("api", "host"):
+            out = args.out / f"profile-{role}.txt"
+            spies[role] = (out, subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
+                 "--rate", "250", "--duration", str(int(args.seconds)), "--subprocesses",
+                 "--nonblocking", "-o", str(out), "--pid", str(b.procs[role].pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for out, spy in spies.values():
+            spy.wait(args.seconds + 60)
+        stop.set()
+        for t in threads:
+            t.join(30)
+    finally:
+        b.stop()
+    print(f"send-text, {args.clients} clients, {args.seconds:g} s, py-spy at 250 Hz\n")
+    for role, (out, _) in spies.items():
+        print(f"#### {role}\n")
+        print(summarize(out) if out.exists() else "(no profile)\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""The session queue as a doorbell (issue 18): one send task per pass, not per send. On real
+Redis and real databases with the mock engine: only the send that finds no task on its way
+enqueues one; a pass takes every rung send at once and sends them oldest first, each reply
+stored under that send's own task id; what a pass could not deliver goes back on the list;
+and the mock's idempotent text send skips the ``sending`` commit without doubling a send."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from celery.exceptions import Reject
+from flask import Flask
+from sqlalchemy import select
+
+from app.extensions import celery_app, db
+from app.models import Message, MessageStatus
+from app.services import doorbell, messages
+from engines import EngineState, SentMessage
+from engines.mock import ECHO_ID, SENT_FILE, MockEngine, MockOptions
+from tests.factories import make_session, messages_of
+
+
+class CountingEngine(MockEngine):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sends: list[str] = []
+
+    def send_text(self, chat_id: str, text: str, **kwargs: Any) -> SentMessage:
+        self.sends.append(kwargs["message_id"])
+        return super().send_text(chat_id, text, **kwargs)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> CountingEngine:
+    engine = CountingEngine("s1", tmp_path / "sessions" / "s1", MockOptions())
+    engine.start()
+    engine.simulate_scan()
+    engine.poll()
+    assert engine.state is EngineState.READY
+    return engine
+
+
+def _pending(app: Flask, session_id: str, text: str) -> str:
+    message_id = messages.new_message_id()
+    with app.app_context():
+        db.session.add(Message(id=message_id, session_id=session_id, chat_id=ECHO_ID,
+                               from_me=True, type="text", body=text,
+                               status=MessageStatus.PENDING, timestamp=int(time.time())))
+        db.session.commit()
+    return message_id
+
+
+def _sent_log(engine: MockEngine) -> list[str]:
+    path = engine.profile_dir / SENT_FILE
+    return [json.loads(line)["id"] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_only_the_send_that_finds_no_task_on_its_way_enqueues_one(app: Flask) -> None:
+    sid = f"s-{uuid.uuid4().hex}"
+    with app.app_context():
+        assert doorbell.ring(sid, "m1", "send-m1") is True
+        assert doorbell.ring(sid, "m2", "send-m2") is False  # the task of m1 will take it
+        assert doorbell.ring(sid, "m3", "send-m3") is False
+        assert doorbell.take(sid) == ["m1", "m2", "m3"]
+        assert doorbell.take(sid) == []
+        # Taken: the flag is down, so the next send enqueues a task of its own.
+        assert doorbell.ring(sid, "m4", "send-m4") is True
+        # Its task could not be enqueued (503): off the list, flag down.
+        doorbell.unring(sid, "m4")
+        assert doorbell.take(sid) == []
+        assert doorbell.ring(sid, "m5", "send-m5") is True
+        doorbell.put_back(sid, ["m6", "m7"])
+        assert doorbell.take(sid) == ["m5", "m6", "m7"]
+
+
+def _run_pass(monkeypatch: pytest.MonkeyPatch, engine: MockEngine | None, session_id: str,
+              message_id: str) -> dict[str, Any]:
+    import tasks.sessions as task_module
+
+    held = {} if engine is None else {session_id: SimpleNamespace(engine=engine, settled_seq=0)}
+    monkeypatch.setattr(task_module, "runtime", lambda: SimpleNamespace(held=held))
+    return task_module.send_message.run(message_id, session_id)  # type: ignore[no-any-return]
+
+
+def test_a_pass_sends_every_rung_message_oldest_first_and_answers_each(
+        app: Flask, engine: CountingEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    session = make_session(app, status="ready")
+    first, second, third = (_pending(app, session.id, t) for t in ("one", "two", "three"))
+    with app.app_context():
+        # Rung out of order (concurrent API requests): the pass still sends by seq.
+        assert doorbell.ring(session.id, third, messages.send_task_id(third)) is True
+        doorbell.ring(session.id, first, messages.send_task_id(first))
+        doorbell.ring(session.id, second, messages.send_task_id(second))
+        reply = _run_pass(monkeypatch, engine, session.id, third)
+        assert doorbell.take(session.id) == []
+        answers = {m: celery_app.backend.get_task_meta(messages.send_task_id(m)) for m in (first, second)}
+    rows = {m.id: m for m in messages_of(app, session.id)}
+    assert engine.sends == [first, second, third]
+    assert _sent_log(engine) == [first, second, third]
+    assert all(row.status == MessageStatus.SENT for row in rows.values())
+    assert reply == {"ok": True, "result": {"messageId": rows[third].wa_message_id,
+                                            "timestamp": rows[third].timestamp}}
+    for m, meta in answers.items():
+        assert meta["status"] == "SUCCESS"
+        assert meta["result"]["result"]["messageId"] == rows[m].wa_message_id
+
+
+def test_a_pass_on_a_host_that_does_not_hold_the_session_puts_the_sends_back(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    session = make_session(app, status="ready")
+    own, other = _pending(app, session.id, "own"), _pending(app, session.id, "other")
+    with app.app_context():
+        doorbell.ring(session.id, own, messages.send_task_id(own))
+        doorbell.ring(session.id, other, messages.send_task_id(other))
+        with pytest.raises(Reject):
+            _run_pass(monkeypatch, None, session.id, own)
+        # Its own message goes back with the requeued task; the other one on the list.
+        assert doorbell.take(session.id) == [other]
+    assert {m.status for m in messages_of(app, session.id)} == {MessageStatus.PENDING}
+
+
+def test_an_idempotent_engine_send_skips_sending_and_a_resend_after_a_crash_is_not_doubled(
+        app: Flask, engine: CountingEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "text" in engine.idempotent_sends
+    session = make_session(app, status="ready")
+    message_id = _pending(app, session.id, "once")
+    statuses: list[str] = []
+    real_send = engine.send_text
+
+    def crash_after_send(chat_id: str, text: str, **kwargs: Any) -> SentMessage:
+        # The host's own session at the engine call: `sending` was neither written nor committed.
+        statuses.append(db.session.execute(
+            select(Message.status).where(Message.id == kwargs["message_id"])).scalar_one())
+        real_send(chat_id, text, **kwargs)
+        raise SystemExit("host killed after the engine sent")  # nothing recorded
+
+    monkeypatch.setattr(engine, "send_text", crash_after_send)
+    with app.app_context(), pytest.raises(SystemExit):
+        messages.deliver(message_id, lambda sid: engine)
+    assert statuses == [MessageStatus.PENDING]  # no `sending` commit before the engine call
+    monkeypatch.setattr(engine, "send_text", real_send)
+    with app.app_context():
+        db.session.rollback()
+        reply = messages.deliver(message_id, lambda sid: engine)  # the redelivery
+    assert reply["ok"] is True
+    assert _sent_log(engine) == [message_id]  # went out once
+    assert messages_of(app, session.id)[0].status == MessageStatus.SENT
