@@ -38,6 +38,7 @@ from app.models import (
     ApiKey,
     IdempotencyKey,
     Message,
+    MessageAction,
     MessageCount,
     MessageStatus,
     Session,
@@ -109,6 +110,7 @@ def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
         existing = _find_idempotent(key, idempotency_key)
         if existing is not None:
             return _replay(existing, session, payload, cfg)
+        _refuse_action_key(key, idempotency_key)  # message actions (issue 13.1)
     if session.status != SessionStatus.READY:
         raise SessionNotReady(f"Session '{session.name}' is not ready (status {session.status})")
     message_id, queue = new_message_id(), session.queue
@@ -507,6 +509,14 @@ def content_of(payload: dict[str, Any]) -> dict[str, Any] | None:
     if payload.get("content") is not None:
         return cast(dict[str, Any], payload["content"])
     return {"linkPreview": True} if payload.get("link_preview") else None
+
+
+def _refuse_action_key(key: ApiKey, idempotency_key: str) -> None:
+    """A key already used by an action that is not a send (message_actions) is not reused."""
+    if db.session.scalar(select(MessageAction.id).where(
+            MessageAction.api_key_id == key.id, MessageAction.idempotency_key == idempotency_key)):
+        raise Conflict("Idempotency-Key was already used for a different request",
+                       code="IDEMPOTENCY_KEY_REUSED")
 
 
 def _c(out: Outgoing) -> dict[str, Any]:

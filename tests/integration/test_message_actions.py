@@ -212,6 +212,11 @@ def test_actions_are_idempotent_validated_and_refused_when_not_ready(platform):
     reused = platform.api("POST", "/sessions/solo/messages/star", headers={"Idempotency-Key": "k2"},
                           json={"chatId": "15550000000", "messageId": wa_id})
     assert reused.status_code == 409
+    # Nor an action's key for a send.
+    sent_again = platform.api("POST", "/sessions/solo/messages/send-text",
+                              headers={"Idempotency-Key": "react-1"},
+                              json={"chatId": "15550000000", "text": "x"})
+    assert sent_again.status_code == 409
     # Same poll twice with one key: one message.
     poll = {"chatId": "15550000000", "name": "Q", "options": ["a", "b"]}
     p1 = platform.api("POST", "/sessions/solo/messages/send-poll", json=poll,
