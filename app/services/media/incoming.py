@@ -30,6 +30,13 @@ def store_incoming(session_id: str, message_id: str, raw: Any) -> tuple[dict[str
     if "sha256" in raw and "url" in raw:
         return raw, raw.get("sha256")  # stored already (a re-applied event)
     cfg = settings()
+    if isinstance(raw.get("stored"), dict):  # stored off the timer thread (offload.py)
+        done = raw["stored"]
+        if not done.get("sha256"):
+            return {**done, "url": None}, None
+        media._record(done["sha256"], int(done["size"]), str(done["mimetype"]))
+        stored = Stored(done["sha256"], int(done["size"]), str(done["mimetype"]), done.get("filename"))
+        return media.media_json(cfg, session_id, message_id, stored), stored.sha256
     mimetype = str(raw.get("mimetype") or "application/octet-stream")[:100]
     filename = raw.get("filename") or None
     with media.scratch() as folder:
