@@ -209,8 +209,8 @@ class HostRuntime:
         applied = _awaited(held.backlog)
         if media_offload.waiting(session_id):  # -- media (issue 12): files being stored
             stored = media_offload.take(session_id)
-            if stored is None:
-                return applied  # not polled again before its files are stored and applied
+            if stored is None:  # not polled again before its files are stored and applied;
+                return applied + 1  # ticking at the busy pace meanwhile, to apply them soon
             held.backlog = stored + held.backlog
             applied = _awaited(held.backlog)
         if held.backlog:
@@ -229,7 +229,7 @@ class HostRuntime:
         self._apply(session_id, held, found)
         if held.engine.state is EngineState.LOGGED_OUT:
             self._unlinked(session_id)
-        return applied + _awaited(found)
+        return applied + _awaited(found) + media_offload.waiting(session_id)
 
     @staticmethod
     def _apply(session_id: str, held: Held, events: list[EngineEvent]) -> None:
