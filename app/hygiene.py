@@ -31,6 +31,8 @@ def _reject_constant(name: str) -> Any:
 
 
 def _check_string(value: str, where: str) -> None:
+    if value.isascii():  # -- media (issue 12): O(1), and no copy of a 20 MB base64 string
+        return
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -26,6 +26,7 @@ from app.services import events as event_service
 from app.services import hosts
 from app.services import sessions as session_service
 from app.services.events import set_status
+from app.services.media import offload as media_offload
 from app.version import VERSION
 from engines import (
     Engine,
@@ -164,6 +165,7 @@ class HostRuntime:
             return
         self._stop_consuming(session_id)
         close_quietly(held.engine)
+        media_offload.forget(session_id)  # -- media (issue 12)
         log.warning("stopped driving %s: %s", session_id, why)
 
     # -- the timer -----------------------------------------------------------------
@@ -205,6 +207,12 @@ class HostRuntime:
         if held is None:
             return 0
         applied = _awaited(held.backlog)
+        if media_offload.waiting(session_id):  # -- media (issue 12): files being stored
+            stored = media_offload.take(session_id)
+            if stored is None:  # not polled again before its files are stored and applied;
+                return applied + 1  # ticking at the busy pace meanwhile, to apply them soon
+            held.backlog = stored + held.backlog
+            applied = _awaited(held.backlog)
         if held.backlog:
             # What the database refused last time goes first, and nothing new is polled
             # before it is stored: an engine may forget what a poll returned once it is
@@ -217,10 +225,11 @@ class HostRuntime:
             set_status(session_id, SessionStatus.DISCONNECTED, last_error=f"engine crashed: {error}")
             self._schedule_reconnect(session_id, "engine crashed", recreate=True)
             return applied
+        found = media_offload.start(self.config, session_id, found)  # -- media (issue 12)
         self._apply(session_id, held, found)
         if held.engine.state is EngineState.LOGGED_OUT:
             self._unlinked(session_id)
-        return applied + _awaited(found)
+        return applied + _awaited(found) + media_offload.waiting(session_id)
 
     @staticmethod
     def _apply(session_id: str, held: Held, events: list[EngineEvent]) -> None:

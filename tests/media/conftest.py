@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import platform, platform_env  # noqa: F401  (fixtures)
+from tests.integration.conftest import platform, platform_env, wait_for  # noqa: F401  (fixtures)
 from tests.webhooks.receiver import Receiver
 
 MEDIA_ENV = {"WEBHOOK_ALLOW_PRIVATE": "true", "WEBHOOK_RETRY_DELAY": "200",
@@ -30,7 +30,11 @@ def media_platform(platform, tmp_path):  # noqa: F811
     platform.env.update(MEDIA_ENV, STORAGE_LOCAL_PATH=str(store))
     receiver = Receiver().start()
     platform.start_host()
-    platform.start("worker")
+    worker = platform.start("worker")
+    # On a loaded machine a worker has taken 18 s to start: a URL send before it is up
+    # would answer 202 and a webhook arrive late, which the tests would read as failures.
+    wait_for(lambda: " ready." in worker.output() or not worker.alive(), 90, 0.2, "the worker")
+    assert worker.alive(), worker.output()[-3000:]
     session = platform.create_ready_session("media")
     reply = platform.api("POST", "/sessions/media/webhooks", json={"url": receiver.url, "events": ["*"]})
     assert reply.status_code == 201, reply.get_json()

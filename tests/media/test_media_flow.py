@@ -54,7 +54,7 @@ def test_every_type_sent_inline_and_echoed_back_carries_the_same_bytes(media_pla
         if kind == "document":
             assert 'filename=invoice.pdf' in got.headers["Content-Disposition"]
         # The echo contact sends it back: stored, in the history and the webhook, same bytes.
-        echo = wait_for(lambda: _echo_of(receiver, kind, extra.get("caption")), 20, 0.1,
+        echo = wait_for(lambda: _echo_of(receiver, kind, extra.get("caption")), 40, 0.1,
                         f"the echoed {kind} at the webhook")
         assert echo["media"]["mimetype"] == mimetype and echo["media"]["size"] == len(data)
         back = _fetch_media(platform, echo["media"]["url"].removeprefix("/api"))
@@ -119,7 +119,7 @@ def test_a_mimetype_that_lies_about_the_bytes_is_a_400_inline_and_a_failure_by_u
     reply = platform.api("POST", "/sessions/media/messages/send-image",
                          json={"chatId": "15550000000", "url": files.url("/fake.png")})
     assert reply.status_code == 400 and reply.get_json()["code"] == "MEDIA_REJECTED"
-    failed = wait_for(lambda: receiver.events("message.failed"), 20, 0.1, "message.failed")
+    failed = wait_for(lambda: receiver.events("message.failed"), 40, 0.1, "message.failed")
     assert "application/pdf" in failed[0]["data"]["error"]
 
 
@@ -140,7 +140,7 @@ def test_incoming_media_from_a_contact_is_stored_and_served(media_platform):
                          json={"chatId": "15551234567", "type": "video", "base64": samples.b64(data),
                                "mimetype": "video/mp4", "caption": "look"})
     assert reply.status_code == 200, reply.get_json()
-    event = wait_for(lambda: receiver.events("message.received"), 20, 0.1, "message.received")[0]["data"]
+    event = wait_for(lambda: receiver.events("message.received"), 40, 0.1, "message.received")[0]["data"]
     assert event["type"] == "video" and event["media"]["size"] == len(data)
     assert event["media"]["url"] == f"/api/sessions/{event['sessionId']}/messages/{event['id']}/media"
     got = _fetch_media(platform, event["media"]["url"].removeprefix("/api"))
