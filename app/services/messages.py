@@ -113,15 +113,38 @@ def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
         _refuse_action_key(key, idempotency_key)  # message actions (issue 13.1)
     if session.status != SessionStatus.READY:
         raise SessionNotReady(f"Session '{session.name}' is not ready (status {session.status})")
-    message_id, queue = new_message_id(), session.queue
+    message_id = new_message_id()
+    stage(session, message_id, kind, payload)
+    replay = commit_and_enqueue(session, key, message_id, payload, idempotency_key, cfg,
+                                lambda: ring(session.id, message_id, session.queue))
+    if replay is not None:
+        return replay
+    return _wait_reply(message_id, cfg)
+
+
+def stage(session: Session, message_id: str, kind: str, payload: dict[str, Any],
+          status: MessageStatus = MessageStatus.PENDING, **columns: Any) -> None:
+    """Insert an outgoing message of ``kind`` in the current transaction (not committed):
+    its chat, text, quote, mentions and details from ``payload``; ``columns`` add or
+    override columns (a media send's ``media`` and ``caption``). Every send path builds its
+    row here (send-text and the other kinds, media, bulk items)."""
     # Core, not the unit of work: a send is the hottest write there is (make bench).
     db.session.connection().execute(_INSERT_MESSAGE, {
         "id": message_id, "session_id": session.id, "chat_id": payload["chat_id"],
         "recipient": payload["chat_id"], "sender": f"{session.phone}@c.us" if session.phone else None,
         "from_me": True, "type": kind, "body": payload.get("text"),
         "quoted_message_id": payload.get("quoted_message_id"), "mentions": payload.get("mentions"),
-        "status": MessageStatus.PENDING, "timestamp": int(time.time()),
-        "content": content_of(payload)})  # message actions (issue 13.1)
+        "status": status, "timestamp": int(time.time()),
+        "content": content_of(payload), **columns})
+
+
+def commit_and_enqueue(session: Session, key: ApiKey, message_id: str, payload: dict[str, Any],
+                       idempotency_key: str | None, cfg: Config,
+                       enqueue: Callable[[], None]) -> tuple[dict[str, Any], int] | None:
+    """Commit the staged message (with its Idempotency-Key), then ``enqueue`` its first task.
+    Answers the first request's reply when a concurrent retry with the same key won, else
+    None. When the broker refuses (503 to the client) the message and its key are deleted,
+    so it is never sent later behind the client's back."""
     if idempotency_key:
         db.session.add(IdempotencyKey(api_key_id=key.id, key=idempotency_key,
                                       request_hash=_request_hash(session, payload),
@@ -136,19 +159,19 @@ def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
             raise
         return _replay(existing, session, payload, cfg)
     try:
-        _ring(session.id, message_id, queue)
+        enqueue()
     except ApiError:
-        # The client is told 503, so the message must not be sent later behind its back.
         db.session.execute(sql_delete(IdempotencyKey).where(IdempotencyKey.message_id == message_id))
         db.session.execute(sql_delete(Message).where(Message.id == message_id))
         db.session.commit()
         raise
-    return _wait_reply(message_id, cfg)
+    return None
 
 
 # -- scale (issue 18): the session queue as a doorbell (app/services/doorbell.py) -----------
-def _ring(session_id: str, message_id: str, queue: str) -> None:
-    """Enqueue the send task only when no task of the session is on its way to take it."""
+def ring(session_id: str, message_id: str, queue: str) -> None:
+    """Enqueue a committed send: the send task only when no task of the session is on its
+    way to take it (the doorbell); a broker failure is 503 ``BROKER_UNAVAILABLE``."""
     task_id = send_task_id(message_id)
     try:
         first = doorbell.ring(session_id, message_id, task_id)
@@ -489,14 +512,7 @@ def enqueue(session: Session, kind: str, payload: dict[str, Any], message_id: st
     """
     exists = db.session.scalar(select(Message.status).where(Message.id == message_id))
     if exists is None:
-        db.session.connection().execute(_INSERT_MESSAGE, {
-            "id": message_id, "session_id": session.id, "chat_id": payload["chat_id"],
-            "recipient": payload["chat_id"],
-            "sender": f"{session.phone}@c.us" if session.phone else None,
-            "from_me": True, "type": kind, "body": payload.get("text"),
-            "quoted_message_id": payload.get("quoted_message_id"),
-            "mentions": payload.get("mentions"),
-            "status": MessageStatus.PENDING, "timestamp": int(time.time())})
+        stage(session, message_id, kind, payload)
     db.session.commit()
     if exists is None or exists in (MessageStatus.PENDING, MessageStatus.SENDING):
         dispatch.send(SEND_TEXT_TASK, [message_id], session.queue, task_id=send_task_id(message_id))

@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 
 from app.common.names import Queues, Tasks, session_queue
 from app.config import Config, settings
 from app.errors import ApiError, BadRequest, SessionNotReady
 from app.extensions import db
-from app.models import ApiKey, IdempotencyKey, Message, MessageStatus, Session, SessionStatus
+from app.models import ApiKey, Message, MessageStatus, Session, SessionStatus
 from app.services import dispatch, media, messages, webhooks
 from app.services.events import commit_and_publish
 from app.services.media import TooLarge, sniff
@@ -109,10 +109,9 @@ def send_media(session: Session, key: ApiKey, kind: str, data: dict[str, Any],
     _insert(cfg, session, message_id, kind, data, MessageStatus.PENDING,
             media.media_json(cfg, session.id, message_id, stored) | _extra(data))
     media.attach(message_id, session.id, stored.sha256)
-    reply = _commit_and_send(cfg, session, key, message_id, payload, idempotency_key,
-                             Tasks.SEND_MESSAGE, session.queue, messages.send_task_id(message_id))
-    assert reply is not None
-    return reply
+    replay = messages.commit_and_enqueue(session, key, message_id, payload, idempotency_key, cfg,
+                                         lambda: messages.ring(session.id, message_id, session.queue))
+    return replay or messages._wait_reply(message_id, cfg)
 
 
 def _extra(data: dict[str, Any]) -> dict[str, Any]:
@@ -164,40 +163,20 @@ def check_url_now(cfg: Config, url: str) -> None:
 
 def _insert(cfg: Config, session: Session, message_id: str, kind: str, data: dict[str, Any],
             status: MessageStatus, media_value: dict[str, Any]) -> None:
-    db.session.execute(insert(Message), {
-        "id": message_id, "session_id": session.id, "chat_id": data["chat_id"],
-        "recipient": data["chat_id"], "sender": f"{session.phone}@c.us" if session.phone else None,
-        "from_me": True, "type": kind, "body": None, "caption": data.get("caption"),
-        "media": media_value, "quoted_message_id": data.get("quoted_message_id"),
-        "status": status, "timestamp": int(time.time())})
+    messages.stage(session, message_id, kind, {**data, "text": None}, status,
+                   caption=data.get("caption"), media=media_value)
 
 
 def _commit_and_send(cfg: Config, session: Session, key: ApiKey, message_id: str,
                      payload: dict[str, Any], idempotency_key: str | None, task: str, queue: str,
                      task_id: str, wait: bool = True) -> tuple[dict[str, Any], int] | None:
-    from sqlalchemy import delete as sql_delete
-    from sqlalchemy.exc import IntegrityError
-    if idempotency_key:
-        db.session.add(IdempotencyKey(api_key_id=key.id, key=idempotency_key,
-                                      request_hash=messages._request_hash(session, payload),
-                                      session_id=session.id, message_id=message_id))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        existing = messages._find_idempotent(key, idempotency_key or "")
-        if existing is None:
-            raise
-        return messages._replay(existing, session, payload, cfg)
-    try:
-        dispatch.send(task, [message_id], queue, task_id=task_id)
-    except ApiError:
-        db.session.execute(sql_delete(IdempotencyKey).where(IdempotencyKey.message_id == message_id))
-        db.session.execute(sql_delete(Message).where(Message.id == message_id))
-        db.session.commit()
-        raise
-    if not wait:
-        return None
+    """The send lifecycle's commit and enqueue (``messages.commit_and_enqueue``), with the
+    first task ``task`` on ``queue``; then, with ``wait``, the 201/202 wait of every send."""
+    replay = messages.commit_and_enqueue(
+        session, key, message_id, payload, idempotency_key, cfg,
+        lambda: dispatch.send(task, [message_id], queue, task_id=task_id))
+    if replay is not None or not wait:
+        return replay
     return messages._wait_reply(message_id, cfg)
 
 
