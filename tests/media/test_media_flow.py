@@ -79,6 +79,7 @@ def test_a_sticker_is_sent_as_webp(media_platform):
 
 def test_a_url_is_fetched_by_the_media_worker_and_sent(media_platform, files):
     platform, receiver, _ = media_platform
+    platform.app.config["OPENWA"].send_wait_timeout = 10.0  # fetch + send, on a loaded machine
     data = samples.jpeg_of_size(300_000)
     files.routes["/photo.jpg"] = (200, {"Content-Type": "image/jpeg"}, data)
     reply = platform.api("POST", "/sessions/media/messages/send-image",
