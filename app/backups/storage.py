@@ -15,13 +15,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import boto3
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.backups import BackupError, BackupNotFound
 from app.config import Config
+from app.s3 import s3_client
 
 MANIFEST = "manifest.json"
 # Ids are generated as 20260102T020000Z-1a2b3c; anything else in the storage is not ours.
@@ -194,18 +193,7 @@ class S3Storage(Storage):
                               f"bucket is set: set BACKUP_S3_BUCKET (or STORAGE_S3_BUCKET)")
         self.bucket = config.backup_s3_bucket
         self.prefix = config.backup_s3_prefix
-        # MinIO serves buckets under the path unless told to use virtual hosts.
-        minio = config.backup_storage == "minio"
-        style = "path" if config.storage_s3_force_path_style or minio else "auto"
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=config.storage_s3_endpoint,
-            region_name=config.storage_s3_region,
-            aws_access_key_id=config.storage_s3_access_key_id,
-            aws_secret_access_key=config.storage_s3_secret_access_key,
-            config=BotoConfig(s3={"addressing_style": style},
-                              retries={"max_attempts": 5, "mode": "standard"}),
-        )
+        self.client = s3_client(config, config.backup_storage)
         self.transfer = TransferConfig(multipart_threshold=64 * 1024 * 1024,
                                        multipart_chunksize=64 * 1024 * 1024, max_concurrency=4)
 

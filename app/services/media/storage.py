@@ -17,12 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import boto3
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.config import Config
+from app.s3 import s3_client
 
 CHUNK = 1024 * 1024
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -127,17 +126,7 @@ class S3MediaStorage(MediaStorage):
         if not config.storage_s3_bucket:
             raise StorageError(f"STORAGE_TYPE={config.storage_type} needs STORAGE_S3_BUCKET")
         self.bucket = config.storage_s3_bucket
-        minio = config.storage_type == "minio"
-        style = "path" if config.storage_s3_force_path_style or minio else "auto"
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=config.storage_s3_endpoint,
-            region_name=config.storage_s3_region,
-            aws_access_key_id=config.storage_s3_access_key_id,
-            aws_secret_access_key=config.storage_s3_secret_access_key,
-            config=BotoConfig(s3={"addressing_style": style},
-                              retries={"max_attempts": 5, "mode": "standard"}),
-        )
+        self.client = s3_client(config, config.storage_type)
         self.transfer = TransferConfig(multipart_threshold=16 * 1024 * 1024,
                                        multipart_chunksize=8 * 1024 * 1024, max_concurrency=2)
 
