@@ -61,6 +61,7 @@ def make_config(tmp_path: Path, backend: tuple[str, str], redis: str, **override
         "REDIS_URL": redis,
         "DATA_PATH": str(tmp_path / "data"),
         "SESSION_DATA_PATH": str(tmp_path / "sessions"),
+        "STORAGE_LOCAL_PATH": str(tmp_path / "media"),  # never the checkout's ./media
         "LOG_FORMAT": "text",
         "LOG_LEVEL": "warning",
         "SEND_WAIT_TIMEOUT": "0.5",

@@ -77,6 +77,7 @@ def base_env(tmp_path: Path, redis_url: str, database: dict[str, str]) -> dict[s
         "REDIS_URL": redis_url,
         "DATA_PATH": str(tmp_path / "data"),
         "SESSION_DATA_PATH": str(tmp_path / "sessions"),
+        "STORAGE_LOCAL_PATH": str(tmp_path / "media"),  # never the checkout's ./media
         "API_KEY_MASTER": MASTER_KEY,
         "LOG_FORMAT": "text", "LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1",
         "API_WORKERS": "1", "API_THREADS": "16",

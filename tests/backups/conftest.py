@@ -172,6 +172,7 @@ def make_deployment(tmp_path: Path, backend: str, url_or_path: str, **env: str) 
         "DATA_PATH": str(tmp_path / "data"),
         "SESSION_DATA_PATH": str(tmp_path / "sessions"),
         "BACKUP_PATH": str(tmp_path / "backups"),
+        "STORAGE_LOCAL_PATH": str(tmp_path / "media"),
         "ENCRYPTION_KEY": new_key(),
         "LOG_FORMAT": "text",
         "LOG_LEVEL": "warning",
