@@ -66,6 +66,10 @@ BODY_RULES: dict[str, dict[str, Any]] = {
          "not": {"anyOf": [{"required": ["chatId"]}, {"required": ["state"]}]}},
         {"required": ["chatId", "state"], "not": {"required": ["presence"]}}]},
     "GroupSettingsUpdate": {"minProperties": 1},
+    # Media sends (issue 12): exactly one of url / base64.
+    **{name: {"oneOf": [{"required": ["url"], "not": {"required": ["base64"]}},
+                        {"required": ["base64"], "not": {"required": ["url"]}}]}
+       for name in ("SendMedia", "SendAudio", "SendSticker")},
 }
 #: Routes outside the rate limit (and the API-key scheme): health and metrics.
 UNLIMITED = ("/health", "/metrics")

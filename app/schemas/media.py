@@ -7,8 +7,9 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.schemas.common import ChatId, HttpUrl, StrictBool, StrictSchema, Text
 
-#: base64 (standard alphabet, padded), optionally as a data: URL.
-BASE64_PATTERN = r"^(?:data:[-\w.+/]+(?:;[-\w.+=]+)*;base64,)?[A-Za-z0-9+/]*={0,2}$"
+#: base64 (standard alphabet, padded: groups of 4), optionally as a data: URL.
+BASE64_PATTERN = (r"^(?:data:[-\w.+/]+(?:;[-\w.+=]+)*;base64,)?"
+                  r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
 MIMETYPE_PATTERN = r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$"
 
 

@@ -188,3 +188,16 @@ def test_a_message_id_is_never_an_action_name(spec):
         prefix = f"/api/sessions/{{sid}}/messages/{segment}"
         assert any((path == prefix or path.startswith(prefix + "/")) and "post" in item
                    for path, item in spec["paths"].items()), segment
+
+
+def test_a_media_send_documents_exactly_one_of_url_and_base64(spec):
+    """The server refuses both or neither (400); the document says so, so that a client
+    generated from it (and schemathesis) never builds such a body."""
+    operation = spec["paths"]["/api/sessions/{sid}/messages/send-image"]["post"]
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert {tuple(option["required"]) for option in body["oneOf"]} == {("url",), ("base64",)}
+    for kind in ("audio", "sticker", "video", "document"):
+        operation = spec["paths"][f"/api/sessions/{{sid}}/messages/send-{kind}"]["post"]
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert "oneOf" in spec["components"]["schemas"][ref.rsplit("/", 1)[1]], kind
