@@ -129,9 +129,12 @@ def write_config(platform: LivePlatform, tmp_path: Path) -> Path:
         lines += [f'"path.{param}" = "{value}"' for param, value in params.items()]
     # Statuses that hang on state the document cannot state: starting a running session
     # is 400 SESSION_RUNNING (api.md: "400 invalid input or precondition"), and a webhook
-    # URL that is schema-valid may still be refused by the SSRF guard (here nothing resolves).
+    # URL that is schema-valid may still be refused by the SSRF guard (here nothing resolves);
+    # so may a media send's `url` (issue 12), checked the same way before it is queued.
+    media_sends = [f"POST /api/sessions/{{sid}}/messages/send-{kind}"
+                   for kind in ("image", "video", "audio", "document", "sticker")]
     for name in ("POST /api/sessions/{sid}/start", "POST /api/sessions/{sid}/webhooks",
-                 "PUT /api/sessions/{sid}/webhooks/{webhook_id}"):
+                 "PUT /api/sessions/{sid}/webhooks/{webhook_id}", *media_sends):
         lines += ["", "[[operations]]", f'include-name = "{name}"',
                   "[operations.checks.positive_data_acceptance]",
                   'expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]']
