@@ -139,6 +139,7 @@ def test_cron_wrappers_run_the_real_command(sqlite_deployment, tmp_path):
         "DATA_PATH": str(tmp_path / "data"),
         "SESSION_DATA_PATH": str(deployment.sessions_dir),
         "BACKUP_PATH": str(deployment.backups_dir),
+        "STORAGE_LOCAL_PATH": str(deployment.config.storage_local_path),
         "ENCRYPTION_KEY": deployment.config.encryption_key or "",
         "LOG_FORMAT": "text",
         "LOG_LEVEL": "warning",

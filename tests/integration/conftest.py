@@ -160,6 +160,7 @@ def platform_env(config: Any, backend: tuple[str, str], tmp_path: Path) -> dict[
         "REDIS_URL": config.redis_url,
         "DATA_PATH": str(config.data_dir),
         "SESSION_DATA_PATH": str(config.session_data_path),
+        "STORAGE_LOCAL_PATH": str(config.storage_local_path),  # media the API stored
         "LOG_FORMAT": "text",
         "LOG_LEVEL": "info",
         "MOCK_AUTO_SCAN_SECONDS": "0",
