@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import time
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -15,6 +16,8 @@ from werkzeug.test import TestResponse
 
 from app.extensions import db
 from app.models import Message, Session
+from engines import EngineState, SentMessage
+from engines.mock import MockEngine, MockOptions
 
 _seq = itertools.count(1)
 
@@ -116,3 +119,30 @@ def assert_validation_error(response: TestResponse, *fields: str) -> list[str]:
     for field in fields:
         assert any(line.startswith(f"{field}:") or field in line for line in messages), messages
     return messages
+
+
+class CountingEngine(MockEngine):
+    """The mock engine, counting what it was asked to send and to react."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sends: list[str] = []
+        self.reacted: list[tuple[str, str]] = []
+
+    def send_text(self, chat_id: str, text: str, **kwargs: Any) -> SentMessage:
+        self.sends.append(kwargs["message_id"])
+        return super().send_text(chat_id, text, **kwargs)
+
+    def react(self, chat_id: str, wa_message_id: str, emoji: str) -> None:
+        super().react(chat_id, wa_message_id, emoji)
+        self.reacted.append((wa_message_id, emoji))
+
+
+def ready_engine(profile_dir: Path, engine_class: type[MockEngine] = CountingEngine) -> Any:
+    """A mock engine of ``engine_class``, started and linked (READY)."""
+    engine = engine_class("s1", profile_dir, MockOptions())
+    engine.start()
+    engine.simulate_scan()
+    engine.poll()
+    assert engine.state is EngineState.READY
+    return engine

@@ -3,8 +3,6 @@ pending -> sending -> sent, find_sent on a redelivery, failure, and a session he
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -12,31 +10,8 @@ from flask import Flask
 from app.extensions import db
 from app.models import Message, MessageStatus, WebhookDelivery
 from app.services import messages
-from engines import EngineState, SentMessage
-from engines.mock import ECHO_ID, MockEngine, MockOptions
-from tests.factories import make_session
-
-
-class CountingEngine(MockEngine):
-    """The mock engine, counting what it was asked to send."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sends: list[str] = []
-
-    def send_text(self, chat_id: str, text: str, **kwargs: Any) -> SentMessage:
-        self.sends.append(kwargs["message_id"])
-        return super().send_text(chat_id, text, **kwargs)
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> CountingEngine:
-    engine = CountingEngine("s1", tmp_path / "sessions" / "s1", MockOptions())
-    engine.start()
-    engine.simulate_scan()
-    engine.poll()
-    assert engine.state is EngineState.READY
-    return engine
+from engines.mock import ECHO_ID
+from tests.factories import CountingEngine, make_session
 
 
 def _pending(app: Flask, status: str = MessageStatus.PENDING, kind: str = "text") -> str:

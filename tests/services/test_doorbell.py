@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,29 +19,9 @@ from sqlalchemy import select
 from app.extensions import celery_app, db
 from app.models import Message, MessageStatus
 from app.services import doorbell, messages
-from engines import EngineState, SentMessage
-from engines.mock import ECHO_ID, SENT_FILE, MockEngine, MockOptions
-from tests.factories import make_session, messages_of
-
-
-class CountingEngine(MockEngine):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sends: list[str] = []
-
-    def send_text(self, chat_id: str, text: str, **kwargs: Any) -> SentMessage:
-        self.sends.append(kwargs["message_id"])
-        return super().send_text(chat_id, text, **kwargs)
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> CountingEngine:
-    engine = CountingEngine("s1", tmp_path / "sessions" / "s1", MockOptions())
-    engine.start()
-    engine.simulate_scan()
-    engine.poll()
-    assert engine.state is EngineState.READY
-    return engine
+from engines import SentMessage
+from engines.mock import ECHO_ID, SENT_FILE, MockEngine
+from tests.factories import CountingEngine, make_session, messages_of
 
 
 def _pending(app: Flask, session_id: str, text: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,34 +23,12 @@ from app.models import (
 )
 from app.services import dispatch, events, message_actions, messages
 from app.services.webhooks import create as create_webhook
-from engines import Engine, EngineState
+from engines import Engine
 from engines.base import EngineEvent, EventKind
-from engines.mock import ECHO_ID, MockEngine, MockOptions
-from tests.factories import make_session
+from engines.mock import ECHO_ID, MockOptions
+from tests.factories import CountingEngine, make_session
 
 PEER = "15557654321@c.us"
-
-
-class CountingEngine(MockEngine):
-    """The mock engine, counting the reactions it was asked for."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.reacted: list[tuple[str, str]] = []
-
-    def react(self, chat_id: str, wa_message_id: str, emoji: str) -> None:
-        super().react(chat_id, wa_message_id, emoji)
-        self.reacted.append((wa_message_id, emoji))
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> CountingEngine:
-    engine = CountingEngine("s1", tmp_path / "sessions" / "s1", MockOptions())
-    engine.start()
-    engine.simulate_scan()
-    engine.poll()
-    assert engine.state is EngineState.READY
-    return engine
 
 
 def _setup(app: Flask, chat: str = ECHO_ID) -> tuple[str, str, str]:
