@@ -137,9 +137,11 @@ def _send_url(cfg: Config, session: Session, key: ApiKey, kind: str, data: dict[
         "sourceUrl": url, "mimetype": data.get("mimetype"), "filename": data.get("filename"),
         "size": None, "url": media.media_url(cfg, session.id, message_id), **_extra(data)})
     started = time.monotonic()
-    reply = _commit_and_send(cfg, session, key, message_id, payload, idempotency_key,
-                             Tasks.MEDIA_PREPARE, Queues.MEDIA, fetch_task_id(message_id),
-                             wait=False)
+    # The first task is the download, on the `media` queue; it enqueues the send.
+    reply = messages.commit_and_enqueue(
+        session, key, message_id, payload, idempotency_key, cfg,
+        lambda: dispatch.send(Tasks.MEDIA_PREPARE, [message_id], Queues.MEDIA,
+                              task_id=fetch_task_id(message_id)))
     if reply is not None:
         return reply
     fetched = dispatch.wait(dispatch.result_of(fetch_task_id(message_id)), cfg.send_wait_timeout)
@@ -165,19 +167,6 @@ def _insert(cfg: Config, session: Session, message_id: str, kind: str, data: dic
             status: MessageStatus, media_value: dict[str, Any]) -> None:
     messages.stage(session, message_id, kind, {**data, "text": None}, status,
                    caption=data.get("caption"), media=media_value)
-
-
-def _commit_and_send(cfg: Config, session: Session, key: ApiKey, message_id: str,
-                     payload: dict[str, Any], idempotency_key: str | None, task: str, queue: str,
-                     task_id: str, wait: bool = True) -> tuple[dict[str, Any], int] | None:
-    """The send lifecycle's commit and enqueue (``messages.commit_and_enqueue``), with the
-    first task ``task`` on ``queue``; then, with ``wait``, the 201/202 wait of every send."""
-    replay = messages.commit_and_enqueue(
-        session, key, message_id, payload, idempotency_key, cfg,
-        lambda: dispatch.send(task, [message_id], queue, task_id=task_id))
-    if replay is not None or not wait:
-        return replay
-    return messages._wait_reply(message_id, cfg)
 
 
 # -- the `media` queue: download, check, store, then the send -------------------------------------
