@@ -11,9 +11,11 @@ import ipaddress
 from typing import Any, Callable, TypeVar, cast
 
 from flask import g, request
+from sqlalchemy.exc import DBAPIError
 
 from app.config import settings
 from app.errors import Forbidden, NotFound, Unauthorized
+from app.extensions import db
 from app.models import ApiKey, Session
 from app.services import audit, key_auth
 from app.services import sessions as session_service
@@ -58,6 +60,13 @@ def client_address() -> str | None:
     return peer
 
 
+def _discard_transaction() -> None:
+    try:
+        db.session.rollback()
+    except DBAPIError:
+        db.session.registry.clear()
+
+
 def current_key() -> ApiKey:
     key = getattr(g, "api_key", None)
     if key is None:
@@ -69,6 +78,12 @@ def current_key() -> ApiKey:
         except (Unauthorized, Forbidden) as error:
             g.api_key_refused = error
             audit.record_now("auth.failed", reason=str(error), path=request.path)
+            raise
+        except DBAPIError:
+            # The database dropped mid-look-up. The rate limiter and the chat guard ask
+            # first and swallow errors; leave them a clean session, or the view's own
+            # look-up meets "invalid transaction" (a 500) instead of the outage (a 503).
+            _discard_transaction()
             raise
         g.api_key = key
     return cast(ApiKey, key)
