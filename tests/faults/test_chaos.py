@@ -6,10 +6,11 @@ API master, an API worker, both session hosts, the worker, beat and Redis, one e
 seconds; a supervisor (the test's, as systemd would) restarts each after 3-5 s. Then the
 load stops and the backlog must drain. Asserted: nothing the API accepted is lost, sent twice,
 sent out of order or stuck short of ``read``, every event it caused reached the receiver at
-least once (signed), and the outbox is empty.
+least once (signed), and the outbox is empty within 15 s of the load stopping (issue 17's
+target; retries here are 0.2-2 s apart, so the bound measures delivery, not the retry policy).
 
 Knobs (environment): CHAOS_SEED, CHAOS_KILLS (at least 7: every role once), CHAOS_DRAIN_SECONDS
-(the bound on the drain after the load stops: webhook delivery before its rework needs long).
+(how long to wait for the drain, to report it even when it misses the target).
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from tests.live import LivePlatform, base_env
 SEED = int(os.environ.get("CHAOS_SEED", "17"))
 KILLS = max(7, int(os.environ.get("CHAOS_KILLS", "12")))
 DRAIN_SECONDS = float(os.environ.get("CHAOS_DRAIN_SECONDS", "120"))
+DRAIN_TARGET = 15.0  # issue 17: the backlog drained within 15 s of the load stopping
 KILL_EVERY = (6.0, 10.0)  # seconds between kills (the issue's 20-40 s, shortened)
 RESTART_AFTER = (3.0, 5.0)  # the supervisor's restart delay
 SEND_EVERY = 0.35  # seconds between two sends of one session
@@ -270,6 +272,7 @@ def test_every_role_killed_under_load_loses_nothing_keeps_order_and_drains(
         assert report["events_missing"] == 0, report
         assert report["bad_signatures"] == 0, report
         assert report["outbox_not_delivered"] == 0, report
+        assert report["drain_seconds"] <= DRAIN_TARGET, report
         # Failover resumed every session from its profile: no QR was shown again.
         assert sum(1 for e in receiver.events() if e["event"] == "session.qr") == link_time_qrs
         assert all(_phone(chaos_db, ids[n]) == phones[n] for n in SESSIONS)
