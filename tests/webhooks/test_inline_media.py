@@ -137,6 +137,23 @@ def test_an_unreadable_local_store_retries_the_delivery_until_it_is_back(
     assert headers["x-openwa-retry-count"] == "1"
 
 
+def test_an_unbuildable_request_is_a_dead_letter_even_while_the_storage_is_unreadable(
+        wh_app, client, operator_key, session_id, receiver, store, tmp_path):
+    """Reading the bytes waits for a request that can be built: a hopeless one is not retried
+    as if the storage were to blame."""
+    from tests.webhooks.test_unbuildable import store_raw
+
+    webhook_id = hook(client, operator_key, session_id, receiver.url, inlineMedia=True)
+    store_raw(wh_app, webhook_id, headers={"X Bad Name": "v"})
+    incoming_file(wh_app, session_id, samples.png(seed=12))
+    broken = tmp_path / "not-a-folder"
+    broken.write_bytes(b"")
+    wh_app.config["OPENWA"].storage_local_path = broken
+    assert drain(wh_app, webhook_id)["dead"] == 1
+    [row] = rows(wh_app)
+    assert row.attempts == 1 and row.last_error.startswith("unbuildable:")
+
+
 def test_turning_the_option_on_and_off_applies_to_what_is_not_delivered_yet(
         wh_app, client, operator_key, session_id, receiver, store):
     webhook_id = hook(client, operator_key, session_id, receiver.url)

@@ -53,7 +53,7 @@ from app.models.base import UTCDateTime, affected_rows, new_id
 from app.models.webhook import DEAD, DELIVERED, PENDING
 from app.services.webhooks import inline
 from app.services.webhooks.common import config
-from app.services.webhooks.http import UNBUILDABLE, post_envelope
+from app.services.webhooks.http import UNBUILDABLE, post_envelope, unbuildable
 from app.services.webhooks.outbox import kick
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ def _post(webhook: Webhook, row: Row[Any], cfg: Config) -> tuple[bool, int | Non
     first (issue 12.4), so the outbox row never holds them. A storage that cannot be read
     fails the attempt like a failed POST (retried, then a dead letter): the bytes are not
     silently dropped while they may come back."""
-    if not webhook.inline_media:
+    if not webhook.inline_media or unbuildable(webhook):  # a hopeless request reads nothing
         return post_envelope(webhook, row, row.attempts)
     try:
         delivery = inline.with_media(cfg, row)
