@@ -87,3 +87,31 @@ def test_message_counts_are_backfilled_from_the_stored_messages(
                          {"now": "2026-01-01 00:00:00+00:00"})
         assert counts() == {("a@c.us", False): 3, ("a@c.us", True): 1, ("c@c.us", True): 1}
         db.engine.dispose()
+
+
+def test_existing_webhooks_get_inline_media_off_and_a_downgrade_drops_it(
+        fresh_database, tmp_path, redis_available):
+    """0010 → 0011 (issue 12.4): a webhook registered before keeps delivering what it did
+    (inline_media false, from the server default); downgrading removes the column."""
+    from sqlalchemy import text
+
+    app = create_app(make_config(tmp_path, fresh_database, redis_available))
+    with app.app_context():
+        upgrade(revision="0010_batches")
+        now = "2026-01-01 00:00:00+00:00"
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO sessions (id, name, status, desired_state, lease_token, "
+                              "reconnect_attempts, created_at, updated_at) VALUES "
+                              "('s1', 'one', 'created', 'stopped', 0, 0, :now, :now)"), {"now": now})
+            conn.execute(text("INSERT INTO webhooks (id, session_id, url, events, active, "
+                              "created_at, updated_at) VALUES ('w1', 's1', 'http://example.com/h', "
+                              "'[\"*\"]', true, :now, :now)"), {"now": now})
+        upgrade(revision="0011_webhook_inline_media")
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT inline_media FROM webhooks WHERE id = 'w1'")).scalar() in (False, 0)
+        downgrade(revision="0010_batches")
+        columns = {c["name"] for c in inspect(db.engine).get_columns("webhooks")}
+        assert "inline_media" not in columns and "filters" in columns
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT url FROM webhooks WHERE id = 'w1'")).scalar() == "http://example.com/h"
+        db.engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, JSONType, UTCDateTime, new_id, utcnow
@@ -38,6 +38,9 @@ class Webhook(Base):
     # bodyContains; None delivers every subscribed event --
     filters: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # -- media (issue 12.4): a message event's media up to INLINE_MEDIA_MAX_BYTES carries its
+    # bytes as media.base64, read from storage when the delivery is made
+    inline_media: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

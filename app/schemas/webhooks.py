@@ -16,6 +16,17 @@ from app.schemas.common import (
 )
 
 EVENT_CHOICES = (*EVENTS, "*")
+# -- media (issue 12.4) --
+INLINE_MEDIA_DESCRIPTION = (
+    "When true, a message event whose `media` was stored (message.received, message.sent, "
+    "and any other event whose data carries `media`) and is at most 1 MiB (1,048,576 bytes) "
+    "carries `media.base64`: the standard, padded base64 of the stored bytes, read from "
+    "storage when the delivery is made (the outbox keeps no bytes) and covered by "
+    "`X-OpenWA-Signature` like the rest of the body. Without it, `media.base64Error` says "
+    "why: `MEDIA_TOO_LARGE` (over 1 MiB: fetch `media.url`) or `MEDIA_GONE` (the file was "
+    "pruned or never stored). When the storage cannot be read (bucket or disk unavailable) "
+    "the attempt fails and is retried like a failed delivery, then dead-lettered. "
+    "Default false.")
 
 
 class WebhookSchema(Schema):
@@ -26,6 +37,8 @@ class WebhookSchema(Schema):
     active = fields.Boolean()
     retryCount = fields.Integer(attribute="retry_count", allow_none=True)
     filters = fields.Dict(allow_none=True)  # issue 13.4
+    inlineMedia = fields.Boolean(attribute="inline_media",
+                                 metadata={"description": INLINE_MEDIA_DESCRIPTION})
     hasSecret = fields.Function(lambda w: bool(w.secret_enc))
     createdAt = fields.DateTime(attribute="created_at")
     updatedAt = fields.DateTime(attribute="updated_at")
@@ -58,6 +71,8 @@ class _WebhookFields(StrictSchema):
     retryCount = fields.Integer(data_key="retryCount", attribute="retry_count", strict=True,
                                 validate=validate.Range(0, 20))
     filters = fields.Nested(WebhookFiltersSchema, allow_none=True)  # issue 13.4
+    inlineMedia = StrictBool(attribute="inline_media",
+                             metadata={"description": INLINE_MEDIA_DESCRIPTION})
 
 
 class WebhookCreateSchema(_WebhookFields):

@@ -19,7 +19,7 @@ from sqlalchemy.exc import TimeoutError as SATimeoutError
 from app.extensions import db
 from app.models import Message, MessageStatus, Session, SessionStatus, utcnow
 from app.models.message import ACK_RANK
-from app.schemas.messages import MessageSchema
+from app.schemas.messages import MediaSchema, MessageSchema
 from app.services import message_events, webhooks
 from engines.base import EngineEvent, EngineState, EventKind
 
@@ -284,8 +284,21 @@ def _acks(session_id: str, acks: list[dict[str, Any]]) -> list[str]:
     return targets
 
 
+_MEDIA = MediaSchema()
+
+
+def sent_media(media: dict[str, Any] | None, caption: str | None) -> dict[str, Any]:
+    """What ``message.sent`` adds for a media send (issue 12): its ``caption`` and the
+    ``media`` object the history shows (``{mimetype, filename, size, url}``; the stored
+    file's key stays private). Nothing for a message without media."""
+    if not media:
+        return {}
+    return {"caption": caption, "media": _MEDIA.dump(media)}
+
+
 _UNSETTLED_ACKED = select(
-    Message.id, Message.chat_id, Message.type, Message.body, Message.timestamp).where(
+    Message.id, Message.chat_id, Message.type, Message.body, Message.timestamp, Message.caption,
+    Message.media).where(
     Message.session_id == bindparam("in_session"), Message.id.in_(bindparam("ids", expanding=True)),
     Message.from_me.is_(True), Message.status.in_((MessageStatus.PENDING, MessageStatus.SENDING)))
 
@@ -313,7 +326,7 @@ def _sent_by_ack(session_id: str, by_level: dict[str, list[str]]) -> list[str]:
                                .execution_options(synchronize_session=False))
             targets += webhooks.emit(session_id, "message.sent", {
                 "id": row.id, "messageId": wa_id, "chatId": row.chat_id, "type": row.type,
-                "body": row.body, "timestamp": row.timestamp})
+                "body": row.body, "timestamp": row.timestamp, **sent_media(row.media, row.caption)})
     return targets
 
 

@@ -47,7 +47,7 @@ from app.models import (
 )
 from app.models.base import affected_rows
 from app.services import dispatch, doorbell, webhooks
-from app.services.events import commit_and_publish
+from app.services.events import commit_and_publish, sent_media
 from app.services.replies import engine_failure, fail, ok
 from engines import (
     Engine,
@@ -292,6 +292,9 @@ class Outgoing(NamedTuple):
     quoted_message_id: str | None
     mentions: list[str] | None
     content: dict[str, Any] | None = None  # message actions (issue 13.1): Message.content
+    # -- media (issue 12): what message.sent reports of a media send
+    caption: str | None = None
+    media: dict[str, Any] | None = None
 
 
 #: How each message type is handed to an engine; a type without a line here is refused.
@@ -360,7 +363,8 @@ def deliver(message_id: str, engine_of: Callable[[str], Engine | None],
     if engine is None:
         raise NotHeld(f"session {message.session_id} is not held here")
     out = Outgoing(message.id, message.session_id, message.chat_id, message.type, message.body,
-                   message.quoted_message_id, message.mentions, message.content)
+                   message.quoted_message_id, message.mentions, message.content,
+                   message.caption, message.media)
     seq = message.seq
     started = time.perf_counter()
     try:
@@ -422,13 +426,15 @@ def _mark_sent(out: Outgoing, sent: SentMessage) -> dict[str, Any]:
     if changed:
         targets = webhooks.emit(out.session_id, "message.sent", {
             "id": out.id, "messageId": sent.message_id, "chatId": out.chat_id,
-            "type": out.type, "body": out.body, "timestamp": sent.timestamp})
+            "type": out.type, "body": out.body, "timestamp": sent.timestamp,
+            **sent_media(out.media, out.caption)})
     commit_and_publish(targets)
     return ok({"messageId": sent.message_id, "timestamp": sent.timestamp})
 
 
 _UNSETTLED_COLUMNS = (Message.id, Message.seq, Message.status, Message.chat_id, Message.type,
-                      Message.body, Message.quoted_message_id, Message.mentions, Message.content)
+                      Message.body, Message.quoted_message_id, Message.mentions, Message.content,
+                      Message.caption, Message.media)
 _UNSETTLED_STATUS = (Message.from_me.is_(True),
                      Message.status.in_((MessageStatus.PENDING, MessageStatus.SENDING)))
 # `session_id + ""` keeps the planner on the primary-key range between two sends (SQLite
@@ -461,7 +467,7 @@ def settle_older(engine: Engine, session_id: str, before: int, after: int = 0) -
                                                    "before": before}).all()
     for row in rows:
         out = Outgoing(row.id, session_id, row.chat_id, row.type, row.body,
-                       row.quoted_message_id, row.mentions, row.content)
+                       row.quoted_message_id, row.mentions, row.content, row.caption, row.media)
         found = None
         if row.status == MessageStatus.SENDING:  # `pending` never reached the engine
             try:

@@ -201,3 +201,15 @@ def test_a_media_send_documents_exactly_one_of_url_and_base64(spec):
         operation = spec["paths"][f"/api/sessions/{{sid}}/messages/send-{kind}"]["post"]
         ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         assert "oneOf" in spec["components"]["schemas"][ref.rsplit("/", 1)[1]], kind
+
+
+def test_a_webhooks_inline_media_is_documented_with_its_limit_and_failures(spec):
+    """issue 12.4: a boolean in the bodies and the webhook JSON, whose description says what
+    is inlined and what happens when it cannot be."""
+    schemas = spec["components"]["schemas"]
+    for name in ("WebhookCreate", "WebhookUpdate", "Webhook"):
+        field = schemas[name]["properties"]["inlineMedia"]
+        assert field["type"] == "boolean", name
+        for words in ("media.base64", "1 MiB", "MEDIA_TOO_LARGE", "MEDIA_GONE", "retried",
+                      "X-OpenWA-Signature"):
+            assert words in field["description"], (name, words)

@@ -3,12 +3,16 @@ worker for a URL) → session host → engine → history → webhook → GET ..
 checksum; the echo contact sends each file back, and that arrives stored too."""
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import json
 
 import pytest
 
 from tests.integration.conftest import wait_for
 from tests.media import samples
+from tests.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -146,3 +150,42 @@ def test_incoming_media_from_a_contact_is_stored_and_served(media_platform):
     assert event["media"]["url"] == f"/api/sessions/{event['sessionId']}/messages/{event['id']}/media"
     got = _fetch_media(platform, event["media"]["url"].removeprefix("/api"))
     assert hashlib.sha256(got.data).hexdigest() == samples.sha(data)
+
+
+def test_a_webhook_with_inline_media_gets_the_bytes_from_the_worker_across_processes(media_platform):
+    """issue 12.4: the `webhooks` worker (another process) reads the stored file and inlines
+    it, signed; the fixture's webhook (option off) gets the same event without bytes; the
+    send's message.sent carries the history's media."""
+    platform, receiver, _ = media_platform
+    inline = Receiver().start()
+    try:
+        secret = "inline-media-secret-0123"
+        reply = platform.api("POST", "/sessions/media/webhooks", json={
+            "url": inline.url, "events": ["message.received", "message.sent"], "secret": secret,
+            "inlineMedia": True})
+        assert reply.status_code == 201 and reply.get_json()["inlineMedia"] is True
+        data = samples.png(300, seed=11)
+        reply = platform.api("POST", "/sessions/media/mock/incoming-media",
+                             json={"chatId": "15551234567", "type": "image", "base64": samples.b64(data),
+                                   "mimetype": "image/png", "caption": "inline me"})
+        assert reply.status_code == 200, reply.get_json()
+        request = wait_for(lambda: next((r for r in inline.requests
+                                         if json.loads(r["body"])["event"] == "message.received"), None),
+                           40, 0.1, "message.received at the inlining webhook")
+        media = json.loads(request["body"])["data"]["media"]
+        assert hashlib.sha256(base64.b64decode(media["base64"])).hexdigest() == samples.sha(data)
+        signature = {k.lower(): v for k, v in request["headers"].items()}["x-openwa-signature"]
+        assert signature == "sha256=" + hmac.new(secret.encode(), request["body"], hashlib.sha256).hexdigest()
+        plain = wait_for(lambda: receiver.events("message.received"), 40, 0.1, "the plain webhook")
+        assert "base64" not in plain[0]["data"]["media"]
+        # A media send: message.sent carries the media object of its history, inlined here.
+        sent = platform.api("POST", "/sessions/media/messages/send-image",
+                            json={"chatId": "15550000000", "base64": samples.b64(data), "caption": "out"})
+        assert sent.status_code == 201, sent.get_json()
+        history = platform.api("GET", f"/sessions/media/messages/{sent.get_json()['messageId']}").get_json()
+        event = wait_for(lambda: next((e["data"] for e in inline.events("message.sent")), None),
+                         40, 0.1, "message.sent at the inlining webhook")
+        assert {k: event["media"][k] for k in history["media"]} == history["media"]
+        assert base64.b64decode(event["media"]["base64"]) == data and event["caption"] == "out"
+    finally:
+        inline.stop()

@@ -111,3 +111,31 @@ def test_secrets_never_appear_in_any_response(client, operator_key, session_id, 
                  "/api/webhooks"):
         bodies.append(client.get(path, headers=auth(operator_key)).get_data(as_text=True))
     assert not any(SECRET in b or "hdr-secret" in b for b in bodies)
+
+
+# -- media (issue 12.4) ----------------------------------------------------------------------
+def test_inline_media_is_off_by_default_shown_everywhere_and_changed_by_put(
+        client, operator_key, session_id, receiver):
+    hook = create(client, operator_key, session_id, url=receiver.url).get_json()
+    assert hook["inlineMedia"] is False
+    on = create(client, operator_key, session_id, url=receiver.url, inlineMedia=True).get_json()
+    assert on["inlineMedia"] is True
+    listed = client.get(f"/api/sessions/{session_id}/webhooks", headers=auth(operator_key)).get_json()
+    assert {h["id"]: h["inlineMedia"] for h in listed} == {hook["id"]: False, on["id"]: True}
+    everyone = client.get("/api/webhooks", headers=auth(operator_key)).get_json()
+    assert {h["id"]: h["inlineMedia"] for h in everyone} == {hook["id"]: False, on["id"]: True}
+    path = f"/api/sessions/{session_id}/webhooks/{hook['id']}"
+    changed = client.put(path, json={"inlineMedia": True}, headers=auth(operator_key))
+    assert changed.status_code == 200 and changed.get_json()["inlineMedia"] is True
+    assert client.get(path, headers=auth(operator_key)).get_json()["inlineMedia"] is True
+    back = client.put(path, json={"inlineMedia": False}, headers=auth(operator_key))
+    assert back.get_json()["inlineMedia"] is False and back.get_json()["url"] == receiver.url
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None, "true"])
+def test_inline_media_must_be_a_json_boolean(client, operator_key, session_id, receiver, value):
+    reply = create(client, operator_key, session_id, url=receiver.url, inlineMedia=value)
+    assert_error(reply, 400)
+    assert any("inlineMedia" in line for line in reply.get_json()["message"])
+    with client.application.app_context():
+        assert db.session.scalar(select(Webhook)) is None

@@ -51,8 +51,9 @@ from app.extensions import current_flask_app, db
 from app.models import Webhook, WebhookDelivery, utcnow
 from app.models.base import UTCDateTime, affected_rows, new_id
 from app.models.webhook import DEAD, DELIVERED, PENDING
+from app.services.webhooks import inline
 from app.services.webhooks.common import config
-from app.services.webhooks.http import UNBUILDABLE, post_envelope
+from app.services.webhooks.http import UNBUILDABLE, post_envelope, unbuildable
 from app.services.webhooks.outbox import kick
 
 log = logging.getLogger(__name__)
@@ -269,13 +270,27 @@ def drain(webhook_id: str, budget_seconds: float = 60.0) -> dict[str, int]:
     return counts
 
 
+def _post(webhook: Webhook, row: Row[Any], cfg: Config) -> tuple[bool, int | None, str | None]:
+    """One POST of the delivery; with ``inlineMedia``, its media's bytes are read from storage
+    first (issue 12.4), so the outbox row never holds them. A storage that cannot be read
+    fails the attempt like a failed POST (retried, then a dead letter): the bytes are not
+    silently dropped while they may come back."""
+    if not webhook.inline_media or unbuildable(webhook):  # a hopeless request reads nothing
+        return post_envelope(webhook, row, row.attempts)
+    try:
+        delivery = inline.with_media(cfg, row)
+    except inline.MediaUnreadable as failure:
+        return False, None, f"media storage: {failure}"
+    return post_envelope(webhook, delivery, row.attempts)
+
+
 def _attempt(webhook: Webhook, row: Row[Any], token: str, cfg: Config,
              per_chat: bool) -> tuple[str, float]:
     """POST one delivery and record the outcome (uncommitted): delivered, dead, retried (and
     in how many seconds), or lost (the row went away with its webhook, or another drain
     took it over)."""
     started = time.perf_counter()
-    ok, code, error = post_envelope(webhook, row, row.attempts)
+    ok, code, error = _post(webhook, row, cfg)
     metrics.webhook_delivery_duration_seconds.labels(row.event).observe(
         time.perf_counter() - started)
     # A request that cannot be built never will: a dead letter now, so its line moves on.

@@ -49,6 +49,8 @@ def _apply(webhook: Webhook, data: dict[str, Any]) -> None:
         webhook.retry_count = data["retry_count"]
     if "active" in data:
         webhook.active = data["active"]
+    if "inline_media" in data:  # issue 12.4
+        webhook.inline_media = data["inline_media"]
     if "filters" in data:  # issue 13.4: the fields given; an empty object removes them
         webhook.filters = {k: v for k, v in (data["filters"] or {}).items() if v is not None} or None
 
