@@ -25,6 +25,7 @@ from app.schemas.media import (
 )
 from app.schemas.messages import SendPendingSchema, SendResultSchema
 from app.services import engine_calls, messages
+from app.services.media import inline
 from app.services.media import storage as media_storage
 from app.services.media.send import send_media, spool_base64
 
@@ -44,11 +45,13 @@ IDEMPOTENCY_DOC = [{"in": "header", "name": "Idempotency-Key", "required": False
 @blp.before_request
 def _room_for_inline_media() -> None:
     """Inline base64 is 4/3 of MEDIA_MAX_BYTES, plus the rest of the JSON."""
-    request.max_content_length = settings().media_max_bytes * 4 // 3 + 64 * 1024
+    request.max_content_length = inline.body_limit()
 
 
 def _send_route(kind: str, schema: type) -> type[MethodView]:
     class SendKind(MethodView):
+        STREAMS_BASE64 = True  # a long base64 is decoded to disk as it arrives (inline.py)
+
         @require("operator")
         @blp.arguments(schema)
         @blp.response(201, SendResultSchema)
@@ -62,7 +65,8 @@ def _send_route(kind: str, schema: type) -> type[MethodView]:
         @blp.alt_response(504, schema=ErrorSchema, description="The session host did not answer")
         @blp.doc(parameters=IDEMPOTENCY_DOC)
         def post(self, data: dict[str, Any], session: Session) -> Any:
-            body, status = send_media(session, current_key(), kind, data, idempotency_key())
+            body, status = send_media(session, current_key(), kind, data, idempotency_key(),
+                                      inline.spooled())
             if status == 202:
                 response = jsonify(body)
                 response.status_code = 202
