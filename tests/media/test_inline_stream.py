@@ -192,3 +192,119 @@ def test_only_the_media_send_routes_are_streamed(app, operator_key, inline_sessi
         from flask import request
         assert request.get_data() == body.encode()  # the body as it came, for hygiene and the view
     assert not list(spool_dir.iterdir())
+
+
+# -- the scanner against the whole-body path, on many bodies -----------------------------------
+def _whole_body_verdict(body: bytes, folder, limit):
+    """What the old path answers: hygiene, the real schema, then spool_base64."""
+    from marshmallow import ValidationError
+
+    from app import hygiene
+    from app.errors import ApiError, flatten_validation
+    from app.schemas.media import SendMediaSchema
+    from app.services.media.send import spool_base64
+
+    try:
+        document = hygiene.load_json(body)
+    except hygiene.UnfitInput as error:
+        return 400, [str(error)], None
+    try:
+        data = SendMediaSchema().load(document)
+    except ValidationError as error:
+        return 400, sorted(flatten_validation(error.messages)), None
+    try:
+        spool_base64(data["base64"], folder / "whole", limit)
+    except ApiError as error:
+        return error.status, error.message, None
+    return 200, None, (folder / "whole").read_bytes()
+
+
+def _streamed_verdict(body: bytes, folder, limit, read_chunk, inline_max):
+    """The same, with the body through the scanner and the schema on its small document."""
+    import io
+
+    from marshmallow import ValidationError
+
+    from app.errors import ApiError, flatten_validation
+    from app.schemas.media import SendMediaSchema
+    from app.services.media.send import spool_base64
+
+    scanner = inline.Scanner(io.BytesIO(body), lambda: folder, limit, read_chunk, inline_max)
+    try:
+        try:
+            scanner.run()
+            small, file = scanner.result()
+        finally:
+            scanner.close()
+        data = SendMediaSchema().load(json.loads(small))
+        if file is None:
+            spool_base64(data["base64"], folder / "small", limit)
+            return 200, None, (folder / "small").read_bytes()
+        return 200, None, file.file().read_bytes()
+    except ValidationError as error:
+        return 400, sorted(flatten_validation(error.messages)), None
+    except ApiError as error:
+        return error.status, error.message, None
+
+
+def _generated_bodies(rnd, count):
+    """Valid and broken base64, data: headers, JSON escapes, surrogates, duplicates, bad JSON."""
+    import random  # noqa: F401  (rnd is a random.Random)
+
+    inserts = ["\\ud83d\\ude00", "\\ud83d", "\\ude00", "\\\\", '\\"', "\x01", "\\x", "\\u12",
+               "\\u12G4", "\t", "\\/", "\\u002f", "é", "\\n"]
+    for _ in range(count):
+        text = base64.b64encode(os.urandom(rnd.choice([0, 1, 2, 3, 50, 400, 3000]))).decode()
+        roll = rnd.random()
+        if roll < 0.1:
+            text = "data:application/pdf;base64," + text
+        elif roll < 0.13:
+            text = "data:" + "x" * 210 + ";base64," + text
+        elif roll < 0.16:
+            text = "data:bad header;base64," + text
+        roll = rnd.random()
+        if text and roll < 0.1:
+            i = rnd.randrange(len(text))
+            text = text[:i] + rnd.choice("!=-_\n") + text[i + 1:]
+        elif roll < 0.15:
+            text += rnd.choice(["\n", "\n\n", "==", "Q"])
+        raw = "".join("\\u%04x" % ord(c) if rnd.random() < 0.03 else
+                      "\\/" if c == "/" and rnd.random() < 0.5 else c for c in text)
+        raw = raw.replace("\n", "\\n")
+        if raw and rnd.random() < 0.25:
+            i = rnd.randrange(len(raw))
+            if not raw[:i].endswith("\\") and "\\u" not in raw[max(0, i - 5):i]:
+                raw = raw[:i] + rnd.choice(inserts) + raw[i:]
+        body = body_of(raw, caption="ok é")
+        roll = rnd.random()
+        if roll < 0.04:
+            body = body[:-1]
+        elif roll < 0.07:
+            body = body[:-1] + ', "base64": "' + rnd.choice(["AAAA", "!!", "\\ud800"]) + '"}'
+        elif roll < 0.09:
+            body = " \n" + body + "\n "
+        elif roll < 0.1:
+            body = body.replace('"base64"', '"base\\u0036\\u0034"', 1)
+        elif roll < 0.12:
+            body = body.replace('"15550000000"', "1e999", 1)
+        data = body.encode("utf-8")
+        if rnd.random() < 0.03:
+            i = rnd.randrange(len(data))
+            data = data[:i] + b"\xff" + data[i + 1:]
+        yield data
+
+
+@pytest.mark.parametrize("read_chunk,inline_max", [(7, 8), (13, 100), (64, 4)])
+def test_the_scanner_answers_as_the_whole_body_path_at_any_chunking(tmp_path, read_chunk, inline_max):
+    """Tiny reads and a tiny inline threshold make every string streamed and every escape,
+    header and padding fall across reads; the verdict and the bytes must be the old path's."""
+    import random
+
+    rnd = random.Random(read_chunk * 1000 + inline_max)
+    limit = 2000
+    for n, body in enumerate(_generated_bodies(rnd, 400)):
+        whole, streamed = tmp_path / f"w{n}", tmp_path / f"s{n}"
+        whole.mkdir()
+        streamed.mkdir()
+        expected = _whole_body_verdict(body, whole, limit)
+        assert _streamed_verdict(body, streamed, limit, read_chunk, inline_max) == expected, body[:300]

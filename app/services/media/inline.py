@@ -57,8 +57,10 @@ READ_CHUNK = 64 * 1024  # bytes read from the client at a time
 INLINE_MAX = 64 * 1024  # a base64 string up to this many characters stays in the document
 REST_MAX = 1024 * 1024  # the document without the streamed string
 HEADER_MAX = 64 * 1024  # the longest data: URL header looked at
+SHORT = 8  # a streamed string of fewer characters (once unescaped) goes to the schema whole
 FIELD = "base64"
 PASSED, FAILED = '"AAAA"', '"!!!!"'  # stand-ins: one the schema's pattern admits, one it does not
+LONE_SURROGATE = '"\\udc00"'  # and one hygiene refuses, as it refused the string
 
 INVALID_JSON = "Invalid JSON body."  # hygiene's (and webargs') words
 NOT_UTF8 = "body: is not valid UTF-8"
@@ -91,7 +93,8 @@ class Spooled:
 
 def spooled() -> Spooled | None:
     """The current request's streamed ``base64`` (None when it came inline as usual)."""
-    return g.get("inline_media")
+    found: Spooled | None = g.get("inline_media")
+    return found
 
 
 class _Base64File:
@@ -211,11 +214,13 @@ class _Base64File:
         return Spooled(self.path)
 
 
-class _Scanner:
+class Scanner:
     """One pass over the body: the small document, and the long ``base64`` string to a file."""
 
-    def __init__(self, stream: IO[bytes], folder_of: Any, limit: int) -> None:
+    def __init__(self, stream: IO[bytes], folder_of: Any, limit: int,
+                 read_chunk: int = READ_CHUNK, inline_max: int = INLINE_MAX) -> None:
         self.stream, self.folder_of, self.limit = stream, folder_of, limit
+        self.read_chunk, self.inline_max = read_chunk, inline_max
         self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
         self.buf, self.eof = "", False
         self.document: list[str] = []
@@ -229,12 +234,13 @@ class _Scanner:
         self.file: _Base64File | None = None
         self.syntax_error = False
         self.surrogate = False
+        self.unescaped = ""  # the string's first characters (all of a short one)
 
     # -- input
     def _read(self) -> bool:
         if self.eof:
             return False
-        data = self.stream.read(READ_CHUNK)
+        data = self.stream.read(self.read_chunk)
         try:
             if not data:
                 self.eof = True
@@ -262,7 +268,7 @@ class _Scanner:
             if self.syntax_error:
                 self.buf = ""  # the rest is only checked for UTF-8
                 continue
-            if self._at_base64_value() and self.buf[0] == '"':
+            if self._at_base64_value() and self.buf[0] == '"' and self.streamed_at is None:
                 if not self._base64_value():
                     self._read()
                 continue
@@ -286,6 +292,8 @@ class _Scanner:
             self._track(token)
 
     def _at_base64_value(self) -> bool:
+        """Whether the next token is the value of the top-level base64 (a second one is
+        part of the rest: JSON keeps the last, and so do hygiene and the schema)."""
         return self.after_colon and self.key == FIELD and self.stack == ["{"]
 
     def _track(self, token: str) -> None:
@@ -317,16 +325,14 @@ class _Scanner:
         """At the opening quote of the top-level base64 value: keep a short string in the
         document or stream a long one (True), or ask for more input first (False)."""
         match = _TOKEN.match(self.buf)
-        if match is not None and match.end() <= INLINE_MAX + 2:
+        if match is not None and match.end() <= self.inline_max + 2:
             token = match.group()
             self.buf = self.buf[match.end():]
             self._emit(token)
             self._track(token)
             return True
-        if match is None and len(self.buf) <= INLINE_MAX + 2 and not self.eof:
+        if match is None and len(self.buf) <= self.inline_max + 2 and not self.eof:
             return False
-        if self.streamed_at is not None:  # a second long one: part of the rest, too large
-            raise RequestEntityTooLarge()
         self.after_colon = False
         self.buf = self.buf[1:]
         self.file = _Base64File(self.folder_of() / "upload", self.limit)
@@ -412,7 +418,13 @@ class _Scanner:
                     text.encode("utf-8")
                 except UnicodeEncodeError:
                     self.surrogate = True
+        if len(self.unescaped) < SHORT:
+            self.unescaped += text[:SHORT]
         self.file.feed(text)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file._close(keep=True)
 
     # -- the result
     def result(self) -> tuple[bytes, Spooled | None]:
@@ -422,13 +434,16 @@ class _Scanner:
         if self.file is not None:
             spooled_file = self.file.finish()
             assert self.streamed_at is not None
-            if spooled_file is not None:
+            if self.surrogate:  # hygiene finds it, in its own order among other faults
+                self.document[self.streamed_at] = LONE_SURROGATE
+            elif len(self.unescaped) < SHORT:  # long only in escapes: the schema sees it all
+                self.document[self.streamed_at] = json.dumps(self.unescaped)
+                spooled_file = None
+            elif spooled_file is not None:
                 self.document[self.streamed_at] = PASSED
         small = "".join(self.document).encode("utf-8")
         try:
             hygiene.load_json(small)
-            if self.surrogate:
-                hygiene.check_value({FIELD: "\udc00"})  # hygiene's own words for it
         except hygiene.UnfitInput as error:
             raise BadRequest([str(error)]) from None
         if self.later_duplicate:
@@ -458,10 +473,13 @@ def install(app: Flask) -> None:
         def folder() -> Path:
             return scratch.enter_context(media.scratch())
 
-        scanner = _Scanner(request.stream, folder, settings().media_max_bytes)
-        scanner.run()
-        small, file = scanner.result()
-        request.stream = io.BytesIO(small)  # type: ignore[misc]  # what hygiene and webargs read
+        scanner = Scanner(request.stream, folder, settings().media_max_bytes)
+        try:
+            scanner.run()
+            small, file = scanner.result()
+        finally:
+            scanner.close()  # the folder itself goes at teardown, whatever the answer
+        request.stream = io.BytesIO(small)  # what hygiene and webargs read from here on
         if file is not None:
             g.inline_media = file
 
