@@ -59,7 +59,7 @@ def _send_route(kind: str, schema: type) -> type[MethodView]:
                           description="Not confirmed within SEND_WAIT_TIMEOUT; still sent later")
         @blp.alt_response(409, schema=ErrorSchema, description="The session is not ready")
         @blp.alt_response(413, schema=ErrorSchema,
-                          description="Over MEDIA_MAX_BYTES, or over 1 MiB besides base64")
+                          description="Over MEDIA_MAX_BYTES, or over 256 KiB besides base64")
         @blp.alt_response(501, schema=ErrorSchema, description="The engine cannot send this type")
         @blp.alt_response(502, schema=ErrorSchema, description="The engine or the URL failed")
         @blp.alt_response(503, schema=ErrorSchema, description="Broker or storage unavailable")

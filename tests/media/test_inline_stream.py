@@ -123,6 +123,10 @@ def test_over_media_max_bytes_is_413_and_leaves_no_spool_file(
     # A schema error elsewhere in the body still comes first, as it did.
     reply = post(client, operator_key, body_of(long_text, chat="not a chat id!"))
     assert assert_error(reply, 400)["message"][0].startswith("chatId:")
+    # Only base64 may be long: the rest of the body is capped (a caption is 1024 at most).
+    reply = post(client, operator_key, body_of(long_text[:100_000], caption="x" * (inline.REST_MAX + 1)))
+    assert assert_error(reply, 413)["message"] == "Request body is too large"
+    assert not list(spool_dir.iterdir())
 
 
 def test_refusals_of_a_long_string_say_what_the_whole_body_path_said(

@@ -55,7 +55,7 @@ from app.services import media
 
 READ_CHUNK = 64 * 1024  # bytes read from the client at a time
 INLINE_MAX = 64 * 1024  # a base64 string up to this many characters stays in the document
-REST_MAX = 1024 * 1024  # the document without the streamed string
+REST_MAX = 256 * 1024  # the document without the streamed string (a legitimate one: < 8 KiB)
 HEADER_MAX = 64 * 1024  # the longest data: URL header looked at
 SHORT = 8  # a streamed string of fewer characters (once unescaped) goes to the schema whole
 FIELD = "base64"
@@ -67,6 +67,7 @@ NOT_UTF8 = "body: is not valid UTF-8"
 NOT_BASE64 = "base64: is not valid base64"  # spool_base64's
 
 _TOKEN = re.compile(r'\s+|[{}\[\]:,]|"[^"\\]*(?:\\.[^"\\]*)*"|[^\s"{}\[\]:,]+', re.DOTALL)
+_NESTED = re.compile(r'[^"{}\[\]]+|[{}\[\]]|"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _ALPHABET = re.compile(f"[{BASE64_BODY_CHARS}]*")
 _LAST_GROUP = re.compile(f"[{BASE64_BODY_CHARS}]{{4}}|[{BASE64_BODY_CHARS}]{{3}}=|[{BASE64_BODY_CHARS}]{{2}}==")
 _DATA_URL = re.compile(DATA_URL_PATTERN)
@@ -222,7 +223,7 @@ class Scanner:
         self.stream, self.folder_of, self.limit = stream, folder_of, limit
         self.read_chunk, self.inline_max = read_chunk, inline_max
         self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        self.buf, self.eof = "", False
+        self.buf, self.pos, self.eof = "", 0, False  # text read, how much of it is used
         self.document: list[str] = []
         self.size = 0
         self.stack: list[str] = []
@@ -238,6 +239,8 @@ class Scanner:
 
     # -- input
     def _read(self) -> bool:
+        if self.pos:
+            self.buf, self.pos = self.buf[self.pos:], 0
         if self.eof:
             return False
         data = self.stream.read(self.read_chunk)
@@ -261,33 +264,36 @@ class Scanner:
     def run(self) -> None:
         self._read()
         while True:
-            if not self.buf:
+            if self.pos >= len(self.buf):
                 if not self._read():
                     return
                 continue
             if self.syntax_error:
-                self.buf = ""  # the rest is only checked for UTF-8
+                self.buf, self.pos = "", 0  # the rest is only checked for UTF-8
                 continue
-            if self._at_base64_value() and self.buf[0] == '"' and self.streamed_at is None:
+            if self._at_base64_value() and self.buf[self.pos] == '"' and self.streamed_at is None:
+                self.buf, self.pos = self.buf[self.pos:], 0
                 if not self._base64_value():
                     self._read()
                 continue
-            match = _TOKEN.match(self.buf)
+            # Inside a nested value only strings and brackets matter: long runs go at once.
+            nested = bool(self.stack) and self.stack != ["{"]
+            match = (_NESTED if nested else _TOKEN).match(self.buf, self.pos)
             # A token that reaches the end of what was read may go on (a number, a space);
             # a string is whole once matched (its closing quote), a bracket always is.
-            incomplete = match is None or (match.end() == len(self.buf)
-                                           and self.buf[0] not in '"{}[]:,')
+            incomplete = match is None or (not nested and match.end() == len(self.buf)
+                                           and self.buf[self.pos] not in '"{}[]:,')
             if incomplete and not self.eof:
-                if len(self.buf) > REST_MAX:
+                if len(self.buf) - self.pos > REST_MAX:
                     raise RequestEntityTooLarge()
                 self._read()
                 continue
             if match is None:  # a string that never ends: json.loads says so below
-                self._emit(self.buf)
-                self.buf = ""
+                self._emit(self.buf[self.pos:])
+                self.buf, self.pos = "", 0
                 continue
             token = match.group()
-            self.buf = self.buf[match.end():]
+            self.pos = match.end()
             self._emit(token)
             self._track(token)
 
