@@ -78,6 +78,9 @@ def create_app(config: Config | None = None) -> Flask:
             db_setup.ping_when_idle(db.engine)
     migrate.init_app(app, db, directory=str(db_setup.MIGRATIONS_DIR))
     security.install(app)  # before the limiter: its after-request hook must run after the limiter's
+    from app.services.media import inline
+
+    inline.install(app)  # media sends: the long base64 to disk; hygiene then checks the rest
     hygiene.install(app)
     limiter.init_app(app)
     cache.init_app(app)

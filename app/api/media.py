@@ -25,6 +25,7 @@ from app.schemas.media import (
 )
 from app.schemas.messages import SendPendingSchema, SendResultSchema
 from app.services import engine_calls, messages
+from app.services.media import inline
 from app.services.media import storage as media_storage
 from app.services.media.send import send_media, spool_base64
 
@@ -44,25 +45,29 @@ IDEMPOTENCY_DOC = [{"in": "header", "name": "Idempotency-Key", "required": False
 @blp.before_request
 def _room_for_inline_media() -> None:
     """Inline base64 is 4/3 of MEDIA_MAX_BYTES, plus the rest of the JSON."""
-    request.max_content_length = settings().media_max_bytes * 4 // 3 + 64 * 1024
+    request.max_content_length = inline.body_limit()
 
 
 def _send_route(kind: str, schema: type) -> type[MethodView]:
     class SendKind(MethodView):
+        STREAMS_BASE64 = True  # a long base64 is decoded to disk as it arrives (inline.py)
+
         @require("operator")
         @blp.arguments(schema)
         @blp.response(201, SendResultSchema)
         @blp.alt_response(202, schema=SendPendingSchema,
                           description="Not confirmed within SEND_WAIT_TIMEOUT; still sent later")
         @blp.alt_response(409, schema=ErrorSchema, description="The session is not ready")
-        @blp.alt_response(413, schema=ErrorSchema, description="Over MEDIA_MAX_BYTES")
+        @blp.alt_response(413, schema=ErrorSchema,
+                          description="Over MEDIA_MAX_BYTES, or over 256 KiB besides base64")
         @blp.alt_response(501, schema=ErrorSchema, description="The engine cannot send this type")
         @blp.alt_response(502, schema=ErrorSchema, description="The engine or the URL failed")
         @blp.alt_response(503, schema=ErrorSchema, description="Broker or storage unavailable")
         @blp.alt_response(504, schema=ErrorSchema, description="The session host did not answer")
         @blp.doc(parameters=IDEMPOTENCY_DOC)
         def post(self, data: dict[str, Any], session: Session) -> Any:
-            body, status = send_media(session, current_key(), kind, data, idempotency_key())
+            body, status = send_media(session, current_key(), kind, data, idempotency_key(),
+                                      inline.spooled())
             if status == 202:
                 response = jsonify(body)
                 response.status_code = 202

@@ -7,9 +7,13 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.schemas.common import ChatId, HttpUrl, StrictBool, StrictSchema, Text
 
-#: base64 (standard alphabet, padded: groups of 4), optionally as a data: URL.
-BASE64_PATTERN = (r"^(?:data:[-\w.+/]+(?:;[-\w.+=]+)*;base64,)?"
-                  r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
+#: base64 (standard alphabet, padded: groups of 4), optionally as a data: URL. The parts are
+#: also what app/services/media/inline.py checks a streamed string against.
+BASE64_BODY_CHARS = "A-Za-z0-9+/"
+DATA_URL_PATTERN = r"data:[-\w.+/]+(?:;[-\w.+=]+)*;base64,"
+BASE64_PATTERN = (rf"^(?:{DATA_URL_PATTERN})?"
+                  rf"(?:[{BASE64_BODY_CHARS}]{{4}})*"
+                  rf"(?:[{BASE64_BODY_CHARS}]{{2}}==|[{BASE64_BODY_CHARS}]{{3}}=)?$")
 MIMETYPE_PATTERN = r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$"
 
 

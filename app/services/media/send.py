@@ -18,7 +18,7 @@ import binascii
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select, update
 
@@ -33,6 +33,9 @@ from app.services.media import TooLarge, sniff
 from app.services.media.fetch import FetchFailed, UnsafeUrl, download, filename_of
 from app.services.media.storage import MediaMissing, StorageError, open_storage
 from engines import Engine, EngineError, SentMessage
+
+if TYPE_CHECKING:
+    from app.services.media.inline import Spooled
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +88,20 @@ def _require_ready(session: Session) -> None:
 
 
 def send_media(session: Session, key: ApiKey, kind: str, data: dict[str, Any],
-               idempotency_key: str | None) -> tuple[dict[str, Any], int]:
-    """POST .../messages/send-<kind>: 201 sent, 202 pending, or the error."""
+               idempotency_key: str | None,
+               streamed: Spooled | None = None) -> tuple[dict[str, Any], int]:
+    """POST .../messages/send-<kind>: 201 sent, 202 pending, or the error. ``streamed`` is
+    the file a long inline base64 was already decoded to as it arrived (inline.py)."""
     cfg: Config = settings()
     if data.get("url"):
         return _send_url(cfg, session, key, kind, data, idempotency_key)
     with media.scratch() as folder:
-        upload = folder / "upload"
-        spool_base64(data.pop("base64"), upload, cfg.media_max_bytes)
+        text = data.pop("base64")
+        if streamed is not None:
+            upload = streamed.file()  # its 413 or 400, where spool_base64 would raise it
+        else:
+            upload = folder / "upload"
+            spool_base64(text, upload, cfg.media_max_bytes)
         sha256, _, _ = media.file_digest(upload)
         payload = _hash_payload(kind, data, f"sha256:{sha256}")
         if idempotency_key:
