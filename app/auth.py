@@ -10,14 +10,14 @@ import functools
 import ipaddress
 from typing import Any, Callable, TypeVar, cast
 
-from flask import g, request
+from flask import current_app, g, request
 from sqlalchemy.exc import DBAPIError
 
 from app.config import settings
 from app.errors import Forbidden, NotFound, Unauthorized
 from app.extensions import db
 from app.models import ApiKey, Session
-from app.services import audit, key_auth
+from app.services import audit, key_auth, key_cache
 from app.services import sessions as session_service
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,7 +74,8 @@ def current_key() -> ApiKey:
         if refused is not None:  # asked again (the rate limiter, then the view): same answer
             raise refused
         try:
-            key = key_auth.authenticate(presented_key(), client_address(), settings())
+            key = key_auth.authenticate(presented_key(), client_address(), settings(),
+                                        current_app.extensions.get(key_cache.EXTENSION))
         except (Unauthorized, Forbidden) as error:
             g.api_key_refused = error
             audit.record_now("auth.failed", reason=str(error), path=request.path)

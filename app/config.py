@@ -126,6 +126,9 @@ class Config:
     cache_type: str = setting("CACHE_TYPE", "memory", choices=("memory", "redis"))
     cache_ttl: int = setting("CACHE_TTL", 300, minimum=0)
     cache_max: int = setting("CACHE_MAX", 1000, minimum=1)
+    # accepted API keys cached per API process, emptied through Redis on any key change;
+    # the bound on staleness only when that signal is lost (app/services/key_cache.py)
+    auth_cache_seconds: float = setting("AUTH_CACHE_SECONDS", 10.0, minimum=0)
     redis_url: str | None = setting("REDIS_URL")
     # engine and sessions
     engine_type: str = setting("ENGINE_TYPE", "mock", choices=("mock", "selenium"))

@@ -190,6 +190,11 @@ class MockEngine(Engine):
         # Inbox and pending files returned by the last poll; deleted by the next one (poll()).
         self._consumed: list[Path] = []
         self._consumed_names: set[str] = set()
+        # Pending files read so far (they are never rewritten) and how many of each one's
+        # events were released; a file is consumed once all of them were.
+        self._pending_files: dict[str, list[tuple[int, EngineEvent]]] = {}
+        self._released: dict[str, int] = {}
+        self._made_dirs: set[Path] = set()
         extra_dir = options.extra.get(NETWORK_DIR_OPTION)
         self.network_dir = (
             Path(extra_dir) if extra_dir else self.profile_dir.parent / NETWORK_DIR_NAME
@@ -246,6 +251,9 @@ class MockEngine(Engine):
         self._chats = None
         self._consumed.clear()
         self._consumed_names.clear()
+        self._pending_files.clear()
+        self._released.clear()
+        self._made_dirs.clear()
         self._set_state(EngineState.LOGGED_OUT, reason="logged out")
 
     def poll(self) -> list[EngineEvent]:
@@ -333,16 +341,10 @@ class MockEngine(Engine):
         # recipient sees under the same message id, rather than a message silently lost.
         self._deliver(chat, text, message_id, quoted_message_id, sent.timestamp)
         self._record_sent(chat, message_id, sent)
-        interval = self.options.ack_interval_seconds
-        for delay, ack in ((0.0, "sent"), (interval, "delivered"), (2 * interval, "read")):
-            self._schedule(
-                now + delay,
-                EngineEvent(
-                    EventKind.ACK, {"messageId": sent.message_id, "chatId": chat, "ack": ack}
-                ),
-            )
+        later = self._acks(sent, chat, now)
         if chat == ECHO_ID:
-            self._schedule(now + ECHO_DELAY_SECONDS, self._echo_event(text, now))
+            later.append((now + ECHO_DELAY_SECONDS, self._echo_event(text, now)))
+        self._schedule_all(later)
         self._note_chat(chat, sent.timestamp, incoming=False)
         return sent
 
@@ -380,14 +382,12 @@ class MockEngine(Engine):
         extra = {"type": kind, "body": None, "caption": caption, "media": carried}
         self._deliver_media(chat, message_id, quoted_message_id, sent.timestamp, extra)
         self._record_sent(chat, message_id, sent)
-        interval = self.options.ack_interval_seconds
-        for delay, ack in ((0.0, "sent"), (interval, "delivered"), (2 * interval, "read")):
-            self._schedule(now + delay, EngineEvent(
-                EventKind.ACK, {"messageId": sent.message_id, "chatId": chat, "ack": ack}))
+        later = self._acks(sent, chat, now)
         if chat == ECHO_ID:
             echo = self._echo_event(caption or "", now)
-            self._schedule(now + ECHO_DELAY_SECONDS, EngineEvent(
-                EventKind.MESSAGE, {**echo.data, **extra}))
+            later.append((now + ECHO_DELAY_SECONDS,
+                          EngineEvent(EventKind.MESSAGE, {**echo.data, **extra})))
+        self._schedule_all(later)
         self._note_chat(chat, sent.timestamp, incoming=False)
         return sent
 
@@ -612,10 +612,7 @@ class MockEngine(Engine):
                 "to": f"{peer}@c.us", "fromMe": False, "type": kind, "body": body,
                 "timestamp": sent.timestamp, "quotedMessageId": None, "content": content}))
         self._record_sent(chat, message_id, sent)
-        interval = self.options.ack_interval_seconds
-        for delay, ack in ((0.0, "sent"), (interval, "delivered"), (2 * interval, "read")):
-            self._schedule(now + delay, EngineEvent(
-                EventKind.ACK, {"messageId": sent.message_id, "chatId": chat, "ack": ack}))
+        self._schedule_all(self._acks(sent, chat, now))
         self._note_chat(chat, sent.timestamp, incoming=False)
         return sent
 
@@ -660,16 +657,43 @@ class MockEngine(Engine):
         assert self._phone is not None
         return self._account_dir(self._phone) / PENDING_DIR
 
+    def _acks(self, sent: SentMessage, chat: str, now: float) -> list[tuple[float, EngineEvent]]:
+        """The three acks the network sends back for a send: sent now, then delivered, read."""
+        interval = self.options.ack_interval_seconds
+        return [(now + delay, EngineEvent(EventKind.ACK, {"messageId": sent.message_id,
+                                                          "chatId": chat, "ack": ack}))
+                for delay, ack in ((0.0, "sent"), (interval, "delivered"), (2 * interval, "read"))]
+
     def _schedule(self, due: float, event: EngineEvent) -> None:
-        """Have the network hand ``event`` to this device at ``due`` (on the engine's clock).
+        """Have the network hand ``event`` to this device at ``due`` (on the engine's clock)."""
+        self._schedule_all([(due, event)])
+
+    def _schedule_all(self, timed: list[tuple[float, EngineEvent]]) -> None:
+        """Have the network hand each event to this device at its due time, all in one file
+        (scale, issue 18: a send's three acks were three files written, read and deleted),
+        named by the earliest due time. The file is deleted by the poll after the one that
+        released its last event; after a crash it is read again whole (an ack returned twice
+        is harmless: acks only move a message forward).
 
         Written without an fsync: it must outlive the host process (kill -9), as the sent
         log does, not the machine."""
         pending = self._pending_dir()
-        pending.mkdir(parents=True, exist_ok=True)
-        name = f"{round(due * 1e9):020d}-{next(self._sequence):08d}-{uuid.uuid4().hex[:12]}.json"
-        write_json_atomic(pending / name, {"kind": event.kind.value, "data": event.data},
-                          durable=False)
+        if pending not in self._made_dirs:
+            pending.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(pending)
+        timed = sorted(timed, key=lambda item: item[0])  # stable: ties keep their order
+        name = (f"{round(timed[0][0] * 1e9):020d}-{next(self._sequence):08d}-"
+                f"{uuid.uuid4().hex[:12]}.json")
+        if len(timed) == 1:
+            record: dict[str, Any] = {"kind": timed[0][1].kind.value, "data": timed[0][1].data}
+        else:
+            record = {"events": [{"due": round(due * 1e9), "kind": event.kind.value,
+                                  "data": event.data} for due, event in timed]}
+        try:
+            write_json_atomic(pending / name, record, durable=False)
+        except FileNotFoundError:  # the account's folder was removed and made again since
+            pending.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(pending / name, record, durable=False)
 
     def _release_due(self, now: float) -> None:
         """Emit the pending events due by ``now``, in due order; delete them next poll."""
@@ -680,30 +704,54 @@ class MockEngine(Engine):
         except FileNotFoundError:
             return
         horizon = round(now * 1e9)
+        due_now: list[tuple[int, str, int, EngineEvent]] = []
         for name in names:
             try:
-                due = int(name.split("-", 1)[0])
+                first_due = int(name.split("-", 1)[0])
             except ValueError:
-                due = 0
-            if due > horizon:
+                first_due = 0
+            if first_due > horizon:
                 break
             if name in self._consumed_names:
                 continue
             path = pending / name
-            record = _read_json(path)
-            try:
-                event = EngineEvent(EventKind(record["kind"]), dict(record["data"]))
-            except (TypeError, KeyError, ValueError):
-                if path.exists():
-                    logger.warning("setting aside unreadable pending event %s", path)
-                    with contextlib.suppress(OSError):
-                        os.replace(path, path.with_suffix(".bad"))
-                continue
+            timed = self._pending_files.get(name)
+            if timed is None:
+                timed = self._read_pending(path, first_due)
+                if timed is None:
+                    continue
+                self._pending_files[name] = timed  # a pending file is never rewritten
+            done = self._released.get(name, 0)
+            for index in range(done, len(timed)):
+                if timed[index][0] > horizon:
+                    break
+                due_now.append((timed[index][0], name, index, timed[index][1]))
+                done = index + 1
+            self._released[name] = done
+            if done == len(timed):
+                self._consumed.append(path)
+                self._consumed_names.add(name)
+        for _, _, _, event in sorted(due_now, key=lambda item: item[:3]):
             if event.kind is EventKind.MESSAGE:
                 self._note_chat(event.data["chatId"], event.data["timestamp"], incoming=True)
             self._events.append(event)
-            self._consumed.append(path)
-            self._consumed_names.add(name)
+
+    @staticmethod
+    def _read_pending(path: Path, first_due: int) -> list[tuple[int, EngineEvent]] | None:
+        """The timed events of a pending file (one event, or a send's ``events``), or None
+        when it is gone or unreadable (then set aside as ``.bad``)."""
+        record = _read_json(path)
+        try:
+            if isinstance(record, dict) and "events" in record:
+                return [(int(item["due"]), EngineEvent(EventKind(item["kind"]), dict(item["data"])))
+                        for item in record["events"]]
+            return [(first_due, EngineEvent(EventKind(record["kind"]), dict(record["data"])))]
+        except (TypeError, KeyError, ValueError):
+            if path.exists():
+                logger.warning("setting aside unreadable pending event %s", path)
+                with contextlib.suppress(OSError):
+                    os.replace(path, path.with_suffix(".bad"))
+            return None
 
     def _echo_event(self, text: str, now: float) -> EngineEvent:
         key = "3EB0" + secrets.token_hex(8).upper()
@@ -803,6 +851,8 @@ class MockEngine(Engine):
 
     def _refresh_sent(self) -> None:
         try:
+            if os.stat(self.profile_dir / SENT_FILE).st_size <= self._sent_offset:
+                return  # nothing appended since (a stat, not an open and a read, per send)
             with (self.profile_dir / SENT_FILE).open("rb") as handle:
                 handle.seek(self._sent_offset)
                 chunk = handle.read()
@@ -855,9 +905,12 @@ class MockEngine(Engine):
         if entry is None:
             entry = {"id": chat, "name": self._name_of(chat), "unreadCount": 0, "timestamp": 0}
             chats[chat] = entry
+        before = (entry["timestamp"], entry["unreadCount"])
         entry["timestamp"] = max(int(entry["timestamp"]), timestamp)
         # Sending into a chat means it has been read, as on the phone.
         entry["unreadCount"] = int(entry["unreadCount"]) + 1 if incoming else 0
+        if (entry["timestamp"], entry["unreadCount"]) == before:
+            return  # scale (issue 18): most sends of a second change nothing in the file
         write_json_atomic(self.profile_dir / CHATS_FILE, chats, durable=False)
 
     def _name_of(self, chat: str) -> str:
@@ -979,6 +1032,8 @@ class MockEngine(Engine):
     def _forget_consumed(self) -> None:
         for path in self._consumed:
             path.unlink(missing_ok=True)
+            self._pending_files.pop(path.name, None)
+            self._released.pop(path.name, None)
         self._consumed.clear()
         self._consumed_names.clear()
 

@@ -71,25 +71,31 @@ def send_message(message_id: str, session_id: str | None = None) -> dict[str, An
     others = [m for m in doorbell.take(session_id) if m != message_id] if session_id else []
     todo = doorbell.oldest_first([message_id, *others]) if others else [message_id]
     reply: dict[str, Any] = {}
+    done: list[tuple[str, dict[str, Any]]] = []
+    sent_pass = messages.SendPass()
     try:
-        while todo:
-            other = todo[0]
-            answer = messages.deliver(other, _held_engine, settled)
-            todo.pop(0)
-            if other == message_id:
-                reply = answer
-            else:
-                doorbell.answer(messages.send_task_id(other), answer)
-        return reply
+        # One transaction for the pass's `sent` records (scale, issue 18): the replies are
+        # handed out once it committed.
+        with messages.send_pass() as sent_pass:
+            while todo:
+                other = todo[0]
+                answer = messages.deliver(other, _held_engine, settled)
+                todo.pop(0)
+                done.append((other, answer))
+        return next((answer for other, answer in done if other == message_id), reply)
     except messages.NotHeld as error:
         # Only in a race with a stop or a handover: put it back for the holder.
         raise Reject(str(error), requeue=True) from None
     finally:
+        if sent_pass.committed:
+            for other, answer in done:
+                if other != message_id:
+                    doorbell.answer(messages.send_task_id(other), answer)
         if session_id and todo:
             doorbell.put_back(session_id, [m for m in todo if m != message_id])
         for sid, seq in settled.items():
-            if sid in held:
-                held[sid].settled_seq = seq
+            if sid in held and sent_pass.committed:
+                held[sid].settled_seq = seq  # not past sends whose records rolled back
 
 
 def _held_engine(session_id: str) -> Engine | None:

@@ -47,7 +47,7 @@ from app.db_setup import MIGRATIONS_DIR
 from app.extensions import db
 from app.models import Backup, Session, utcnow
 from app.models.backup import COMPLETED, FAILED, RUNNING
-from app.services import audit, hosts
+from app.services import audit, hosts, key_cache
 from app.version import VERSION
 
 log = logging.getLogger(__name__)
@@ -548,6 +548,7 @@ def restore(config: Config, backup_id: str, force: bool = False,
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     _release_connections()
+    key_cache.bump()  # the API keys are the backup's now: API processes drop their cached ones
     try:
         sync_records(config, storage)
     except (BackupError, SQLAlchemyError) as error:

@@ -14,7 +14,8 @@ from app.config import Config
 from app.errors import BadRequest, Forbidden, Unauthorized
 from app.extensions import db
 from app.models import ApiKey, Session, utcnow
-from app.services import key_usage
+from app.services import key_cache, key_usage
+from app.services.key_cache import KeyCache
 
 KEY_PREFIX = "owa_k1_"
 
@@ -63,11 +64,24 @@ def session_allowed(key: ApiKey, session: Session) -> bool:
 _BY_HASH = select(ApiKey).where(ApiKey.key_hash == bindparam("key_hash"))  # built once: every request
 
 
-def authenticate(raw: str | None, remote_addr: str | None, config: Config) -> ApiKey:
-    """Return the active key for ``raw`` or raise 401/403."""
+def authenticate(raw: str | None, remote_addr: str | None, config: Config,
+                 cache: KeyCache | None = None) -> ApiKey:
+    """Return the active key for ``raw`` or raise 401/403. With ``cache`` (the API
+    process's, app/services/key_cache.py) an accepted key is read from it while its
+    generation holds; a key it does not hold is read from the database (and a refused one
+    never enters it)."""
     if not raw:
         raise Unauthorized("API key is missing")
-    key = db.session.scalar(_BY_HASH, {"key_hash": hash_key(raw, config.api_key_pepper)})
+    key_hash = hash_key(raw, config.api_key_pepper)
+    if cache is not None:
+        read_under = key_cache.generation()
+        key = cache.get(key_hash, read_under)
+        if key is None:
+            key = db.session.scalar(_BY_HASH, {"key_hash": key_hash})
+            if key is not None and key.is_active and not expired(key):
+                cache.put(key_hash, key, read_under)
+    else:
+        key = db.session.scalar(_BY_HASH, {"key_hash": key_hash})
     if key is None:
         raise Unauthorized("Invalid API key")
     if not key.is_active:

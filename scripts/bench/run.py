@@ -853,12 +853,12 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     before = _before_issue18(r)
     if s and "8" in s["ratios"]:
         ratio = s["ratios"]["8"]["send_vs_celery"]
-        was = f" (before issue 18: {ratio * before[8]['per_s']:.0%}, derived)" if 8 in before else ""
+        was = f" ({BASELINES[0][1]}: {ratio * before[8]['per_s']:.0%}, derived)" if 8 in before else ""
         out.append({"target": "send path >= 50% of bare Celery round trip at 8 clients",
                     "measured": f"{ratio:.0%}{was}", "met": ratio >= 0.5})
     if s and "1" in s["ratios"]:
         p50 = s["ratios"]["1"]["p50_vs_celery"]
-        was = f" (before issue 18: {p50 * before[1]['p50_ms']:.2f}x, derived)" if 1 in before else ""
+        was = f" ({BASELINES[0][1]}: {p50 * before[1]['p50_ms']:.2f}x, derived)" if 1 in before else ""
         out.append({"target": "send-text p50 at 1 client within 3x of the bare Celery round trip",
                     "measured": f"{p50}x{was}", "met": p50 <= 3.0})
     ib = r.get("inbound_path")
@@ -890,7 +890,13 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true",
                         help="with --quick: also run the comparison with earlier commits")
     parser.add_argument("--skip", default="", help="comma list: send,compare,inbound,read,many,media")
+    parser.add_argument("--baseline", action="append", metavar="COMMIT",
+                        help="compare with this commit instead of BASELINES (repeatable), "
+                             "e.g. --baseline main --skip inbound,read,many,media")
     args = parser.parse_args()
+    if args.baseline:
+        global BASELINES
+        BASELINES = [(f"baseline ({commit})", commit, False) for commit in args.baseline]
     seconds = args.seconds or (2.0 if args.quick else 8.0)
     sizes = [10_000] if args.quick else [10_000, 1_000_000]
     reps = 20 if args.quick else 300

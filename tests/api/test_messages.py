@@ -78,6 +78,38 @@ def test_send_to_a_ready_session_answers_202_pending_and_stores_the_message(
     assert one.get_json()["status"] == "pending"
 
 
+def test_a_send_reads_nothing_of_its_session_after_the_commit(app, client, operator_key, ready):
+    # Scale (issue 18): the commit expires the session row; touching it afterwards (to ring
+    # the doorbell) cost a SELECT and a transaction left open until the request ended.
+    from sqlalchemy import event as sa_event
+
+    from app.extensions import db
+
+    seen: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def on_statement(_conn, _cursor, statement: str, *_args) -> None:
+        verb = statement.split()[0].upper()
+        seen.append(f"{verb} sessions" if "FROM sessions" in statement else verb)
+
+    def on_commit(_conn) -> None:
+        seen.append("COMMIT")
+
+    sa_event.listen(engine, "before_cursor_execute", on_statement)
+    sa_event.listen(engine, "commit", on_commit)
+    try:
+        response = client.post(send_url(ready), json={"chatId": CHAT, "text": "once"},
+                               headers=auth(operator_key))
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", on_statement)
+        sa_event.remove(engine, "commit", on_commit)
+    assert response.status_code == 202
+    assert "INSERT" in seen and "COMMIT" in seen
+    after = seen[seen.index("COMMIT", seen.index("INSERT")) + 1:]
+    assert not [s for s in after if s.endswith(" sessions")], seen
+
+
 def test_a_bare_phone_number_is_normalised_to_c_us(app, client, operator_key, ready):
     response = client.post(send_url(ready), json={"chatId": "+62 812-3456-7890", "text": "hi"},
                            headers=auth(operator_key))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
 import sys
@@ -435,6 +436,31 @@ def test_acks_and_replies_a_killed_host_had_not_taken_come_to_the_next_engine(
     later = make_engine()
     later.start()
     assert of_kind(later.poll(), EventKind.ACK) == []
+
+
+def test_a_send_writes_one_pending_file_and_a_kill_between_its_acks_loses_none(
+    make_engine: MakeEngine, clock: FakeClock, sessions_dir: Path
+) -> None:
+    # Scale (issue 18): the three acks (and the echo's reply) of a send are one file.
+    engine = ready_engine(make_engine, ack_interval_seconds=0.5)
+    sent = engine.send_text(ECHO_ID, "ping", message_id="m1")
+    pending = sessions_dir / "_mocknet" / str(engine.phone) / "pending"
+    assert len([n for n in os.listdir(pending) if n.endswith(".json")]) == 1
+    assert [a["ack"] for a in of_kind(engine.poll(), EventKind.ACK)] == ["sent"]
+    clock.advance(0.5)
+    assert [a["ack"] for a in of_kind(engine.poll(), EventKind.ACK)] == ["delivered"]
+    # Killed here (kill -9): the host stored "sent" and "delivered", never saw "read".
+    del engine
+    clock.advance(5)
+    taker = make_engine()
+    taker.start()
+    events = taker.poll()
+    # Every ack again, in order (a repeat is harmless: acks only move forward), none lost.
+    assert [a["ack"] for a in of_kind(events, EventKind.ACK)
+            if a["messageId"] == sent.message_id] == ["sent", "delivered", "read"]
+    assert [m["body"] for m in of_kind(events, EventKind.MESSAGE)] == ["ping"]
+    assert of_kind(taker.poll(), EventKind.ACK) == []
+    assert [n for n in os.listdir(pending) if n.endswith(".json")] == []
 
 
 def test_acks_due_while_disconnected_arrive_after_the_reconnect(

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from celery.exceptions import Reject
 from flask import Flask
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from app.extensions import celery_app, db
@@ -129,3 +130,47 @@ def test_an_idempotent_engine_send_skips_sending_and_a_resend_after_a_crash_is_n
     assert reply["ok"] is True
     assert _sent_log(engine) == [message_id]  # went out once
     assert messages_of(app, session.id)[0].status == MessageStatus.SENT
+
+
+def test_a_pass_records_its_sends_in_one_commit_and_answers_only_after_it(
+        app: Flask, engine: CountingEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scale (issue 18): one transaction per pass. A host killed in the pass, after the
+    engine sent every message, has recorded and answered none of them; the redelivered pass
+    sends none again, records all three in one commit and then answers each."""
+    session = make_session(app, status="ready")
+    ids = [_pending(app, session.id, t) for t in ("one", "two", "three")]
+    real_send = engine.send_text
+
+    def killed_after_the_last(chat_id: str, text: str, **kwargs: Any) -> SentMessage:
+        sent = real_send(chat_id, text, **kwargs)
+        if kwargs["message_id"] == ids[-1]:
+            raise SystemExit("host killed in the pass")
+        return sent
+
+    def replies() -> list[str]:
+        return [celery_app.backend.get_task_meta(messages.send_task_id(m))["status"] for m in ids[1:]]
+
+    with app.app_context():
+        for m in ids:
+            doorbell.ring(session.id, m, messages.send_task_id(m))
+        monkeypatch.setattr(engine, "send_text", killed_after_the_last)
+        with pytest.raises(SystemExit):
+            _run_pass(monkeypatch, engine, session.id, ids[0])
+        db.session.rollback()
+        assert replies() == ["PENDING", "PENDING"]  # nobody was told `sent` of an unrecorded row
+    assert {m.status for m in messages_of(app, session.id)} == {MessageStatus.PENDING}
+    assert _sent_log(engine) == ids
+
+    monkeypatch.setattr(engine, "send_text", real_send)
+    commits: list[int] = []
+    with app.app_context():
+        for m in ids:
+            doorbell.ring(session.id, m, messages.send_task_id(m))
+        db.session.commit()  # the rings' own reads done: count the pass's commits only
+        sa_event.listen(db.session(), "after_commit", lambda _s: commits.append(1))
+        reply = _run_pass(monkeypatch, engine, session.id, ids[0])
+        assert replies() == ["SUCCESS", "SUCCESS"]
+    assert reply["ok"] is True
+    assert _sent_log(engine) == ids  # none went out twice
+    assert [m.status for m in messages_of(app, session.id)] == [MessageStatus.SENT] * 3
+    assert len(commits) == 1

@@ -118,8 +118,10 @@ def send_media(session: Session, key: ApiKey, kind: str, data: dict[str, Any],
     _insert(cfg, session, message_id, kind, data, MessageStatus.PENDING,
             media.media_json(cfg, session.id, message_id, stored) | _extra(data))
     media.attach(message_id, session.id, stored.sha256)
+    session_id = session.id  # read before the commit expires the row (a SELECT after it)
     replay = messages.commit_and_enqueue(session, key, message_id, payload, idempotency_key, cfg,
-                                         lambda: messages.ring(session.id, message_id, session.queue))
+                                         lambda: messages.ring(session_id, message_id,
+                                                               session_queue(session_id)))
     return replay or messages._wait_reply(message_id, cfg)
 
 
