@@ -11,6 +11,7 @@ import logging
 import threading
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import socketio
 from sqlalchemy import event as sa_event
@@ -23,6 +24,16 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "/events"
 CHANNEL = "openwa-events"
+
+
+def channel_for(redis_url: str | None) -> str:
+    """The pub/sub channel of the deployment on ``redis_url``: Redis delivers a publish to
+    every subscriber of the server whatever database it selected, so two deployments that
+    share a server on different database numbers would see each other's live events."""
+    database = urlsplit(redis_url or "").path.lstrip("/") or "0"
+    return f"{CHANNEL}:{database}"
+
+
 _PENDING = "openwa.live_events"
 
 
@@ -41,7 +52,7 @@ class _Publisher:
                 # Short timeouts: a hung Redis must not hold up the host tick that
                 # committed the event for long (two tries, then the frame is dropped).
                 found = self._managers[url] = socketio.RedisManager(
-                    url, channel=CHANNEL, write_only=True, logger=False,
+                    url, channel=channel_for(url), write_only=True, logger=False,
                     redis_options={"socket_timeout": 1, "socket_connect_timeout": 1})
             return found
 

@@ -26,7 +26,7 @@ from flask_socketio import join_room, leave_room
 from app.config import Config, settings
 from app.errors import ApiError
 from app.extensions import db
-from app.live import CHANNEL, NAMESPACE, frame
+from app.live import NAMESPACE, channel_for, frame
 from app.models import EVENTS, ApiKey, utcnow
 from app.services import key_auth
 from app.services import sessions as session_service
@@ -215,7 +215,7 @@ def install(app: Flask, config: Config) -> SocketIO:
     (SDKs, python-socketio) are not browsers and need a key like any other.
     """
     server = SocketIO(app, async_mode="threading", message_queue=config.redis_url,
-                      channel=CHANNEL, transports=["websocket"], logger=False,
+                      channel=channel_for(config.redis_url), transports=["websocket"], logger=False,
                       engineio_logger=False, ping_interval=25, ping_timeout=20,
                       max_http_buffer_size=65536, always_connect=False)
     server.on_event("connect", _on_connect, namespace=NAMESPACE)

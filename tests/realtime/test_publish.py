@@ -9,24 +9,28 @@ import redis as redis_lib
 
 from app.embedded_redis import free_port
 from app.extensions import db
-from app.live import CHANNEL, publish
+from app.live import channel_for, publish
 from app.services import webhooks
 from tests.factories import make_session
 
 
 def _listen(url: str) -> redis_lib.client.PubSub:
     pubsub = redis_lib.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(CHANNEL)
+    pubsub.subscribe(channel_for(url))
     pubsub.get_message(timeout=1)
     return pubsub
 
 
-def _published(pubsub: redis_lib.client.PubSub, wait: float = 1.0) -> list[dict]:
+def _published(pubsub: redis_lib.client.PubSub, session_id: str, wait: float = 1.0) -> list[dict]:
+    """What was published about ``session_id``: Redis pub/sub ignores the database number,
+    so another test run on this Redis (a concurrent process of `make test`) may publish too."""
     found, deadline = [], time.monotonic() + wait
     while time.monotonic() < deadline:
         message = pubsub.get_message(timeout=0.1)
         if message:
-            found.append(json.loads(message["data"]))
+            frame = json.loads(message["data"])
+            if any(str(room).startswith(f"{session_id}|") for room in frame.get("room") or []):
+                found.append(frame)
     return found
 
 
@@ -35,13 +39,13 @@ def test_events_go_out_after_commit_and_never_after_rollback(app, config):
     pubsub = _listen(config.redis_url)
     with app.app_context():
         webhooks.emit(session.id, "session.status", {"status": "ready"})
-        assert _published(pubsub, 0.3) == []  # not before the commit
+        assert _published(pubsub, session.id, 0.3) == []  # not before the commit
         db.session.commit()
-        sent = _published(pubsub)
+        sent = _published(pubsub, session.id)
         webhooks.emit(session.id, "session.status", {"status": "failed"})
         db.session.rollback()
         db.session.commit()
-        assert _published(pubsub, 0.5) == []
+        assert _published(pubsub, session.id, 0.5) == []
     assert len(sent) == 1
     frame = sent[0]["data"][0]
     assert frame["type"] == "event" and frame["payload"] == {
@@ -81,10 +85,23 @@ def test_events_of_a_closed_uncommitted_transaction_are_forgotten(app, config):
         webhooks.emit(session.id, "session.status", {"status": "ready"})
         db.session.close()
         db.session.commit()
-    assert _published(pubsub, 0.5) == []
+    assert _published(pubsub, session.id, 0.5) == []
 
 
 def test_a_redis_outage_drops_live_frames_without_failing_the_caller():
     started = time.monotonic()
     publish(f"redis://127.0.0.1:{free_port()}/0", [("s", "session.status", {"status": "ready"})])
     assert time.monotonic() - started < 5
+
+
+def test_deployments_on_other_database_numbers_of_one_redis_never_see_each_others_events(
+        app, config):
+    """Pub/sub ignores the database number: the channel carries it instead."""
+    session = make_session(app)
+    base, _, database = config.redis_url.rpartition("/")
+    neighbour = f"{base}/{(int(database) + 1) % 16}"
+    assert channel_for(neighbour) != channel_for(config.redis_url)
+    ours, theirs = _listen(config.redis_url), _listen(neighbour)
+    publish(neighbour, [(session.id, "session.status", {"status": "ready"})])
+    assert _published(theirs, session.id) != []
+    assert _published(ours, session.id, 0.5) == []
