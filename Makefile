@@ -56,10 +56,10 @@ wajs: $(WAJS_DIR)/.installed-$(WAJS_VERSION)
 run: install
 	$(BIN)/openwa run
 
-# The selenium tests need the bundle; without npm they skip locally (and fail in CI).
+# Three pytest runs, two at once (scripts/test-suite.sh). The selenium tests need the bundle; without npm they skip locally (and fail in CI).
 test: install-test
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory wajs; fi
-	$(PY) -m pytest $(PYTEST_ARGS)
+	PY=$(PY) bash scripts/test-suite.sh $(PYTEST_ARGS)
 
 # Schemathesis, every check on, fixed seed and budget (FUZZ_SEED, FUZZ_MAX_EXAMPLES), against
 # the real processes on loopback (issue 16). Reports in fuzz-report/.
