@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from app import create_app
 from app.config import WAJS_DEFAULT_PATH, Config
+from app.embedded_redis import free_port
 from app.extensions import db
 from app.models import Base
 from app.services import api_keys
@@ -178,3 +179,17 @@ def standin() -> Iterator[StandIn]:
     server = StandIn().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """A local S3-compatible server on loopback (moto's ThreadedMotoServer), per module."""
+    server_module = pytest.importorskip("moto.server", reason="pip install moto[server]")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(),
+                                              verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

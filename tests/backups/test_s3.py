@@ -1,7 +1,6 @@
 """Backups in S3, against a real S3-compatible server on loopback (moto's server)."""
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,25 +15,6 @@ from app.services import backups
 from tests.backups.conftest import Deployment, expected_in_backup, make_deployment
 
 BUCKET = "openwa-backups"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server_module = pytest.importorskip("moto.server", reason="pip install moto[server]")
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(),
-                                              verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 S3_ENV = {"STORAGE_S3_REGION": "us-east-1", "STORAGE_S3_ACCESS_KEY_ID": "test",

@@ -3,7 +3,6 @@ pruning; a session delete removes the files only it used."""
 from __future__ import annotations
 
 import hashlib
-import socket
 from datetime import timedelta
 
 import boto3
@@ -17,24 +16,6 @@ from app.services import media
 from app.services.media.storage import LocalMediaStorage, MediaMissing, S3MediaStorage, open_storage
 from tests.conftest import auth
 from tests.media import samples
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    server_module = pytest.importorskip("moto.server", reason="pip install moto[server]")
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def test_s3_storage_stores_once_and_streams_back(config, s3_endpoint, tmp_path):

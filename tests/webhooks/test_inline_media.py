@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import boto3
 import pytest
 from sqlalchemy import select
 
+from app.embedded_redis import free_port
 from app.extensions import db
 from app.models import Message, WebhookDelivery
 from app.services import events, media, messages, webhooks
@@ -166,28 +166,12 @@ def test_turning_the_option_on_and_off_applies_to_what_is_not_delivered_yet(
     assert base64.b64decode(body["data"]["media"]["base64"]) == samples.png(seed=7)
 
 
-# -- S3 (moto's server on loopback) -------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    server_module = pytest.importorskip("moto.server", reason="pip install moto[server]")
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+# -- S3 (moto's server on loopback: the s3_endpoint fixture of tests/conftest.py) ------------
 
 
 @pytest.fixture
 def s3_store(wh_app, s3_endpoint):
-    bucket = f"openwa-inline-{_free_port()}"
+    bucket = f"openwa-inline-{free_port()}"
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="test",
                  aws_secret_access_key="test-secret").create_bucket(Bucket=bucket)
     config = wh_app.config["OPENWA"]
