@@ -115,8 +115,16 @@ def test_prometheus_scrapes_every_process_and_reads_the_series_back(stack, tmp_p
                                                   timeout=10).json()) and "host-obs@test" in w and w,
                        30, 1, "the session host in flower")
     assert "host-obs@test" in workers
-    tasks = requests.get(f"{flower}/api/tasks", auth=FLOWER_AUTH, timeout=10).json()
-    assert any(t.get("name") == "tasks.sessions.send_message" for t in tasks.values())
+
+    # Flower lists the tasks whose events it received: the five sends above may have run
+    # before its event receiver connected (they do on a busy machine). Send until one shows.
+    def a_send_in_flower() -> bool:
+        assert live.call("POST", "/sessions/observed/messages/send-text",
+                         json={"chatId": "15550000000", "text": "seen by flower"}).status_code == 201
+        tasks = requests.get(f"{flower}/api/tasks", auth=FLOWER_AUTH, timeout=10).json()
+        return any(t.get("name") == "tasks.sessions.send_message" for t in tasks.values())
+
+    wait_for(a_send_in_flower, 30, 1, "a send task in flower")
 
     # Logs: JSON lines with context, and no secret anywhere.
     time.sleep(1)
