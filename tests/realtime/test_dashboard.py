@@ -170,8 +170,14 @@ def test_an_operator_links_a_session_and_uses_every_page_from_the_dashboard_alon
         page.wait(lambda: page.all("#session-pick option"))
         page.find("#hook-url").send_keys(receiver.url)
         page.find('.event-pick[value="session.status"]').click()
+        page.find("#hook-inline-media").click()
         page.click("#create-webhook button[type=submit]")
         row = f'tr[data-webhook="{receiver.url}"]'
+        page.wait(lambda: page.all(row))
+        [made] = [w for w in live.call("GET", "/sessions/dash1/webhooks").json()
+                  if w["url"] == receiver.url]
+        assert made["inlineMedia"] is True
+        assert set(made["events"]) == {"message.received", "session.status"}
         page.click(f'{row} [data-action="Test"]')
         page.wait(lambda: "delivered (HTTP 200)" in page.text(f"{row} .test-result"), 30)
         assert [body["event"] for body in receiver.received] == ["test"]

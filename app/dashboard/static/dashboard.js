@@ -294,9 +294,12 @@
       var req = {url: document.getElementById("hook-url").value, events: events};
       var secret = document.getElementById("hook-secret").value;
       if (secret) { req.secret = secret; }
+      if (document.getElementById("hook-inline-media").checked) { req.inlineMedia = true; }
       act(api("POST", "/sessions/" + sid + "/webhooks", req), load);
     }}, h("div", {"class": "row"}, h("input", {id: "hook-url", placeholder: "https://receiver.example/hook", required: true, size: 50}),
-      h("input", {id: "hook-secret", placeholder: "secret (optional, 16+ chars)", type: "password"}), h("button", {type: "submit"}, "Add webhook")), picker);
+      h("input", {id: "hook-secret", placeholder: "secret (optional, 16+ chars)", type: "password"}),
+      h("label", null, h("input", {id: "hook-inline-media", type: "checkbox"}), "inline media up to 1 MiB"),
+      h("button", {type: "submit"}, "Add webhook")), picker);
     function deliveries(w) {
       api("GET", "/sessions/" + sid + "/webhooks/" + w.id + "/deliveries").then(function (rows) {
         detail.textContent = "";
