@@ -55,12 +55,12 @@ def logout_session(session_id: str) -> dict[str, Any]:
     return ok("logged-out")
 
 
-@openwa_task(Tasks.SEND_MESSAGE)
+@openwa_task(Tasks.SEND_MESSAGE, ignore_result=True, store_errors_even_if_ignored=True)
 def send_message(message_id: str, session_id: str | None = None) -> dict[str, Any]:
     """The send lifecycle is :func:`app.services.messages.deliver`; this is its entry point.
     With ``session_id`` (the doorbell, app/services/doorbell.py) it also delivers every send
-    rung for that session since the last pass, oldest first, each reply stored under that
-    send's own task id; its own message's reply is the task's result."""
+    rung for that session since the last pass, oldest first, each reply (its own message's
+    too) stored under that send's own task id once the pass committed."""
     held = runtime().held
     # How far each held session's older sends are settled (order across kills): kept on the
     # hold, so a session this host takes over is looked at whole once.
@@ -68,8 +68,16 @@ def send_message(message_id: str, session_id: str | None = None) -> dict[str, An
     # on every send (a cost that grew with the host's sessions times its sends).
     settled = ({session_id: held[session_id].settled_seq} if session_id in held
                else {sid: h.settled_seq for sid, h in held.items()})
-    others = [m for m in doorbell.take(session_id) if m != message_id] if session_id else []
-    todo = doorbell.oldest_first([message_id, *others]) if others else [message_id]
+    # A doorbell pass reads its messages, oldest first, and the older sends of the session
+    # that are still unsettled in one query (messages.pass_rows); a lone send loads its own.
+    todo: list[tuple[str, Any]] = [(message_id, False)]
+    unsettled: list[Any] | None = None
+    if session_id:
+        taken = [message_id, *(m for m in doorbell.take(session_id) if m != message_id)]
+        if session_id in held:
+            todo, unsettled = messages.pass_rows(session_id, taken, settled[session_id])
+        else:  # not ours (a race with a handover): the first deliver raises NotHeld
+            todo = [(m, False) for m in taken]
     reply: dict[str, Any] = {}
     done: list[tuple[str, dict[str, Any]]] = []
     sent_pass = messages.SendPass()
@@ -78,8 +86,9 @@ def send_message(message_id: str, session_id: str | None = None) -> dict[str, An
         # handed out once it committed.
         with messages.send_pass() as sent_pass:
             while todo:
-                other = todo[0]
-                answer = messages.deliver(other, _held_engine, settled)
+                other, row = todo[0]
+                answer = messages.deliver(other, _held_engine, settled, row=row,
+                                          unsettled=unsettled)
                 todo.pop(0)
                 done.append((other, answer))
         return next((answer for other, answer in done if other == message_id), reply)
@@ -87,12 +96,14 @@ def send_message(message_id: str, session_id: str | None = None) -> dict[str, An
         # Only in a race with a stop or a handover: put it back for the holder.
         raise Reject(str(error), requeue=True) from None
     finally:
+        # Every reply, this task's own included, is stored here, right after the commit:
+        # the task ignores its result (Celery would store the own one again, after its
+        # post-run bookkeeping, with a read first); an error is still stored by Celery.
         if sent_pass.committed:
             for other, answer in done:
-                if other != message_id:
-                    doorbell.answer(messages.send_task_id(other), answer)
+                doorbell.answer(messages.send_task_id(other), answer)
         if session_id and todo:
-            doorbell.put_back(session_id, [m for m in todo if m != message_id])
+            doorbell.put_back(session_id, [m for m, _ in todo if m != message_id])
         for sid, seq in settled.items():
             if sid in held and sent_pass.committed:
                 held[sid].settled_seq = seq  # not past sends whose records rolled back

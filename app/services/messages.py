@@ -19,12 +19,12 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping, Sequence
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, Callable, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam
+from sqlalchemy import Table, and_, bindparam
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
@@ -332,18 +332,22 @@ class NotHeld(Exception):
 _LOAD = select(Message).where(Message.id == bindparam("message_id"))
 _SENDING = (update(Message).where(Message.id == bindparam("message_id"))
             .values(status=MessageStatus.SENDING).execution_options(synchronize_session=False))
-_SENT = (update(Message)
-         .where(Message.id == bindparam("message_id"), Message.status.not_in(FINAL_SENT))
+# A Core statement on the table (scale, issue 18): the ORM's bulk-update path costs more
+# Python than the statement does in the database, on every send. It synchronized nothing
+# before either (``synchronize_session=False``): nothing reads the row's object after it.
+_MESSAGES = cast(Table, Message.__table__)
+_SENT = (update(_MESSAGES)
+         .where(_MESSAGES.c.id == bindparam("message_id"), _MESSAGES.c.status.not_in(FINAL_SENT))
          .values(wa_message_id=bindparam("wa_id"), timestamp=bindparam("sent_at"),
-                 status=MessageStatus.SENT)
-         .execution_options(synchronize_session=False))
+                 status=MessageStatus.SENT))
 _FAILED = (update(Message).where(Message.id == bindparam("message_id"))
            .values(status=MessageStatus.FAILED, error=bindparam("reason"))
            .execution_options(synchronize_session=False))
 
 
 def deliver(message_id: str, engine_of: Callable[[str], Engine | None],
-            settled: MutableMapping[str, int] | None = None) -> dict[str, Any]:
+            settled: MutableMapping[str, int] | None = None, *,
+            row: Any = False, unsettled: list[Any] | None = None) -> dict[str, Any]:
     """Send a committed message through its session's engine (``engine_of(session_id)``,
     None when this host does not hold it: :class:`NotHeld`) and record the outcome.
 
@@ -354,8 +358,12 @@ def deliver(message_id: str, engine_of: Callable[[str], Engine | None],
     Before it goes out, the session's older unsettled sends are settled (:func:`settle_older`).
     ``settled`` is the caller's memory, per session, of the sequence number settled up to
     (the session host keeps it), so between two sends the look-up is a short key range.
+    A doorbell pass loads its rows in one query (:func:`pass_rows`): ``row`` is this
+    message's (None: it has none) and ``unsettled`` the session's older unsettled sends, which
+    :func:`settle_older` then takes from that list instead of querying.
     """
-    message = db.session.execute(_LOAD, {"message_id": message_id}).scalar_one_or_none()
+    message = (db.session.execute(_LOAD, {"message_id": message_id}).scalar_one_or_none()
+               if row is False else row)
     if message is None:
         log.info("message %s is gone; nothing to send", message_id)
         return fail("NOT_FOUND", f"Message '{message_id}' not found")
@@ -377,7 +385,7 @@ def deliver(message_id: str, engine_of: Callable[[str], Engine | None],
             raise EngineNotReady("Session is not ready")
         # Order per session: older sends a killed host or API worker left unsettled first.
         watermark = 0 if settled is None else settled.get(out.session_id, 0)
-        settle_older(engine, out.session_id, seq, watermark)
+        settle_older(engine, out.session_id, seq, watermark, prefetched=unsettled)
         if settled is not None:
             settled[out.session_id] = max(watermark, seq)
         if message.status == MessageStatus.SENDING:
@@ -505,7 +513,8 @@ _UNSETTLED_ALL = (select(*_UNSETTLED_COLUMNS)
                   .order_by(Message.seq))
 
 
-def settle_older(engine: Engine, session_id: str, before: int, after: int = 0) -> int:
+def settle_older(engine: Engine, session_id: str, before: int, after: int = 0, *,
+                 prefetched: list[Any] | None = None) -> int:
     """Settle the session's sends older than sequence number ``before`` (and newer than
     ``after``, below which the caller has settled already) that are still ``pending`` or
     ``sending``: oldest first, each ``sending`` one looked up in the engine (``find_sent``),
@@ -514,8 +523,16 @@ def settle_older(engine: Engine, session_id: str, before: int, after: int = 0) -
 
     Returns how many were settled. An engine that is not ready or crashed raises (the newer
     message must not go out either); a send the engine refuses marks that message failed.
+
+    ``prefetched``: the session's unsettled sends above ``after`` as a doorbell pass loaded
+    them (:func:`pass_rows`, oldest first); those below ``before`` are taken off that list
+    and settled here, with no query.
     """
-    if after > 0:
+    rows: Sequence[Any]
+    if prefetched is not None:
+        rows = [row for row in prefetched if after < row.seq < before]
+        prefetched[:] = [row for row in prefetched if row.seq >= before]
+    elif after > 0:
         rows = db.session.execute(_UNSETTLED_SINCE, {"in_session": session_id, "after": after,
                                                      "before": before}).all()
     else:
@@ -544,6 +561,45 @@ def settle_older(engine: Engine, session_id: str, before: int, after: int = 0) -
                 continue
         _mark_sent(out, found)
     return len(rows)
+
+
+# -- scale (issue 18): a doorbell pass loads what it sends in one query ------------------------
+_ROW_COLUMNS = tuple(_MESSAGES.c)
+_PASS_IDS = Message.id.in_(bindparam("ids", expanding=True))
+_PASS_TOP = select(func.max(Message.seq)).where(_PASS_IDS).scalar_subquery()
+#: The pass's own messages, and below the newest of them the session's unsettled sends above
+#: the watermark (``after``): a key range between two passes, as in settle_older.
+_PASS_ROWS_SINCE = (select(*_ROW_COLUMNS)
+                    .where(or_(_PASS_IDS, and_(
+                        Message.seq > bindparam("after"), Message.seq < _PASS_TOP,
+                        Message.session_id + "" == bindparam("in_session"), *_UNSETTLED_STATUS)))
+                    .order_by(Message.seq))
+_PASS_ROWS_ALL = (select(*_ROW_COLUMNS)
+                  .where(or_(_PASS_IDS, and_(
+                      Message.session_id == bindparam("in_session"), Message.seq < _PASS_TOP,
+                      *_UNSETTLED_STATUS)))
+                  .order_by(Message.seq))
+
+
+def pass_rows(session_id: str, message_ids: list[str],
+              after: int) -> tuple[list[tuple[str, Any]], list[Any]]:
+    """What a doorbell pass sends, read in one query instead of a load and a settle query
+    per message: its messages oldest first (by ``seq``), each with its row (None when it
+    has none: ``deliver`` answers NOT_FOUND, last), and the session's older unsettled sends
+    (``settle_older``'s rows, for ``deliver``'s ``unsettled``). Rows are plain rows, not ORM
+    objects, so a commit inside the pass (a ``sending`` mark) does not expire them."""
+    statement = _PASS_ROWS_SINCE if after > 0 else _PASS_ROWS_ALL
+    wanted = set(message_ids)
+    mine: list[tuple[str, Any]] = []
+    unsettled: list[Any] = []
+    for row in db.session.execute(statement, {"ids": list(message_ids), "after": after,
+                                              "in_session": session_id}):
+        if row.id in wanted:
+            mine.append((row.id, row))
+        else:
+            unsettled.append(row)
+    found = {message_id for message_id, _ in mine}
+    return [*mine, *((m, None) for m in message_ids if m not in found)], unsettled
 
 
 # -- media (issue 12) ----------------------------------------------------------------------------

@@ -88,6 +88,85 @@ def test_a_pass_sends_every_rung_message_oldest_first_and_answers_each(
     for m, meta in answers.items():
         assert meta["status"] == "SUCCESS"
         assert meta["result"]["result"]["messageId"] == rows[m].wa_message_id
+    # The task's own reply is stored by the pass itself (the task ignores its result; run
+    # here without Celery's tracer, nothing else would store it).
+    with app.app_context():
+        own = celery_app.backend.get_task_meta(messages.send_task_id(third))
+    assert own["status"] == "SUCCESS" and own["result"] == reply
+
+
+def test_an_answer_reads_as_celerys_own_result_and_expires_with_it(app: Flask) -> None:
+    """Scale (issue 18): ``answer`` writes the result without Celery's read-before-write;
+    what it writes is what ``AsyncResult`` reads, with the result store's expiry."""
+    task_id = f"send-{uuid.uuid4().hex}"
+    reply = {"ok": True, "result": {"messageId": "true_1@c.us_X", "timestamp": 1700000000}}
+    with app.app_context():
+        doorbell.answer(task_id, reply)
+        result = celery_app.AsyncResult(task_id)
+        assert result.state == "SUCCESS" and result.get(timeout=1) == reply
+        assert result.date_done is not None
+        backend = celery_app.backend
+        ttl = backend.client.ttl(backend.get_key_for_task(task_id))
+    assert 0 < ttl <= celery_app.conf.result_expires
+
+
+def _message_selects(app: Flask) -> tuple[list[str], Any]:
+    """Record the SELECTs that read the messages table (the pass's loads and settles)."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM messages" in statement:
+            seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa_event.listen(engine, "before_cursor_execute", record)
+    return seen, lambda: sa_event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.mark.parametrize("watermark", ["none yet", "after an earlier pass"])
+def test_a_pass_reads_its_sends_and_the_older_unsettled_ones_in_one_query(
+        app: Flask, engine: CountingEngine, monkeypatch: pytest.MonkeyPatch, watermark: str) -> None:
+    """Scale (issue 18): a pass loads its messages and the session's older sends left
+    unsettled (committed, never rung: an API worker killed between its commit and its ring)
+    in one query, and still sends them all oldest first, once; a newer unrung send is left
+    for its own ring."""
+    import tasks.sessions as task_module
+
+    session = make_session(app, status="ready")
+    hold = SimpleNamespace(engine=engine, settled_seq=0)
+    monkeypatch.setattr(task_module, "runtime", lambda: SimpleNamespace(held={session.id: hold}))
+    if watermark == "after an earlier pass":
+        earlier = _pending(app, session.id, "earlier")
+        with app.app_context():
+            doorbell.ring(session.id, earlier, messages.send_task_id(earlier))
+            task_module.send_message.run(earlier, session.id)
+        assert hold.settled_seq > 0
+        engine.sends.clear()
+    left, first, second, between, third = (
+        _pending(app, session.id, t) for t in ("left", "first", "second", "between", "third"))
+    newer = _pending(app, session.id, "newer, not rung yet")
+    seen, stop = _message_selects(app)
+    try:
+        with app.app_context():
+            for m in (third, first, second):
+                doorbell.ring(session.id, m, messages.send_task_id(m))
+            seen.clear()  # the pass's reads only
+            reply = task_module.send_message.run(third, session.id)
+    finally:
+        stop()
+    assert len(seen) == 1, seen
+    assert engine.sends == [left, first, second, between, third]
+    assert reply["ok"] is True
+    status = {m.id: m.status for m in messages_of(app, session.id)}
+    assert {m: status[m] for m in (left, first, second, between, third)} == dict.fromkeys(
+        (left, first, second, between, third), MessageStatus.SENT)
+    assert status[newer] == MessageStatus.PENDING
+    # The next pass goes on from the watermark: the newer send, once.
+    with app.app_context():
+        doorbell.ring(session.id, newer, messages.send_task_id(newer))
+        task_module.send_message.run(newer, session.id)
+    assert engine.sends == [left, first, second, between, third, newer]
 
 
 def test_a_pass_on_a_host_that_does_not_hold_the_session_puts_the_sends_back(
