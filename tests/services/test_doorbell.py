@@ -101,7 +101,7 @@ def test_an_answer_reads_as_celerys_own_result_and_expires_with_it(app: Flask) -
     task_id = f"send-{uuid.uuid4().hex}"
     reply = {"ok": True, "result": {"messageId": "true_1@c.us_X", "timestamp": 1700000000}}
     with app.app_context():
-        doorbell.answer(task_id, reply)
+        doorbell.answer([(task_id, reply)])
         result = celery_app.AsyncResult(task_id)
         assert result.state == "SUCCESS" and result.get(timeout=1) == reply
         assert result.date_done is not None
