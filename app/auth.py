@@ -17,7 +17,7 @@ from app.config import settings
 from app.errors import Forbidden, NotFound, Unauthorized
 from app.extensions import db
 from app.models import ApiKey, Session
-from app.services import audit, key_auth, key_cache
+from app.services import audit, key_auth, key_cache, session_cache
 from app.services import sessions as session_service
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,10 +99,12 @@ def rate_limit_identity() -> str:
         return f"ip:{client_address()}"
 
 
-def scoped_session(sid: str) -> Session:
-    """Resolve ``sid`` (id or name) for the current key: 403 outside its scope, else 404."""
+def scoped_session(sid: str, cached: bool = False) -> Session:
+    """Resolve ``sid`` (id or name) for the current key: 403 outside its scope, else 404.
+    ``cached``: from the API process's session cache (a transient copy, for views that
+    only read it: the sends; app/services/session_cache.py)."""
     key = current_key()
-    session = session_service.find(sid)
+    session = session_cache.find(sid) if cached else session_service.find(sid)
     if key.allowed_sessions:
         if session is None or not key_auth.session_allowed(key, session):
             raise Forbidden(f"API key may not access session '{sid}'")
@@ -111,10 +113,11 @@ def scoped_session(sid: str) -> Session:
     return session
 
 
-def require(role: str) -> Callable[[F], F]:
+def require(role: str, cached_session: bool = False) -> Callable[[F], F]:
     """Authenticate, check the session scope when the route has ``sid``, then the role.
 
-    The resolved session is passed to the view as ``session`` in place of ``sid``.
+    The resolved session is passed to the view as ``session`` in place of ``sid``; with
+    ``cached_session`` it may be the session cache's read-only copy (send routes only).
     """
 
     def decorator(view: F) -> F:
@@ -122,7 +125,7 @@ def require(role: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             key = current_key()
             if "sid" in kwargs:
-                kwargs["session"] = scoped_session(kwargs.pop("sid"))
+                kwargs["session"] = scoped_session(kwargs.pop("sid"), cached_session)
             if not key.has_role(role):
                 raise Forbidden(f"This action needs the {role} role")
             return view(*args, **kwargs)

@@ -129,6 +129,8 @@ class Config:
     # accepted API keys cached per API process, emptied through Redis on any key change;
     # the bound on staleness only when that signal is lost (app/services/key_cache.py)
     auth_cache_seconds: float = setting("AUTH_CACHE_SECONDS", 10.0, minimum=0)
+    # the session a send names, cached the same way (app/services/session_cache.py)
+    session_cache_seconds: float = setting("SESSION_CACHE_SECONDS", 10.0, minimum=0)
     redis_url: str | None = setting("REDIS_URL")
     # engine and sessions
     engine_type: str = setting("ENGINE_TYPE", "mock", choices=("mock", "selenium"))

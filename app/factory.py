@@ -22,7 +22,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app import db_setup, hygiene, live, logs, realtime, resilience, security, telemetry
     from app.errors import register_error_handlers
     from app.extensions import api, cache, celery_app, db, limiter, migrate
-    from app.services import key_cache, key_usage
+    from app.services import key_cache, key_usage, session_cache
     from app.services.webhooks import outbox
 
     config = config or Config.from_env()
@@ -73,6 +73,9 @@ def create_app(config: Config | None = None) -> Flask:
     key_usage.install()  # the usage meters' exit flush and fork reset, once per process
     key_cache.install()  # a commit that changes an API key empties every API process's cache
     app.extensions[key_cache.EXTENSION] = key_cache.KeyCache(config.auth_cache_seconds)
+    session_cache.install()  # a commit that changes a session's status empties them too
+    app.extensions[session_cache.EXTENSION] = session_cache.SessionCache(
+        config.session_cache_seconds)
     outbox.install()  # the per-transaction memo of active webhooks is forgotten at its end
     live.install()  # events reach /events clients after the commit that stores them
     if config.database_type == "postgres":

@@ -52,7 +52,7 @@ def _send_route(kind: str, schema: type) -> type[MethodView]:
     class SendKind(MethodView):
         STREAMS_BASE64 = True  # a long base64 is decoded to disk as it arrives (inline.py)
 
-        @require("operator")
+        @require("operator", cached_session=True)
         @blp.arguments(schema)
         @blp.response(201, SendResultSchema)
         @blp.alt_response(202, schema=SendPendingSchema,

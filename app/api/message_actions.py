@@ -58,7 +58,7 @@ def _answer(body: dict[str, Any], status: int) -> Any:
 
 def _send_view(kind: str, schema: type[Schema], summary: str) -> type[MethodView]:
     class SendView(MethodView):
-        @require("operator")
+        @require("operator", cached_session=True)
         @blp.arguments(schema)
         @blp.response(201, SendResultSchema)
         @blp.alt_response(202, schema=SendPendingSchema,

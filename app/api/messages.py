@@ -64,7 +64,7 @@ def idempotency_key() -> str | None:
 
 @blp.route("/<sid>/messages/send-text")
 class SendText(MethodView):
-    @require("operator")
+    @require("operator", cached_session=True)
     @blp.arguments(SendTextSchema)
     @blp.response(201, SendResultSchema)
     @blp.alt_response(202, schema=SendPendingSchema,

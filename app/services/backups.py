@@ -549,6 +549,7 @@ def restore(config: Config, backup_id: str, force: bool = False,
             shutil.rmtree(staging, ignore_errors=True)
     _release_connections()
     key_cache.bump()  # the API keys are the backup's now: API processes drop their cached ones
+    key_cache.bump(key_cache.SESSIONS_GENERATION_KEY)  # and the sessions
     try:
         sync_records(config, storage)
     except (BackupError, SQLAlchemyError) as error:

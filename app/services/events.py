@@ -20,7 +20,7 @@ from app.extensions import db
 from app.models import Message, MessageStatus, Session, SessionStatus, utcnow
 from app.models.message import ACK_RANK
 from app.schemas.messages import MediaSchema, MessageSchema
-from app.services import message_events, webhooks
+from app.services import key_cache, message_events, webhooks
 from engines.base import EngineEvent, EngineState, EventKind
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,8 @@ _KNOWN = select(Message.wa_message_id).where(
     Message.session_id == bindparam("in_session"),
     Message.wa_message_id.in_(bindparam("wa_ids", expanding=True)))
 _TOUCH = (update(Session).where(Session.id == bindparam("in_session"))
-          .values(last_active=bindparam("active_at")).execution_options(synchronize_session=False))
+          .values(last_active=bindparam("active_at"))
+          .execution_options(synchronize_session=False, **{key_cache.SESSIONS_KEEP: True}))
 
 
 def _messages(session_id: str, messages: list[dict[str, Any]]) -> list[str]:

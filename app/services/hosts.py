@@ -15,6 +15,7 @@ from app.config import Config
 from app.extensions import db
 from app.models import RUNNING, Host, Session, utcnow
 from app.models.base import affected_rows
+from app.services.key_cache import SESSIONS_KEEP
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,10 @@ def forget_host(name: str) -> None:
         db.session.commit()
 
 
+#: Leases change nothing the API's session cache keeps (app/services/session_cache.py).
+_KEEP = {SESSIONS_KEEP: True}
+
+
 def claim(session_id: str, holder: str, ttl: int) -> int | None:
     """Take the lease of a session that should run; return the new fencing token.
 
@@ -104,7 +109,7 @@ def claim(session_id: str, holder: str, ttl: int) -> int | None:
                    Session.lease_holder == holder))
         .values(lease_holder=holder, lease_token=Session.lease_token + 1,
                 lease_expires_at=now + timedelta(seconds=ttl))
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False, **_KEEP))
     db.session.commit()
     if affected_rows(result) != 1:
         return None
@@ -121,7 +126,7 @@ def renew(leases: dict[str, int], holder: str, ttl: int) -> set[str]:
             .where(Session.id == session_id, Session.lease_holder == holder,
                    Session.lease_token == token)
             .values(lease_expires_at=expires)
-            .execution_options(synchronize_session=False))
+            .execution_options(synchronize_session=False, **_KEEP))
         if affected_rows(result) != 1:
             lost.add(session_id)
     db.session.commit()
@@ -136,7 +141,7 @@ def release(session_id: str, holder: str, token: int) -> None:
         .where(Session.id == session_id, Session.lease_holder == holder,
                Session.lease_token == token)
         .values(lease_expires_at=utcnow())
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False, **_KEEP))
     db.session.commit()
 
 

@@ -31,8 +31,9 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+from flask import g, has_request_context
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session as OrmSession
 
@@ -42,6 +43,13 @@ from app.models import ApiKey
 log = logging.getLogger(__name__)
 
 GENERATION_KEY = "openwa:auth:generation"
+#: The sessions' generation (app/services/session_cache.py): read in the same round trip.
+SESSIONS_GENERATION_KEY = "openwa:sessions:generation"
+_GENERATIONS = (GENERATION_KEY, SESSIONS_GENERATION_KEY)
+#: Execution option of a statement on sessions that changes nothing the session cache keeps
+#: (a lease, ``last_active``): it does not move the sessions generation on.
+SESSIONS_KEEP = "openwa_session_cache_keep"
+_MEMO = "openwa_generations"
 #: Where an app keeps its KeyCache (app.extensions).
 EXTENSION = "openwa_key_cache"
 #: Entries kept at most (valid keys only, so a flood of wrong keys cannot fill it).
@@ -52,6 +60,7 @@ COLUMNS = ("id", "name", "key_prefix", "role", "allowed_sessions", "allowed_ips"
            "expires_at", "allowed_chats", "created_at", "updated_at")
 
 _CHANGED = "openwa_api_keys_changed"
+M = TypeVar("M")
 _UNREACHABLE = object()
 
 
@@ -59,38 +68,48 @@ def _client() -> Any:
     return celery_app.backend.client
 
 
-def generation() -> Any:
-    """The current auth generation (bytes or None), or ``_UNREACHABLE`` when Redis does not
-    answer: then the caller must not use the cache."""
-    try:
-        return _client().get(GENERATION_KEY)
-    except Exception as error:  # noqa: BLE001 - any broker failure means: read the database
-        log.debug("auth generation unreadable (%s): key look-ups go to the database",
-                  type(error).__name__)
-        return _UNREACHABLE
+def generation(name: str = GENERATION_KEY) -> Any:
+    """The current generation ``name`` (bytes or None), or ``_UNREACHABLE`` when Redis does
+    not answer: then the caller must not use the cache. Inside a request every generation is
+    read once, together (one ``MGET``): the key and the session look-ups of a send share it."""
+    memo = g.get(_MEMO) if has_request_context() else None
+    if memo is None:
+        try:
+            memo = dict(zip(_GENERATIONS, _client().mget(_GENERATIONS)))
+        except Exception as error:  # noqa: BLE001 - any broker failure means: read the database
+            log.debug("cache generations unreadable (%s): look-ups go to the database",
+                      type(error).__name__)
+            memo = dict.fromkeys(_GENERATIONS, _UNREACHABLE)
+        if has_request_context():
+            setattr(g, _MEMO, memo)
+    return memo[name]
 
 
-def bump() -> None:
-    """Tell every API process that keys changed: their caches empty on their next request."""
+def bump(name: str = GENERATION_KEY) -> None:
+    """Tell every API process that keys (or, with ``name``, sessions) changed: their caches
+    empty on their next request."""
     try:
-        _client().set(GENERATION_KEY, uuid.uuid4().hex)
+        _client().set(name, uuid.uuid4().hex)
     except Exception as error:  # noqa: BLE001
-        log.warning("could not announce an API key change through Redis (%s): other API "
-                    "processes may use their cached copy for up to AUTH_CACHE_SECONDS",
-                    type(error).__name__)
+        log.warning("could not announce a change through Redis (%s, %s): other API processes "
+                    "may use their cached copy for up to their cache's seconds",
+                    name, type(error).__name__)
 
 
-class KeyCache:
-    """One API process's (one app's) accepted keys, by the hash of their secret."""
+class GenerationCache(Generic[M]):
+    """One API process's (one app's) copies of some rows of ``model``: the ``columns`` of
+    each, by a key, kept while the generation they were read under holds and for at most
+    ``ttl`` seconds; handed out as a fresh transient object per request."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, model: type[M], columns: tuple[str, ...]) -> None:
         self.ttl = ttl
+        self.model, self.columns = model, columns
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
         self._generation: Any = _UNREACHABLE
 
-    def get(self, key_hash: str, current: Any) -> ApiKey | None:
-        """A fresh copy of the cached key, if it was cached under generation ``current``
+    def get(self, key: str, current: Any) -> M | None:
+        """A fresh copy of the cached row, if it was cached under generation ``current``
         and less than ``ttl`` ago."""
         if current is _UNREACHABLE or self.ttl <= 0:
             return None
@@ -99,29 +118,36 @@ class KeyCache:
                 self._entries.clear()
                 self._generation = current
                 return None
-            entry = self._entries.get(key_hash)
+            entry = self._entries.get(key)
         if entry is None or time.monotonic() - entry[0] >= self.ttl:
             return None
         # A transient object per request: never shared between threads or sessions.
-        return ApiKey(**entry[1])
+        return self.model(**entry[1])
 
-    def put(self, key_hash: str, key: ApiKey, read_under: Any) -> None:
-        """Remember an accepted key, read from the database after generation ``read_under``
-        was read (so a change committed in between has moved the generation on)."""
+    def put(self, key: str, row: M, read_under: Any) -> None:
+        """Remember a row, read from the database after generation ``read_under`` was read
+        (so a change committed in between has moved the generation on)."""
         if read_under is _UNREACHABLE or self.ttl <= 0:
             return
-        columns = {name: getattr(key, name) for name in COLUMNS}
+        columns = {name: getattr(row, name) for name in self.columns}
         with self._lock:
             if read_under != self._generation:
                 self._entries.clear()
                 self._generation = read_under
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
-            self._entries[key_hash] = (time.monotonic(), columns)
+            self._entries[key] = (time.monotonic(), columns)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+class KeyCache(GenerationCache[ApiKey]):
+    """One API process's (one app's) accepted keys, by the hash of their secret."""
+
+    def __init__(self, ttl: float) -> None:
+        super().__init__(ttl, ApiKey, COLUMNS)
 
 
 # -- invalidation: a commit that touched an ApiKey row moves the generation on ----------------
