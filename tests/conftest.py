@@ -106,6 +106,17 @@ def app(config: Config, backend: tuple[str, str]) -> Iterator[Flask]:
 
 
 @pytest.fixture
+def other(app: Flask) -> Iterator[FlaskClient]:
+    """A second API process's worth of app: same database and Redis, its own caches (the
+    key and session caches' tests: a change made through one is seen by the other)."""
+    second = create_app(app.config["OPENWA"])
+    second.config["TESTING"] = True
+    yield second.test_client()
+    with second.app_context():
+        db.session.remove()
+
+
+@pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
 

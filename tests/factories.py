@@ -9,9 +9,10 @@ import itertools
 import time
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from flask import Flask
+from sqlalchemy import event as sa_event
 from werkzeug.test import TestResponse
 
 from app.extensions import db
@@ -146,3 +147,18 @@ def ready_engine(profile_dir: Path, engine_class: type[MockEngine] = CountingEng
     engine.poll()
     assert engine.state is EngineState.READY
     return engine
+
+
+def record_selects(app: Flask, table: str) -> tuple[list[str], Callable[[], None]]:
+    """Record every SELECT that reads ``table`` through ``app``'s engine from now on; the
+    second item stops recording."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and f"FROM {table}" in statement:
+            seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa_event.listen(engine, "before_cursor_execute", record)
+    return seen, lambda: sa_event.remove(engine, "before_cursor_execute", record)

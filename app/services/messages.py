@@ -564,20 +564,22 @@ def settle_older(engine: Engine, session_id: str, before: int, after: int = 0, *
 
 
 # -- scale (issue 18): a doorbell pass loads what it sends in one query ------------------------
-_ROW_COLUMNS = tuple(_MESSAGES.c)
+#: What ``deliver`` and ``settle_older`` read of a row (not the history's other columns).
+_ROW_COLUMNS = (*_UNSETTLED_COLUMNS, Message.session_id, Message.wa_message_id,
+                Message.timestamp, Message.error)
 _PASS_IDS = Message.id.in_(bindparam("ids", expanding=True))
-_PASS_TOP = select(func.max(Message.seq)).where(_PASS_IDS).scalar_subquery()
-#: The pass's own messages, and below the newest of them the session's unsettled sends above
-#: the watermark (``after``): a key range between two passes, as in settle_older.
+#: The pass's own messages, and the session's unsettled sends above the watermark
+#: (``after``): a key range between two passes, as in settle_older. Those newer than the
+#: pass's own are read too (an upper bound made the plan dearer than the rows it saves) and
+#: left alone: their own ring sends them.
 _PASS_ROWS_SINCE = (select(*_ROW_COLUMNS)
                     .where(or_(_PASS_IDS, and_(
-                        Message.seq > bindparam("after"), Message.seq < _PASS_TOP,
+                        Message.seq > bindparam("after"),
                         Message.session_id + "" == bindparam("in_session"), *_UNSETTLED_STATUS)))
                     .order_by(Message.seq))
 _PASS_ROWS_ALL = (select(*_ROW_COLUMNS)
-                  .where(or_(_PASS_IDS, and_(
-                      Message.session_id == bindparam("in_session"), Message.seq < _PASS_TOP,
-                      *_UNSETTLED_STATUS)))
+                  .where(or_(_PASS_IDS, and_(Message.session_id == bindparam("in_session"),
+                                             *_UNSETTLED_STATUS)))
                   .order_by(Message.seq))
 
 

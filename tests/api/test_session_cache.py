@@ -9,12 +9,10 @@ the change, so each fails if B answered from a copy that ignored it.
 from __future__ import annotations
 
 import time
-from typing import Iterator
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event as sa_event
 from sqlalchemy import text
 
 from app import create_app
@@ -22,19 +20,9 @@ from app.extensions import db
 from app.models import SessionStatus
 from app.services import events, hosts, key_cache
 from tests.conftest import auth, make_config
-from tests.factories import assert_error, make_session
+from tests.factories import assert_error, make_session, record_selects
 
 CHAT = "6281234567890@c.us"
-
-
-@pytest.fixture
-def other(app: Flask) -> Iterator[FlaskClient]:
-    """A second API process's worth of app: same database and Redis, its own caches."""
-    second = create_app(app.config["OPENWA"])
-    second.config["TESTING"] = True
-    yield second.test_client()
-    with second.app_context():
-        db.session.remove()
 
 
 @pytest.fixture
@@ -48,21 +36,8 @@ def _send(client: FlaskClient, key: str, sid: str, text_: str = "hi") -> int:
     return reply.status_code
 
 
-def _session_reads(app: Flask) -> tuple[list[str], object]:
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement: str, *_rest) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM sessions" in statement:
-            seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    sa_event.listen(engine, "before_cursor_execute", record)
-    return seen, lambda: sa_event.remove(engine, "before_cursor_execute", record)
-
-
 def test_a_cached_send_reads_no_session_row_and_sends_as_before(other, operator_key, ready):
-    seen, stop = _session_reads(other.application)
+    seen, stop = record_selects(other.application, "sessions")
     try:
         assert _send(other, operator_key, ready.name) == 202  # read, then cached
         first = len(seen)
@@ -148,7 +123,7 @@ def test_no_cache_with_session_cache_seconds_zero(tmp_path, backend, redis_avail
                                     session_cache_seconds=0.0))
     second.config["TESTING"] = True
     other = second.test_client()
-    seen, stop = _session_reads(second)
+    seen, stop = record_selects(second, "sessions")
     try:
         assert _send(other, operator_key, ready.id) == 202
         assert _send(other, operator_key, ready.id) == 202

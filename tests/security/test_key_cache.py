@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
@@ -22,16 +20,6 @@ from app.services import key_cache
 from tests.conftest import auth, make_config
 
 API = "/api"
-
-
-@pytest.fixture
-def other(app: Flask) -> Iterator[FlaskClient]:
-    """A second API process's worth of app: same database and Redis, its own caches."""
-    second = create_app(app.config["OPENWA"])
-    second.config["TESTING"] = True
-    yield second.test_client()
-    with second.app_context():
-        db.session.remove()
 
 
 def _key_id(client: FlaskClient, admin_key: str, name_or_raw: str) -> str:

@@ -22,7 +22,7 @@ from app.models import Message, MessageStatus
 from app.services import doorbell, messages
 from engines import SentMessage
 from engines.mock import ECHO_ID, SENT_FILE, MockEngine
-from tests.factories import CountingEngine, make_session, messages_of
+from tests.factories import CountingEngine, make_session, messages_of, record_selects
 
 
 def _pending(app: Flask, session_id: str, text: str) -> str:
@@ -110,20 +110,6 @@ def test_an_answer_reads_as_celerys_own_result_and_expires_with_it(app: Flask) -
     assert 0 < ttl <= celery_app.conf.result_expires
 
 
-def _message_selects(app: Flask) -> tuple[list[str], Any]:
-    """Record the SELECTs that read the messages table (the pass's loads and settles)."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM messages" in statement:
-            seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    sa_event.listen(engine, "before_cursor_execute", record)
-    return seen, lambda: sa_event.remove(engine, "before_cursor_execute", record)
-
-
 @pytest.mark.parametrize("watermark", ["none yet", "after an earlier pass"])
 def test_a_pass_reads_its_sends_and_the_older_unsettled_ones_in_one_query(
         app: Flask, engine: CountingEngine, monkeypatch: pytest.MonkeyPatch, watermark: str) -> None:
@@ -146,7 +132,7 @@ def test_a_pass_reads_its_sends_and_the_older_unsettled_ones_in_one_query(
     left, first, second, between, third = (
         _pending(app, session.id, t) for t in ("left", "first", "second", "between", "third"))
     newer = _pending(app, session.id, "newer, not rung yet")
-    seen, stop = _message_selects(app)
+    seen, stop = record_selects(app, "messages")
     try:
         with app.app_context():
             for m in (third, first, second):
