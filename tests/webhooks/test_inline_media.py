@@ -25,7 +25,7 @@ from app.services.webhooks.inline import INLINE_MEDIA_MAX_BYTES
 from engines import EngineEvent, EventKind
 from engines.mock import ECHO_ID
 from tests.conftest import auth
-from tests.factories import ready_engine
+from tests.factories import make_message, ready_engine
 from tests.media import samples
 from tests.webhooks.test_delivery import SECRET, hook, rows, verify
 
@@ -201,6 +201,13 @@ def test_s3_media_is_inlined_and_a_missing_bucket_is_retried_not_skipped(
 
 
 # -- message.sent carries media -------------------------------------------------------------
+def _text_send(app, sid: str, body: str) -> str:
+    """A committed text send, not sent yet."""
+    return make_message(app, sid, id=messages.new_message_id(), wa_message_id=None,
+                        chat_id=ECHO_ID, sender=None, from_me=True, body=body,
+                        status="pending").id
+
+
 def _media_send(app, sid: str, data: bytes, tmp_path: Path, status: str = "pending") -> str:
     """A committed image send (as send-image stages it): its stored file and caption."""
     config = app.config["OPENWA"]
@@ -255,11 +262,7 @@ def test_message_sent_by_an_ack_or_by_settling_an_older_send_carries_media_too(
         events.apply_all(session_id, [EngineEvent(EventKind.ACK, {
             "messageId": f"true_{ECHO_ID}_{acked}", "chatId": ECHO_ID, "ack": "delivered"})])
     older = _media_send(wh_app, session_id, samples.png(seed=10), tmp_path)
-    newer = messages.new_message_id()
-    with wh_app.app_context():
-        db.session.add(Message(id=newer, session_id=session_id, chat_id=ECHO_ID, from_me=True,
-                               type="text", body="after", status="pending", timestamp=int(time.time())))
-        db.session.commit()
+    newer = _text_send(wh_app, session_id, "after")
     engine = ready_engine(tmp_path / "sessions" / "s1")
     with wh_app.app_context():
         assert messages.deliver(newer, lambda _: engine)["ok"]  # settles ``older`` first
@@ -276,11 +279,7 @@ def test_message_sent_by_an_ack_or_by_settling_an_older_send_carries_media_too(
 
 def test_message_sent_of_a_text_is_unchanged(wh_app, client, operator_key, session_id, tmp_path):
     hook(client, operator_key, session_id, "http://127.0.0.1:9/hook", events=["message.sent"])
-    message_id = messages.new_message_id()
-    with wh_app.app_context():
-        db.session.add(Message(id=message_id, session_id=session_id, chat_id=ECHO_ID, from_me=True,
-                               type="text", body="hi", status="pending", timestamp=int(time.time())))
-        db.session.commit()
+    message_id = _text_send(wh_app, session_id, "hi")
     engine = ready_engine(tmp_path / "sessions" / "s1")
     with wh_app.app_context():
         assert messages.deliver(message_id, lambda _: engine)["ok"]

@@ -278,10 +278,10 @@ def _post(webhook: Webhook, row: Row[Any], cfg: Config) -> tuple[bool, int | Non
     if not webhook.inline_media or unbuildable(webhook):  # a hopeless request reads nothing
         return post_envelope(webhook, row, row.attempts)
     try:
-        delivery = inline.with_media(cfg, row)
+        data = inline.with_media(cfg, row)
     except inline.MediaUnreadable as failure:
         return False, None, f"media storage: {failure}"
-    return post_envelope(webhook, delivery, row.attempts)
+    return post_envelope(webhook, row, row.attempts, data)
 
 
 def _attempt(webhook: Webhook, row: Row[Any], token: str, cfg: Config,

@@ -36,12 +36,13 @@ class Enveloped(Protocol):
     occurred_at: datetime
 
 
-def envelope(delivery: Enveloped) -> bytes:
-    """The exact bytes that are sent and signed."""
+def envelope(delivery: Enveloped, data: dict[str, Any] | None = None) -> bytes:
+    """The exact bytes that are sent and signed; ``data`` in place of the delivery's own
+    (its media inlined, app/services/webhooks/inline.py)."""
     body = {"event": delivery.event,
             "timestamp": delivery.occurred_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
             "sessionId": delivery.session_id, "idempotencyKey": delivery.idempotency_key,
-            "deliveryId": delivery.id, "data": delivery.data}
+            "deliveryId": delivery.id, "data": delivery.data if data is None else data}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -106,12 +107,12 @@ def unbuildable(webhook: Webhook) -> str | None:
     return None
 
 
-def post_envelope(webhook: Webhook, delivery: Enveloped,
-                  retry: int) -> tuple[bool, int | None, str | None]:
+def post_envelope(webhook: Webhook, delivery: Enveloped, retry: int,
+                  data: dict[str, Any] | None = None) -> tuple[bool, int | None, str | None]:
     """POST one delivery's envelope to the webhook's URL, once: (success, status code, error).
 
-    ``retry`` is the number of attempts made before this one (X-OpenWA-Retry-Count).
-    Redirects are not followed."""
+    ``retry`` is the number of attempts made before this one (X-OpenWA-Retry-Count);
+    ``data``, when given, is sent in place of the delivery's own. Redirects are not followed."""
     cfg = config()
     reason = unbuildable(webhook)
     if reason:
@@ -120,7 +121,7 @@ def post_envelope(webhook: Webhook, delivery: Enveloped,
         check_url(webhook.url, cfg.webhook_allow_private)  # again: DNS may have changed
     except UnsafeUrl as error:
         return False, None, f"refused: {error}"
-    body = envelope(delivery)
+    body = envelope(delivery, data)
     headers = request_headers(webhook, delivery, body, retry)
     try:
         session, settings = _http(webhook.url)

@@ -19,8 +19,7 @@ The storage module (boto3) is imported only when a delivery has media to read.
 from __future__ import annotations
 
 import base64
-from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import bindparam, select
 
@@ -38,17 +37,6 @@ _STORED_MEDIA = select(Message.media).where(Message.id == bindparam("message_id"
 
 class MediaUnreadable(Exception):
     """The storage could not be read (not: the file is gone); the message says why."""
-
-
-class Inlined(NamedTuple):
-    """A delivery whose ``data`` carries its media's bytes (what ``envelope`` reads)."""
-
-    id: str
-    idempotency_key: str
-    session_id: str
-    event: str
-    data: dict[str, Any]
-    occurred_at: datetime
 
 
 def wants(data: Any) -> bool:
@@ -89,12 +77,12 @@ def media_fields(config: Config, session_id: str, message_id: str) -> dict[str, 
     return {"base64": base64.b64encode(b"".join(chunks)).decode("ascii")}
 
 
-def with_media(config: Config, row: Any) -> Any:
-    """The delivery ``row`` as it is sent to a webhook with ``inlineMedia``: unchanged when
-    its event carries no media, else a copy whose ``data.media`` has the base64 fields."""
-    data = row.data
+def with_media(config: Config, row: Any) -> dict[str, Any]:
+    """The delivery ``row``'s data as it is sent to a webhook with ``inlineMedia``: as
+    stored when its event carries no media, else a copy whose ``data.media`` has the base64
+    fields."""
+    data: dict[str, Any] = row.data
     if not wants(data):
-        return row
+        return data
     extra = media_fields(config, row.session_id, str(data["id"]))
-    return Inlined(row.id, row.idempotency_key, row.session_id, row.event,
-                   {**data, "media": {**data["media"], **extra}}, row.occurred_at)
+    return {**data, "media": {**data["media"], **extra}}
