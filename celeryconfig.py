@@ -12,11 +12,14 @@ from kombu import Exchange, Queue
 from app.common.broker import transport_for
 from app.common.env import Env, backup_schedule, cron_schedule
 from app.common.names import DECLARED_QUEUES, TASK_ROUTES, Queues, Tasks
+from app.common.result_store import BACKEND as RESULT_STORE
 
 _env = Env(os.environ)
 
 broker_url = _env.text("REDIS_URL", "redis://127.0.0.1:6379/0")
 result_backend = _env.text("CELERY_RESULT_BACKEND", broker_url)
+# Celery's Redis result store, whose waits keep to their timeout (app.common.result_store).
+override_backends = {"redis": RESULT_STORE, "rediss": RESULT_STORE}
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None  # keep trying while Redis is down
 # kombu's Redis transport with a fix: a worker survives Redis dying under a task in flight.
