@@ -89,14 +89,26 @@ def publish(url: str | None, events: list[tuple[str, str, dict[str, Any]]]) -> N
         log.warning("could not publish %d live event(s): %s", len(events), type(error).__name__)
 
 
-def _after_commit(session: OrmSession) -> None:
-    pending = session.info.pop(_PENDING, None)
-    if pending:
+def hold_pending() -> list[tuple[str, str, dict[str, Any]]]:
+    """Take the events queued on the current transaction off it, so its commit does not
+    publish them: the caller publishes them (:func:`publish_held`) once it has committed,
+    when it chooses (a session host, after the replies its API requests wait for)."""
+    held: list[tuple[str, str, dict[str, Any]]] = db.session.info.pop(_PENDING, [])
+    return held
+
+
+def publish_held(events: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Publish committed events to this app's deployment (nothing outside an app)."""
+    if events:
         try:
             url = settings().redis_url
         except (RuntimeError, KeyError):  # outside an app: nobody to publish for
             return
-        publish(url, pending)
+        publish(url, events)
+
+
+def _after_commit(session: OrmSession) -> None:
+    publish_held(session.info.pop(_PENDING, []))
 
 
 def _forget_uncommitted(session: OrmSession, transaction: Any) -> None:

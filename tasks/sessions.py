@@ -100,7 +100,10 @@ def send_message(message_id: str, session_id: str | None = None) -> dict[str, An
         # the task ignores its result (Celery would store the own one again, after its
         # post-run bookkeeping, with a read first); an error is still stored by Celery.
         if sent_pass.committed:
-            doorbell.answer([(messages.send_task_id(other), answer) for other, answer in done])
+            try:
+                doorbell.answer([(messages.send_task_id(other), answer) for other, answer in done])
+            finally:
+                sent_pass.announce()  # webhook nudges and live events: after the replies
         if session_id and todo:
             doorbell.put_back(session_id, [m for m, _ in todo if m != message_id])
         for sid, seq in settled.items():

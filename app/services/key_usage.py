@@ -37,13 +37,17 @@ class UsageMeter:
         self.timer: threading.Timer | None = None
 
     def note(self, key_id: str, when: datetime, count: int = 1) -> None:
+        timer = None
         with self.lock:
             pending, last = self.pending.get(key_id, (0, when))
             self.pending[key_id] = (pending + count, max(last, when))
             if self.timer is None:
-                self.timer = threading.Timer(self.FLUSH_SECONDS, self._flush_later)
-                self.timer.daemon = True
-                self.timer.start()
+                timer = self.timer = threading.Timer(self.FLUSH_SECONDS, self._flush_later)
+                timer.daemon = True
+        # Started outside the lock: a thread's start waits for the new thread to run, which
+        # under a busy GIL took long enough to queue every other request thread on the lock.
+        if timer is not None:
+            timer.start()
 
     def _flush_later(self) -> None:
         with self.lock:

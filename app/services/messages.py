@@ -29,7 +29,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from app import logs, metrics
+from app import live, logs, metrics
 from app.common.names import Tasks, session_queue
 from app.config import Config, settings
 from app.errors import ApiError, Conflict, NotFound, ServiceUnavailable, SessionNotReady
@@ -453,11 +453,30 @@ def _mark_sent(out: Outgoing, sent: SentMessage) -> dict[str, Any]:
 # -- scale (issue 18): one transaction per doorbell pass --------------------------------------
 class SendPass:
     """What a pass has left to commit: the webhooks to kick after it, and whether the
-    commit happened (only then may its sends' replies be handed to the API)."""
+    commit happened (only then may its sends' replies be handed to the API); then what it
+    has to announce once the replies are out (:meth:`announce`)."""
 
     def __init__(self) -> None:
         self.targets: list[str] = []
         self.committed = False
+        self.live_events: list[tuple[str, str, dict[str, Any]]] = []
+
+    def commit(self) -> None:
+        # The live events (message.sent) are held back from the commit's own publishing.
+        self.live_events = live.hold_pending()
+        db.session.commit()
+        self.committed = True
+
+    def announce(self) -> None:
+        """Nudge the webhook workers and publish the live events of what the pass
+        committed: called after the replies, as each is a broker round trip that an API
+        request waiting for its send need not wait for (scale, issue 18). Both are already
+        safe in the database: a lost nudge is the sweep's, a lost live frame only live."""
+        if not self.committed:
+            return
+        if self.targets:
+            webhooks.kick(self.targets)
+        live.publish_held(self.live_events)
 
 
 _PASS: ContextVar[SendPass | None] = ContextVar("openwa_send_pass", default=None)
@@ -474,8 +493,9 @@ def send_pass() -> Iterator[SendPass]:
     ``find_sent`` on a redelivery), so a host killed in the pass re-sends none of them.
     Order holds: each message's ``settle_older`` runs in the pass's transaction and sees
     the earlier ones as sent. The replies wait for the commit (``committed``): an API
-    request never hears ``sent`` of a row that could still roll back. A pass that raises
-    still commits what it recorded, then re-raises."""
+    request never hears ``sent`` of a row that could still roll back; the webhook nudges and
+    live events of the pass come after the replies (:meth:`SendPass.announce`, the
+    caller's). A pass that raises still commits what it recorded, then re-raises."""
     state = SendPass()
     token = _PASS.set(state)
     try:
@@ -483,8 +503,7 @@ def send_pass() -> Iterator[SendPass]:
     except Exception:
         _PASS.reset(token)
         try:
-            commit_and_publish(state.targets)
-            state.committed = True
+            state.commit()
         except Exception:  # noqa: BLE001 - the pass's own error is the one to raise
             db.session.rollback()
         raise
@@ -492,8 +511,7 @@ def send_pass() -> Iterator[SendPass]:
         _PASS.reset(token)
         raise
     _PASS.reset(token)
-    commit_and_publish(state.targets)
-    state.committed = True
+    state.commit()
 
 
 _UNSETTLED_COLUMNS = (Message.id, Message.seq, Message.status, Message.chat_id, Message.type,

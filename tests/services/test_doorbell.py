@@ -239,3 +239,44 @@ def test_a_pass_records_its_sends_in_one_commit_and_answers_only_after_it(
     assert _sent_log(engine) == ids  # none went out twice
     assert [m.status for m in messages_of(app, session.id)] == [MessageStatus.SENT] * 3
     assert len(commits) == 1
+
+
+def test_a_pass_nudges_webhooks_and_publishes_live_events_after_its_replies(
+        app: Flask, engine: CountingEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scale (issue 18): the webhook nudge and the live message.sent frame of a pass are
+    broker round trips that the API requests waiting for its replies need not wait for: they
+    go out after the replies are stored, and still go out (both committed with the pass)."""
+    from app import live
+    from app.models import Webhook
+    from app.services import webhooks
+
+    session = make_session(app, status="ready")
+    with app.app_context():
+        db.session.add(Webhook(session_id=session.id, url="http://127.0.0.1:9/hook", events=["*"]))
+        db.session.commit()
+    first, second = (_pending(app, session.id, t) for t in ("one", "two"))
+    backend = celery_app.backend
+    announced: list[tuple[str, Any, bool]] = []
+
+    def replies_stored() -> bool:
+        return all(backend.client.exists(backend.get_key_for_task(messages.send_task_id(m)))
+                   for m in (first, second))
+
+    def spy(name: str, original: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            announced.append((name, args[-1], replies_stored()))
+            return original(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(webhooks, "kick", spy("kick", webhooks.kick))
+    monkeypatch.setattr(live, "publish", spy("live", live.publish))
+    with app.app_context():
+        doorbell.ring(session.id, first, messages.send_task_id(first))
+        doorbell.ring(session.id, second, messages.send_task_id(second))
+        _run_pass(monkeypatch, engine, session.id, first)
+    assert [name for name, _, _ in announced] == ["kick", "live"]
+    assert all(stored for _, _, stored in announced), announced
+    kicked, frames = announced[0][1], announced[1][1]
+    assert len(kicked) == 2  # the pass's two message.sent outbox rows, one webhook
+    assert [(event, data["id"]) for _, event, data in frames] == [
+        ("message.sent", first), ("message.sent", second)]
