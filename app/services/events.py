@@ -297,10 +297,15 @@ def sent_media(media: dict[str, Any] | None, caption: str | None) -> dict[str, A
     return {"caption": caption, "media": _MEDIA.dump(media)}
 
 
+# `session_id + ""`: only the unique index on `id` can serve it. With the plain column a
+# planner without statistics (a young table, or PostgreSQL without autovacuum) took the
+# session's index and read every message of the session for each batch of acks: a cost
+# that grew with the history, on the session host's main thread (scale, issue 18).
 _UNSETTLED_ACKED = select(
     Message.id, Message.chat_id, Message.type, Message.body, Message.timestamp, Message.caption,
     Message.media).where(
-    Message.session_id == bindparam("in_session"), Message.id.in_(bindparam("ids", expanding=True)),
+    Message.session_id + "" == bindparam("in_session"),
+    Message.id.in_(bindparam("ids", expanding=True)),
     Message.from_me.is_(True), Message.status.in_((MessageStatus.PENDING, MessageStatus.SENDING)))
 
 

@@ -586,13 +586,18 @@ def settle_older(engine: Engine, session_id: str, before: int, after: int = 0, *
 _ROW_COLUMNS = (*_UNSETTLED_COLUMNS, Message.session_id, Message.wa_message_id,
                 Message.timestamp, Message.error)
 _PASS_IDS = Message.id.in_(bindparam("ids", expanding=True))
+#: The largest key a message can have (BIGINT; SQLite's INTEGER key is as wide).
+SEQ_MAX = 2**63 - 1
 #: The pass's own messages, and the session's unsettled sends above the watermark
 #: (``after``): a key range between two passes, as in settle_older. Those newer than the
 #: pass's own are read too (an upper bound made the plan dearer than the rows it saves) and
-#: left alone: their own ring sends them.
+#: left alone: their own ring sends them. The range is closed at the largest key there can
+#: be (a no-op bound): PostgreSQL without statistics on the table (a young table, or no
+#: autovacuum) guesses a third of the table for an open range and read the whole table for
+#: every pass, a cost that grew with the history; a closed range is planned on the key.
 _PASS_ROWS_SINCE = (select(*_ROW_COLUMNS)
                     .where(or_(_PASS_IDS, and_(
-                        Message.seq > bindparam("after"),
+                        Message.seq > bindparam("after"), Message.seq <= SEQ_MAX,
                         Message.session_id + "" == bindparam("in_session"), *_UNSETTLED_STATUS)))
                     .order_by(Message.seq))
 _PASS_ROWS_ALL = (select(*_ROW_COLUMNS)
