@@ -12,7 +12,7 @@ WAJS_VERSION := 4.6.0
 WAJS_DIR := .tools/wa-js
 WAJS_BUNDLE := $(WAJS_DIR)/node_modules/@wppconnect/wa-js/dist/wppconnect-wa.js
 
-.PHONY: run test install install-test lint bench bench-quick bench-many bench-selenium bench-profile clean help wajs fuzz
+.PHONY: run test install install-test lint bench bench-quick bench-many bench-selenium bench-profile bench-history clean help wajs fuzz
 
 help:
 	@echo "make run     install, migrate and start API, session host, worker, beat and Flower"
@@ -21,7 +21,7 @@ help:
 	@echo "make fuzz    schemathesis over the whole OpenAPI document against a running platform"
 	@echo "make wajs    install the @wppconnect/wa-js bundle (selenium engine) into $(WAJS_DIR)"
 	@echo "make bench   measure the platform beside this machine's limits (bench-quick: < 2 min)"
-	@echo "make bench-many / bench-selenium / bench-profile   many sessions, 10 browsers, py-spy"
+	@echo "make bench-many / bench-selenium / bench-profile / bench-history   many sessions, 10 browsers, py-spy, history length"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +89,10 @@ bench-selenium: install-test
 
 bench-profile: install-test $(VENV)/.dev
 	$(PY) scripts/bench/profile_send.py
+
+# Issue 18: one send's cost beside an empty and a 200,000-message history, both databases.
+bench-history: install-test
+	$(PY) scripts/bench/history_growth.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

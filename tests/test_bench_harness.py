@@ -76,3 +76,26 @@ def test_quick_run_writes_every_section(tmp_path: Path, redis_available: str) ->
         assert set(run["statuses"]) <= {201, 202} and len(run["statuses"]) == run["clients"], run
         assert {row["process"].split(" ")[0] for row in run["peak"]} >= {"api", "host", "worker"}
     assert all(number(ms) and ms > 0 for ms in media["incoming_video"]["latencies_ms"])
+
+
+@pytest.mark.timeout(240)
+def test_history_growth_measures_a_send_beside_a_filled_history(tmp_path: Path,
+                                                                redis_available: str) -> None:
+    """scripts/bench/history_growth.py (issue 18): a session's history filled on both
+    databases, then sends measured with the CPU of each process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
+    env.update(BENCH_REDIS_URL=redis_available, BENCH_PG_ADMIN=ADMIN_URL)
+    out = tmp_path / "history.json"
+    result = subprocess.run([sys.executable, "scripts/bench/history_growth.py", "--history", "3000",
+                             "--seconds", "1", "--json", str(out)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=230)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    rows = json.loads(out.read_text())
+    assert [(r["database"], r["history"], r["tree"]) for r in rows] == [
+        ("postgres", 3000, "now"), ("sqlite", 3000, "now")]
+    for row in rows:
+        assert row["sends"] > 0 and row["stored_before"] == 3000, row
+        for key in ("p50_ms", "p95_ms", "api_cpu_ms_per_send", "host_cpu_ms_per_send"):
+            assert number(row[key]) and row[key] > 0, (key, row)
+    assert rows[0]["postgres_cpu_ms_per_send"] > 0
+    assert "| postgres | 3,000 | now |" in result.stdout

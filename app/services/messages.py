@@ -594,7 +594,8 @@ SEQ_MAX = 2**63 - 1
 #: left alone: their own ring sends them. The range is closed at the largest key there can
 #: be (a no-op bound): PostgreSQL without statistics on the table (a young table, or no
 #: autovacuum) guesses a third of the table for an open range and read the whole table for
-#: every pass, a cost that grew with the history; a closed range is planned on the key.
+#: every pass, and SQLite (no statistics unless asked) scanned it too: a cost that grew
+#: with the history. A closed range is planned on the key by both.
 _PASS_ROWS_SINCE = (select(*_ROW_COLUMNS)
                     .where(or_(_PASS_IDS, and_(
                         Message.seq > bindparam("after"), Message.seq <= SEQ_MAX,
