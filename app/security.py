@@ -59,6 +59,19 @@ def private_path(path: Path, directory: bool) -> None:
         pass
 
 
+#: A SQLite database's files: the database, its write-ahead log, shared memory and journal.
+SQLITE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def shared_folder(path: Path) -> bool:
+    """A folder everyone may write to (world-writable or sticky, as /tmp): not ours to
+    close or walk."""
+    try:
+        return bool(path.stat().st_mode & (stat.S_IWOTH | stat.S_ISVTX))
+    except FileNotFoundError:
+        return False
+
+
 def protect_data(config: Config) -> None:
     """Owner-only permissions on everything under DATA_PATH and the SQLite files, and a
     umask so what this process creates later (the database's -wal/-shm files, Redis's
@@ -67,10 +80,17 @@ def protect_data(config: Config) -> None:
     roots = {config.data_dir, config.session_data_path, config.backup_path}
     if config.database_type == "sqlite":
         roots.add(config.database_sqlite_path.parent)
+        for suffix in SQLITE_FILES:  # its own files, wherever the folder is
+            private_path(Path(f"{config.database_sqlite_path}{suffix}"), directory=False)
     for root in roots:
         root.mkdir(parents=True, exist_ok=True)
+        if shared_folder(root):
+            # /tmp and its like (DATABASE_SQLITE_PATH=/tmp/openwa.db): closing it, or every
+            # file in it, would break every other program on the machine.
+            continue
         private_path(root, directory=True)
         for current, folders, files in os.walk(root):
+            folders[:] = [name for name in folders if not shared_folder(Path(current) / name)]
             for name in folders:
                 private_path(Path(current) / name, directory=True)
             for name in files:

@@ -210,3 +210,46 @@ def test_every_flower_page_but_health_and_metrics_asks_for_the_login(tmp_path):
     handler(TasksView, good).prepare()  # the right login passes
     handler(Healthcheck).prepare()
     handler(Metrics).prepare()
+
+
+def test_a_shared_folder_is_left_as_it_is(tmp_path, redis_available):
+    """DATABASE_SQLITE_PATH (or any data folder) in a folder everyone writes to, as /tmp:
+    the database's own files become owner-only, the folder and everything else in it stay
+    as they were (before, the folder became 0700 and every file in it 0600: /tmp closed to
+    every other user and program of the machine)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    others = shared / "someone-elses"
+    others.mkdir()
+    others.chmod(0o755)
+    (others / "file").write_text("z")
+    (others / "file").chmod(0o644)
+    inner = tmp_path / "data" / "scratch"  # a shared folder inside DATA_PATH is skipped too
+    inner.mkdir(parents=True)
+    inner.chmod(0o1777)
+    (inner / "theirs").write_text("w")
+    (inner / "theirs").chmod(0o644)
+    previous = os.umask(0o022)
+    try:
+        config = Config.from_env({"DATA_PATH": str(tmp_path / "data"), "REDIS_URL": redis_available,
+                                  "DATABASE_TYPE": "sqlite",
+                                  "DATABASE_SQLITE_PATH": str(shared / "openwa.db"),
+                                  "SESSION_DATA_PATH": str(shared),
+                                  "LOG_FORMAT": "text", "LOG_LEVEL": "warning"})
+        flask_app = create_app(config)
+        from flask_migrate import upgrade
+        with flask_app.app_context():
+            upgrade()
+        again = create_app(config)  # a second start finds the database there
+        assert mode(shared) == 0o1777
+        assert mode(others) == 0o755 and mode(others / "file") == 0o644
+        assert mode(inner) == 0o1777 and mode(inner / "theirs") == 0o644
+        assert mode(tmp_path / "data") == 0o700
+        databases = [name for name in os.listdir(shared) if name.startswith("openwa.db")]
+        assert "openwa.db" in databases
+        for name in databases:
+            assert mode(shared / name) == 0o600, name
+        dispose([flask_app, again])
+    finally:
+        os.umask(previous)

@@ -5,7 +5,8 @@ a long history in one session: a doorbell pass's read and the read behind a batc
 search by key. Before the fix, on PostgreSQL the pass read the whole table and the acks the
 session's whole history (SQLite: the pass scanned the table), once per send and once per
 batch of acks: a per-send cost that grew with the history, on the session host's main
-thread (at 200,000 messages: p50 55 ms instead of 15, PostgreSQL CPU 41 ms per send)."""
+thread (`make bench-history`, 200,000 messages: p50 58.5 ms instead of 15.4, PostgreSQL
+CPU 42.9 ms per send instead of 2.2)."""
 from __future__ import annotations
 
 import contextlib
