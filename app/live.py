@@ -38,20 +38,63 @@ _PENDING = "openwa.live_events"
 
 
 # -- publishing (any process) ----------------------------------------------------------
+class _BatchingManager(socketio.RedisManager):
+    """python-socketio's write-only Redis manager, whose messages (its own format, built by
+    its ``emit``) are sent in one Redis round trip per :func:`publish` call instead of one
+    each: a tick that applies a burst of acks, or a pass of several sends, publishes its
+    frames in one pipeline (scale, issue 18). ``_publish`` is the library's hook for
+    transports; outside a batch it publishes at once, as the library does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batches = threading.local()
+
+    def _publish(self, data: Any) -> Any:
+        batch = getattr(self._batches, "messages", None)
+        if batch is None:
+            return super()._publish(data)
+        batch.append(self.json.dumps(data))
+        return None
+
+    def emit_all(self, messages: list[tuple[Any, ...]]) -> None:
+        """``emit`` each (event, data, namespace, rooms), then publish them in order in one
+        pipeline; two tries, reconnecting between them, as the library's own publish."""
+        batch: list[str] = []
+        self._batches.messages = batch
+        try:
+            for event, data, namespace, rooms in messages:
+                self.emit(event, data, namespace=namespace, room=rooms)
+        finally:
+            self._batches.messages = None
+        for tries_left in (1, 0):
+            try:
+                if not getattr(self, "connected", False):
+                    self._redis_connect()
+                with self.redis.pipeline(transaction=False) as pipe:
+                    for encoded in batch:
+                        pipe.publish(self.channel, encoded)
+                    pipe.execute()
+                return
+            except Exception:
+                self.connected = False
+                if not tries_left:
+                    raise
+
+
 class _Publisher:
     """One write-only Redis manager per process, made on first use (after any fork)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._managers: dict[str, socketio.RedisManager] = {}
+        self._managers: dict[str, _BatchingManager] = {}
 
-    def manager(self, url: str) -> socketio.RedisManager:
+    def manager(self, url: str) -> _BatchingManager:
         with self._lock:
             found = self._managers.get(url)
             if found is None:
                 # Short timeouts: a hung Redis must not hold up the host tick that
                 # committed the event for long (two tries, then the frame is dropped).
-                found = self._managers[url] = socketio.RedisManager(
+                found = self._managers[url] = _BatchingManager(
                     url, channel=channel_for(url), write_only=True, logger=False,
                     redis_options={"socket_timeout": 1, "socket_connect_timeout": 1})
             return found
@@ -76,15 +119,14 @@ def publish_after_commit(session_id: str, event: str, data: dict[str, Any]) -> N
 
 
 def publish(url: str | None, events: list[tuple[str, str, dict[str, Any]]]) -> None:
-    """Send committed events to every API process; a Redis outage loses only live frames
-    (webhooks still carry the events from the outbox)."""
+    """Send committed events to every API process, in order and in one Redis round trip; a
+    Redis outage loses only live frames (webhooks still carry the events from the outbox)."""
     if not url or not events:
         return
     try:
-        manager = _publisher.manager(url)
-        for session_id, event, data in events:
-            manager.emit("message", frame(session_id, event, data), namespace=NAMESPACE,
-                         room=rooms_for(session_id, event))
+        _publisher.manager(url).emit_all([
+            ("message", frame(session_id, event, data), NAMESPACE, rooms_for(session_id, event))
+            for session_id, event, data in events])
     except Exception as error:  # never fail the caller's committed work over a live frame
         log.warning("could not publish %d live event(s): %s", len(events), type(error).__name__)
 

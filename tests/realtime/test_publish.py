@@ -7,6 +7,7 @@ import time
 
 import redis as redis_lib
 
+from app import live
 from app.embedded_redis import free_port
 from app.extensions import db
 from app.live import channel_for, publish
@@ -105,3 +106,43 @@ def test_deployments_on_other_database_numbers_of_one_redis_never_see_each_other
     publish(neighbour, [(session.id, "session.status", {"status": "ready"})])
     assert _published(theirs, session.id) != []
     assert _published(ours, session.id, 0.5) == []
+
+
+def _burst(session_id: str, count: int) -> list[tuple[str, str, dict]]:
+    return [(session_id, "message.ack", {"id": f"m{number}", "ack": 3}) for number in range(count)]
+
+
+def test_a_burst_of_events_goes_out_in_order_in_one_round_trip(config, monkeypatch):
+    session_id = "burst-session"
+    pubsub = _listen(config.redis_url)
+    publish(config.redis_url, [(session_id, "session.status", {"status": "ready"})])  # connects
+    assert len(_published(pubsub, session_id)) == 1
+    writes = []
+    send = redis_lib.connection.AbstractConnection.send_packed_command
+
+    def counted(connection, command, check_health=True):
+        writes.append(connection)
+        return send(connection, command, check_health)
+
+    monkeypatch.setattr(redis_lib.connection.AbstractConnection, "send_packed_command", counted)
+    publish(config.redis_url, _burst(session_id, 25))
+    monkeypatch.undo()
+    # A burst of acks (a host's tick) is one write to Redis, not one per frame.
+    assert len(writes) == 1
+    frames = _published(pubsub, session_id)
+    assert [frame["data"][0]["payload"]["data"]["id"] for frame in frames] == [
+        f"m{number}" for number in range(25)]
+    assert all(frame["method"] == "emit" and frame["event"] == "message"
+               and frame["namespace"] == "/events" for frame in frames)
+
+
+def test_a_burst_is_sent_again_on_a_new_connection_when_redis_dropped_the_old_one(config):
+    session_id = "dropped-session"
+    pubsub = _listen(config.redis_url)
+    publish(config.redis_url, [(session_id, "session.status", {"status": "ready"})])
+    assert len(_published(pubsub, session_id)) == 1
+    manager = live._publisher.manager(config.redis_url)
+    redis_lib.Redis.from_url(config.redis_url).client_kill_filter(_id=manager.redis.client_id())
+    publish(config.redis_url, _burst(session_id, 3))
+    assert [frame["data"][0]["payload"]["data"]["id"] for frame in _published(pubsub, session_id)] == [
+        "m0", "m1", "m2"]
