@@ -2,20 +2,28 @@
 clients send text back to back on the real platform (the `make bench` set-up).
 
     python scripts/bench/profile_send.py [--clients 8] [--seconds 15] [--out bench-results]
+                                         [--syscalls]
 
 Prints, per process, the share of samples spent inside each layer of the send path (by
 the innermost matching frame of each sample) and the top self-time functions; the raw
 collapsed stacks are kept in <out>/profile-<role>.txt (flame-graph input).
+
+``--syscalls`` counts instead of sampling: ``strace -f -c`` on each process for the same
+window, and prints its socket and file writes and reads per send answered in the window
+(every Redis or PostgreSQL round trip is a write and at least one read). Needs strace.
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+import psutil
 
 
 BENCH = Path(__file__).resolve().parent
@@ -77,6 +85,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--out", type=Path, default=run.ROOT / "bench-results")
+    parser.add_argument("--syscalls", action="store_true",
+                        help="count system calls per send with strace instead of py-spy")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     b = run.Bench(argparse.Namespace(quick=True))
@@ -84,14 +94,18 @@ def main() -> None:
         b.start_platform()
         b.ready_session("prof")
         url = f"{b.base}/sessions/prof/messages/send-text"
-        stop = threading.Event()
+        stop, measuring = threading.Event(), threading.Event()
+        answered = [0] * args.clients
 
         def client(i: int) -> None:
             http = b.api_session()
             n = 0
             while not stop.is_set():
                 try:
-                    http.post(url, json={"chatId": "15551230009", "text": f"c{i} n{n}"}, timeout=30)
+                    reply = http.post(url, json={"chatId": "15551230009", "text": f"c{i} n{n}"},
+                                      timeout=30)
+                    if measuring.is_set() and reply.status_code in (201, 202):
+                        answered[i] += 1
                 except OSError:  # requests' errors; the platform stopping under a send
                     time.sleep(0.1)
                 n += 1
@@ -100,25 +114,68 @@ def main() -> None:
         for t in threads:
             t.start()
         time.sleep(1.0)
-        spies = {}
-        for role in ("api", "host"):
-            out = args.out / f"profile-{role}.txt"
-            spies[role] = (out, subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
-                 "--rate", "250", "--duration", str(int(args.seconds)), "--subprocesses",
-                 "--nonblocking", "-o", str(out), "--pid", str(b.procs[role].pid)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for out, spy in spies.values():
-            spy.wait(args.seconds + 60)
+        if args.syscalls:
+            counts = count_syscalls(b, args, measuring)
+        else:
+            spies = {}
+            for role in ("api", "host"):
+                out = args.out / f"profile-{role}.txt"
+                spies[role] = (out, subprocess.Popen(
+                    [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
+                     "--rate", "250", "--duration", str(int(args.seconds)), "--subprocesses",
+                     "--nonblocking", "-o", str(out), "--pid", str(b.procs[role].pid)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            for out, spy in spies.values():
+                spy.wait(args.seconds + 60)
         stop.set()
         for t in threads:
             t.join(30)
     finally:
         b.stop()
+    if args.syscalls:
+        sends = sum(answered)
+        print(f"send-text, {args.clients} clients, {args.seconds:g} s under strace: {sends} sends\n")
+        print("| process | system call | calls | per send |\n|---|---|---:|---:|")
+        for role, calls in counts.items():
+            for name, number in sorted(calls.items()):
+                print(f"| {role} | {name} | {number} | {number / max(sends, 1):.2f} |")
+        return
     print(f"send-text, {args.clients} clients, {args.seconds:g} s, py-spy at 250 Hz\n")
     for role, (out, _) in spies.items():
         print(f"#### {role}\n")
         print(summarize(out) if out.exists() else "(no profile)\n")
+
+
+#: What --syscalls counts: a round trip to Redis or PostgreSQL is a write and a read.
+SYSCALLS = ("sendto", "sendmsg", "write", "recvfrom", "read")
+
+
+def count_syscalls(b: "run.Bench", args: argparse.Namespace,
+                   measuring: threading.Event) -> dict[str, dict[str, int]]:
+    """strace -f -c on the API and the host while ``measuring`` is set: calls per name."""
+    tracers = {}
+    for role in ("api", "host"):
+        out = args.out / f"syscalls-{role}.txt"
+        root = psutil.Process(b.procs[role].pid)  # and its children: the API's workers
+        pids = [str(proc.pid) for proc in (root, *root.children(recursive=True))]
+        tracers[role] = (out, subprocess.Popen(
+            ["strace", "-f", "-c", "-e", "trace=" + ",".join(SYSCALLS), "-o", str(out),
+             *[arg for pid in pids for arg in ("-p", pid)]],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(1.0)  # attached to every thread
+    measuring.set()
+    time.sleep(args.seconds)
+    measuring.clear()
+    counts: dict[str, dict[str, int]] = {}
+    for role, (out, tracer) in tracers.items():
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(30)
+        counts[role] = {}
+        for line in out.read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 5 and fields[-1] in SYSCALLS and fields[3].isdigit():
+                counts[role][fields[-1]] = int(fields[3])
+    return counts
 
 
 if __name__ == "__main__":
