@@ -25,7 +25,6 @@ from pathlib import Path
 
 import psutil
 
-
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
