@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, Callable, NamedTuple, cast
 
+from celery.result import AsyncResult
 from sqlalchemy import Table, and_, bindparam
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, insert, or_, select, tuple_, update
@@ -97,8 +98,12 @@ def _reply_for(message: Message, cfg: Config) -> tuple[dict[str, Any], int]:
     return _wait_reply(message.id, cfg)
 
 
-def _wait_reply(message_id: str, cfg: Config) -> tuple[dict[str, Any], int]:
-    reply = dispatch.wait(dispatch.result_of(send_task_id(message_id)), cfg.send_wait_timeout)
+def _wait_reply(message_id: str, cfg: Config,
+                enqueued: AsyncResult | None = None) -> tuple[dict[str, Any], int]:
+    """Wait for the send's reply: on ``enqueued``, the result this request's own send task
+    was enqueued with, when it enqueued one (see :func:`ring`)."""
+    result = enqueued if enqueued is not None else dispatch.result_of(send_task_id(message_id))
+    reply = dispatch.wait(result, cfg.send_wait_timeout)
     if reply is None:
         return {"id": message_id, "status": MessageStatus.PENDING.value}, 202
     result = dispatch.unwrap(reply)
@@ -120,11 +125,13 @@ def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
     # Read before the commit expires the row: after it, `session.id` is a SELECT and a
     # transaction left open until the request ends (make bench-profile: as dear as the insert).
     session_id = session.id
-    replay = commit_and_enqueue(session, key, message_id, payload, idempotency_key, cfg,
-                                lambda: ring(session_id, message_id, session_queue(session_id)))
+    enqueued: list[AsyncResult | None] = []
+    replay = commit_and_enqueue(
+        session, key, message_id, payload, idempotency_key, cfg,
+        lambda: enqueued.append(ring(session_id, message_id, session_queue(session_id))))
     if replay is not None:
         return replay
-    return _wait_reply(message_id, cfg)
+    return _wait_reply(message_id, cfg, *enqueued)
 
 
 def stage(session: Session, message_id: str, kind: str, payload: dict[str, Any],
@@ -174,9 +181,14 @@ def commit_and_enqueue(session: Session, key: ApiKey, message_id: str, payload: 
 
 
 # -- scale (issue 18): the session queue as a doorbell (app/services/doorbell.py) -----------
-def ring(session_id: str, message_id: str, queue: str) -> None:
+def ring(session_id: str, message_id: str, queue: str) -> AsyncResult | None:
     """Enqueue a committed send: the send task only when no task of the session is on its
-    way to take it (the doorbell); a broker failure is 503 ``BROKER_UNAVAILABLE``."""
+    way to take it (the doorbell); a broker failure is 503 ``BROKER_UNAVAILABLE``.
+
+    Returns the enqueued task's result, for the request to wait on (None when it enqueued
+    none). Celery's result unsubscribes from its reply when it is dropped, so dropping it
+    here and waiting on a new one unsubscribed and subscribed again for every send, and
+    made the wait read the reply's key in case it came in between."""
     task_id = send_task_id(message_id)
     try:
         first = doorbell.ring(session_id, message_id, task_id)
@@ -185,15 +197,16 @@ def ring(session_id: str, message_id: str, queue: str) -> None:
         if isinstance(error, RuntimeError) and not dispatch._result_store_gave_up(error):
             raise
         raise ServiceUnavailable("Message broker is unavailable", code="BROKER_UNAVAILABLE") from None
-    if first:
+    if not first:
+        return None
+    try:
+        return dispatch.send(SEND_TEXT_TASK, [message_id, session_id], queue, task_id=task_id)
+    except ApiError:
         try:
-            dispatch.send(SEND_TEXT_TASK, [message_id, session_id], queue, task_id=task_id)
-        except ApiError:
-            try:
-                doorbell.unring(session_id, message_id)
-            except (*dispatch.BROKER_ERRORS, RuntimeError):
-                pass  # Redis is down: the flag expires (RUNG_TTL), the row is deleted below
-            raise
+            doorbell.unring(session_id, message_id)
+        except (*dispatch.BROKER_ERRORS, RuntimeError):
+            pass  # Redis is down: the flag expires (RUNG_TTL), the row is deleted below
+        raise
 # -- end scale -------------------------------------------------------------------------------
 
 

@@ -2,10 +2,15 @@
 pending and answers 202), Idempotency-Key, and the stored history."""
 from __future__ import annotations
 
+import gc
+import threading
 import time
 
 import pytest
+import redis as redis_lib
 
+from app.extensions import celery_app
+from app.services import dispatch, doorbell, replies
 from tests.conftest import auth
 from tests.factories import (
     assert_error,
@@ -470,3 +475,51 @@ def test_history_total_with_a_time_or_type_filter_counts_the_matching_rows(
     assert history(client, viewer_key, ready, "?until=1700000100000")["total"] == 2
     assert history(client, viewer_key, ready, "?type=location")["total"] == 1
     assert history(client, viewer_key, ready)["total"] == 4
+
+
+def test_a_send_subscribes_to_its_reply_once_and_keeps_it_until_answered(
+        app, client, operator_key, ready, monkeypatch):
+    """Scale (issue 18): the request waits on the result its send task was enqueued with.
+    Dropping that result unsubscribed from the reply, and the wait subscribed again: two
+    more writes to Redis per send, and a moment in which the reply was found only by reading
+    its key. Here a stand-in host answers the send as a pass does (``doorbell.answer``)."""
+    seen: list[tuple[str, str]] = []
+    for name in ("subscribe", "unsubscribe"):
+        real = getattr(redis_lib.client.PubSub, name)
+
+        def spy(pubsub, *channels, _name=name, _real=real, **kwargs):
+            seen.extend((_name, channel.decode() if isinstance(channel, bytes) else channel)
+                        for channel in channels)
+            return _real(pubsub, *channels, **kwargs)
+        monkeypatch.setattr(redis_lib.client.PubSub, name, spy)
+
+    def host() -> None:
+        with app.app_context():
+            bell = celery_app.backend.client
+            deadline = time.monotonic() + 5
+            while not (rung := bell.lrange(f"openwa:bell:{ready.id}", 0, -1)):
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            message_id = rung[0].decode()
+            doorbell.answer([(f"send-{message_id}", replies.ok(
+                {"messageId": f"true_{CHAT}_{message_id}", "timestamp": 1700000000}))])
+
+    real_wait = dispatch.wait
+
+    def wait_after_a_collection(result, timeout):
+        gc.collect()  # as the collector may at any moment: a dropped result unsubscribes then
+        return real_wait(result, timeout)
+    monkeypatch.setattr(dispatch, "wait", wait_after_a_collection)
+    stand_in = threading.Thread(target=host)
+    stand_in.start()
+    response = client.post(send_url(ready), json={"chatId": CHAT, "text": "hello"},
+                           headers=auth(operator_key))
+    stand_in.join()
+    assert response.status_code == 201, response.get_json()
+    [row] = messages_of(app, ready.id)
+    assert response.get_json()["messageId"] == f"true_{CHAT}_{row.id}"
+    channel = f"celery-task-meta-send-{row.id}"
+    # Subscribed once, before the task was sent; the unsubscribe that follows the reply
+    # may come after the response (Celery defers it while its consumer is busy).
+    calls = [name for name, key in seen if key == channel]
+    assert calls in (["subscribe"], ["subscribe", "unsubscribe"]), calls
