@@ -102,8 +102,8 @@ def _wait_reply(message_id: str, cfg: Config,
                 enqueued: AsyncResult | None = None) -> tuple[dict[str, Any], int]:
     """Wait for the send's reply: on ``enqueued``, the result this request's own send task
     was enqueued with, when it enqueued one (see :func:`ring`)."""
-    result = enqueued if enqueued is not None else dispatch.result_of(send_task_id(message_id))
-    reply = dispatch.wait(result, cfg.send_wait_timeout)
+    waited = enqueued if enqueued is not None else dispatch.result_of(send_task_id(message_id))
+    reply = dispatch.wait(waited, cfg.send_wait_timeout)
     if reply is None:
         return {"id": message_id, "status": MessageStatus.PENDING.value}, 202
     result = dispatch.unwrap(reply)
@@ -187,8 +187,9 @@ def ring(session_id: str, message_id: str, queue: str) -> AsyncResult | None:
 
     Returns the enqueued task's result, for the request to wait on (None when it enqueued
     none). Celery's result unsubscribes from its reply when it is dropped, so dropping it
-    here and waiting on a new one unsubscribed and subscribed again for every send, and
-    made the wait read the reply's key in case it came in between."""
+    here and waiting on a new one unsubscribed and subscribed again for every send (two more
+    writes to Redis), and between the two a reply was found only by the wait's read of its
+    key."""
     task_id = send_task_id(message_id)
     try:
         first = doorbell.ring(session_id, message_id, task_id)
