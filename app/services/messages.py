@@ -122,6 +122,14 @@ def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
         raise SessionNotReady(f"Session '{session.name}' is not ready (status {session.status})")
     message_id = new_message_id()
     stage(session, message_id, kind, payload)
+    return commit_ring_and_wait(session, key, message_id, payload, idempotency_key, cfg)
+
+
+def commit_ring_and_wait(session: Session, key: ApiKey, message_id: str, payload: dict[str, Any],
+                         idempotency_key: str | None, cfg: Config) -> tuple[dict[str, Any], int]:
+    """Commit the staged send, ring its session's doorbell and wait for the reply (or answer
+    as the concurrent request that won its Idempotency-Key). The wait is on the result the
+    send task was enqueued with, when this request enqueued it (see :func:`ring`)."""
     # Read before the commit expires the row: after it, `session.id` is a SELECT and a
     # transaction left open until the request ends (make bench-profile: as dear as the insert).
     session_id = session.id

@@ -146,3 +146,22 @@ def test_a_burst_is_sent_again_on_a_new_connection_when_redis_dropped_the_old_on
     publish(config.redis_url, _burst(session_id, 3))
     assert [frame["data"][0]["payload"]["data"]["id"] for frame in _published(pubsub, session_id)] == [
         "m0", "m1", "m2"]
+
+
+def test_a_burst_whose_write_fails_is_published_once_on_the_second_try(config, monkeypatch):
+    session_id = "retried-session"
+    pubsub = _listen(config.redis_url)
+    execute = redis_lib.client.Pipeline.execute
+    failures = []
+
+    def fails_once(pipeline, *args, **kwargs):
+        if not failures:  # Redis went away in the middle of the write
+            failures.append(pipeline)
+            raise redis_lib.exceptions.ConnectionError("connection reset by peer")
+        return execute(pipeline, *args, **kwargs)
+
+    monkeypatch.setattr(redis_lib.client.Pipeline, "execute", fails_once)
+    publish(config.redis_url, _burst(session_id, 3))
+    assert len(failures) == 1
+    assert [frame["data"][0]["payload"]["data"]["id"] for frame in _published(pubsub, session_id)] == [
+        "m0", "m1", "m2"]

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from celery.result import AsyncResult
 from sqlalchemy import bindparam, select, update
 
 from app.common.names import Queues, Tasks, session_queue
@@ -119,12 +118,7 @@ def send_media(session: Session, key: ApiKey, kind: str, data: dict[str, Any],
     _insert(cfg, session, message_id, kind, data, MessageStatus.PENDING,
             media.media_json(cfg, session.id, message_id, stored) | _extra(data))
     media.attach(message_id, session.id, stored.sha256)
-    session_id = session.id  # read before the commit expires the row (a SELECT after it)
-    enqueued: list[AsyncResult | None] = []
-    replay = messages.commit_and_enqueue(
-        session, key, message_id, payload, idempotency_key, cfg,
-        lambda: enqueued.append(messages.ring(session_id, message_id, session_queue(session_id))))
-    return replay or messages._wait_reply(message_id, cfg, *enqueued)
+    return messages.commit_ring_and_wait(session, key, message_id, payload, idempotency_key, cfg)
 
 
 def _extra(data: dict[str, Any]) -> dict[str, Any]:
