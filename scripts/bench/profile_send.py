@@ -84,6 +84,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--out", type=Path, default=run.ROOT / "bench-results")
+    parser.add_argument("--gil", action="store_true",
+                        help="sample only the thread holding the GIL (Python's CPU time, "
+                             "without the waits on sockets that the default samples include)")
     parser.add_argument("--syscalls", action="store_true",
                         help="count system calls per send with strace instead of py-spy")
     args = parser.parse_args()
@@ -122,7 +125,8 @@ def main() -> None:
                 spies[role] = (out, subprocess.Popen(
                     [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
                      "--rate", "250", "--duration", str(int(args.seconds)), "--subprocesses",
-                     "--nonblocking", "-o", str(out), "--pid", str(b.procs[role].pid)],
+                     "--nonblocking", *(["--gil"] if args.gil else []), "-o", str(out),
+                     "--pid", str(b.procs[role].pid)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             for out, spy in spies.values():
                 spy.wait(args.seconds + 60)
