@@ -14,6 +14,13 @@ Here a channel keeps its (disconnected) pools when it closes: they reconnect if 
 that restore, or a late ack, meets Redis itself: a connection error while it is down, which
 the consumer handles and retries, or the restore kombu meant when it is back.
 
+And a channel keeps one client for its own pool: kombu built a new ``redis.Redis`` for every
+publish, ack and unacked record (``conn_or_acquire``), and a client's construction fills its
+table of several hundred reply parsers each time (about 60 µs here): 4 % of a session host's
+CPU and 2 % of the API's at 8 clients of ``make bench`` (scale, issue 18). A client is only
+its pool's front (redis-py takes a connection from the pool per command), so one serves
+every call; a pool rebuilt after a close gets a new one.
+
 Only ``redis://`` URLs use it (``celeryconfig``); imports nothing of the project.
 """
 from __future__ import annotations
@@ -25,6 +32,17 @@ from kombu.transport import redis as kombu_redis
 
 
 class Channel(kombu_redis.Channel):
+    _own_client: Any = None
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        if asynchronous:  # kombu keeps that one itself (``Channel.client``)
+            return super()._create_client(asynchronous=True)
+        pool = self.pool
+        client = self._own_client
+        if client is None or client.connection_pool is not pool:
+            client = self._own_client = super()._create_client()
+        return client
+
     def _disconnect_pools(self) -> None:
         pools = self._pool, self._async_pool
         super()._disconnect_pools()  # closes their sockets (and Sentinel's)
