@@ -99,3 +99,26 @@ def test_history_growth_measures_a_send_beside_a_filled_history(tmp_path: Path,
             assert number(row[key]) and row[key] > 0, (key, row)
     assert rows[0]["postgres_cpu_ms_per_send"] > 0
     assert "| postgres | 3,000 | now |" in result.stdout
+
+
+@pytest.mark.timeout(240)
+def test_profile_send_measures_the_cpu_of_each_process_per_send(redis_available: str) -> None:
+    """scripts/bench/profile_send.py --cpu (issue 18): sends on the real platform, then the
+    CPU time each process spent per send answered."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
+    env.update(BENCH_REDIS_URL=redis_available, BENCH_PG_ADMIN=ADMIN_URL)
+    result = subprocess.run([sys.executable, "scripts/bench/profile_send.py", "--cpu",
+                             "--clients", "1", "--seconds", "2"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=230)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    rows = {}
+    for line in result.stdout.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0] not in ("process", "---"):
+            rows[cells[0]] = (float(cells[1]), float(cells[2]))
+    assert set(rows) == {"api", "host", "worker", "beat", "PostgreSQL", "Redis",
+                         "clients (this script)", "total"}, result.stdout
+    for role in ("api", "host", "PostgreSQL", "clients (this script)", "total"):
+        assert rows[role][1] > 0, (role, result.stdout)
+    assert rows["total"][1] >= rows["api"][1] + rows["host"][1]
+    assert int(result.stdout.split(" sends ")[0].rsplit(" ", 1)[1]) > 0

@@ -2,7 +2,7 @@
 clients send text back to back on the real platform (the `make bench` set-up).
 
     python scripts/bench/profile_send.py [--clients 8] [--seconds 15] [--out bench-results]
-                                         [--syscalls]
+                                         [--gil | --syscalls | --cpu]
 
 Prints, per process, the share of samples spent inside each layer of the send path (by
 the innermost matching frame of each sample) and the top self-time functions; the raw
@@ -11,6 +11,11 @@ collapsed stacks are kept in <out>/profile-<role>.txt (flame-graph input).
 ``--syscalls`` counts instead of sampling: ``strace -f -c`` on each process for the same
 window, and prints its socket and file writes and reads per send answered in the window
 (every Redis or PostgreSQL round trip is a write and at least one read). Needs strace.
+
+``--cpu`` measures instead of sampling: the CPU time (user + system) each process spent
+in the window, per send answered — the API (and its workers), the session host, the
+webhook worker, beat, every PostgreSQL and redis-server process of the machine (run it on
+an otherwise idle machine) and this script's own clients.
 """
 from __future__ import annotations
 
@@ -89,6 +94,8 @@ def main() -> None:
                              "without the waits on sockets that the default samples include)")
     parser.add_argument("--syscalls", action="store_true",
                         help="count system calls per send with strace instead of py-spy")
+    parser.add_argument("--cpu", action="store_true",
+                        help="CPU time per send of each process instead of py-spy")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     b = run.Bench(argparse.Namespace(quick=True))
@@ -118,6 +125,8 @@ def main() -> None:
         time.sleep(1.0)
         if args.syscalls:
             counts = count_syscalls(b, args, measuring)
+        elif args.cpu:
+            seconds_of = cpu_per_process(b, args, measuring)
         else:
             spies = {}
             for role in ("api", "host"):
@@ -135,6 +144,15 @@ def main() -> None:
             t.join(30)
     finally:
         b.stop()
+    if args.cpu:
+        sends = sum(answered)
+        total = sum(seconds_of.values())
+        print(f"send-text, {args.clients} clients, {args.seconds:g} s: {sends} sends "
+              f"({sends / args.seconds:.1f}/s)\n")
+        print("| process | cores | CPU ms per send |\n|---|---:|---:|")
+        for role, spent in [*seconds_of.items(), ("total", total)]:
+            print(f"| {role} | {spent / args.seconds:.2f} | {1000 * spent / max(sends, 1):.3f} |")
+        return
     if args.syscalls:
         sends = sum(answered)
         print(f"send-text, {args.clients} clients, {args.seconds:g} s under strace: {sends} sends\n")
@@ -147,6 +165,40 @@ def main() -> None:
     for role, (out, _) in spies.items():
         print(f"#### {role}\n")
         print(summarize(out) if out.exists() else "(no profile)\n")
+
+
+def cpu_per_process(b: "run.Bench", args: argparse.Namespace,
+                    measuring: threading.Event) -> dict[str, float]:
+    """CPU seconds (user + system) each process spent while ``measuring`` was set."""
+    groups: dict[str, list[psutil.Process]] = {}
+    for role in ("api", "host", "worker", "beat"):
+        root = psutil.Process(b.procs[role].pid)
+        groups[role] = [root, *root.children(recursive=True)]
+    for role, name in (("PostgreSQL", "postgres"), ("Redis", "redis-server")):
+        groups[role] = [proc for proc in psutil.process_iter(["name"])
+                        if (proc.info["name"] or "").startswith(name)]
+    groups["clients (this script)"] = [psutil.Process()]
+
+    def spent() -> dict[tuple[str, int], float]:
+        out = {}
+        for role, procs in groups.items():
+            for proc in procs:
+                try:
+                    times = proc.cpu_times()
+                except psutil.NoSuchProcess:  # a PostgreSQL backend that ended
+                    continue
+                out[role, proc.pid] = times.user + times.system
+        return out
+
+    before = spent()
+    measuring.set()
+    time.sleep(args.seconds)
+    measuring.clear()
+    after = spent()
+    totals = dict.fromkeys(groups, 0.0)
+    for key in before.keys() & after.keys():  # the processes alive at both ends
+        totals[key[0]] += after[key] - before[key]
+    return totals
 
 
 #: What --syscalls counts: a round trip to Redis or PostgreSQL is a write and a read.
