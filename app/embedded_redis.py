@@ -11,6 +11,7 @@ file is refused with a line naming the first. Started from a main thread, it get
 """
 from __future__ import annotations
 
+import random
 import signal
 import socket
 import subprocess
@@ -26,8 +27,38 @@ from app.launch.guard import InstanceLock, dies_with_me
 LOCK_NAME = "redis.lock"
 
 
+#: Where a picked port is looked for: above the registered services' usual ports, below
+#: the kernel's ephemeral range (read from /proc where there is one).
+PICK_FLOOR = 10000
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(_EPHEMERAL.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A loopback port nothing listens on, for a server started next.
+
+    Picked at random below the kernel's ephemeral range, not by binding port 0: a port from
+    that range can be taken, between the pick and the server's bind, by any outgoing
+    connection of the machine (each takes a local port from it), and the server's start
+    then fails with "Address already in use" (seen once: Flower in the live tests, beside a
+    lane of tests connecting to Redis and PostgreSQL). Below the range only another
+    explicit bind can take it."""
+    floor = _ephemeral_floor()
+    for _ in range(64):
+        port = random.randrange(PICK_FLOOR, floor) if floor > PICK_FLOOR + 1000 else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # someone listens there: pick again
+            return int(sock.getsockname()[1])
+    with socket.socket() as sock:  # every pick taken: the kernel's choice
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
