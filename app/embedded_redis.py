@@ -50,17 +50,16 @@ def free_port() -> int:
     lane of tests connecting to Redis and PostgreSQL). Below the range only another
     explicit bind can take it."""
     floor = _ephemeral_floor()
-    for _ in range(64):
-        port = random.randrange(PICK_FLOOR, floor) if floor > PICK_FLOOR + 1000 else 0
+    # No room below the range, or every pick taken: the kernel's choice (port 0).
+    picks = [random.randrange(PICK_FLOOR, floor) for _ in range(64)] if floor > PICK_FLOOR + 1000 else []
+    for port in [*picks, 0]:
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue  # someone listens there: pick again
             return int(sock.getsockname()[1])
-    with socket.socket() as sock:  # every pick taken: the kernel's choice
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    raise OSError("no free loopback port")
 
 
 def start(data_dir: Path, port: int | None = None, timeout: float = 15.0) -> tuple[subprocess.Popen[bytes], str]:

@@ -26,11 +26,11 @@ def test_a_port_someone_listens_on_is_never_picked(monkeypatch: pytest.MonkeyPat
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        busy = taken.getsockname()[1]
-        picks = iter([busy, busy, 23456])
-        monkeypatch.setattr(embedded_redis.random, "randrange", lambda low, high: next(picks))
+        busy, free = taken.getsockname()[1], free_port()
+        picks = iter([busy, busy, free])
+        monkeypatch.setattr(embedded_redis.random, "randrange", lambda low, high: next(picks, free))
         monkeypatch.setattr(embedded_redis, "_ephemeral_floor", lambda: 65000)
-        assert free_port() == 23456
+        assert free_port() == free
 
 
 def test_without_room_below_the_range_the_kernel_picks(monkeypatch: pytest.MonkeyPatch) -> None:
