@@ -55,7 +55,19 @@ def logout_session(session_id: str) -> dict[str, Any]:
     return ok("logged-out")
 
 
-@openwa_task(Tasks.SEND_MESSAGE, ignore_result=True, store_errors_even_if_ignored=True)
+def _answer_failure(task: Any, exc: BaseException, task_id: str, args: Any, kwargs: Any,
+                    einfo: Any) -> None:
+    """The send task raised: Celery stores the error as its result; the request that rang
+    waits on the send's reply list (doorbell.wait_answer), so it is told there too, and
+    answers 202 at once instead of at its timeout."""
+    try:
+        doorbell.answer_failed(task_id)
+    except Exception as error:  # noqa: BLE001 - Redis is down: the request times out (202)
+        log.warning("could not answer the failure of %s: %s", task_id, type(error).__name__)
+
+
+@openwa_task(Tasks.SEND_MESSAGE, ignore_result=True, store_errors_even_if_ignored=True,
+             on_failure=_answer_failure)
 def send_message(message_id: str, session_id: str | None = None) -> dict[str, Any]:
     """The send lifecycle is :func:`app.services.messages.deliver`; this is its entry point.
     With ``session_id`` (the doorbell, app/services/doorbell.py) it also delivers every send

@@ -37,10 +37,13 @@ def _result_store_gave_up(error: RuntimeError) -> bool:
     return True
 
 
-def send(name: str, args: list[Any], queue: str, task_id: str | None = None) -> AsyncResult:
-    """Enqueue task ``name``; 503 if the broker cannot take it."""
+def send(name: str, args: list[Any], queue: str, task_id: str | None = None,
+         ignore_result: bool = False) -> AsyncResult:
+    """Enqueue task ``name``; 503 if the broker cannot take it. ``ignore_result``: the caller
+    will not wait on the returned result (Celery then does not subscribe to it)."""
     try:
         return celery_app.send_task(name, args=args, queue=queue, task_id=task_id,
+                                    ignore_result=ignore_result,
                                     retry=True, retry_policy={"max_retries": 2,
                                                               "interval_start": 0.2,
                                                               "interval_step": 0.5})

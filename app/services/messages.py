@@ -24,7 +24,6 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, Callable, NamedTuple, cast
 
-from celery.result import AsyncResult
 from sqlalchemy import Table, and_, bindparam
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, insert, or_, select, tuple_, update
@@ -98,12 +97,17 @@ def _reply_for(message: Message, cfg: Config) -> tuple[dict[str, Any], int]:
     return _wait_reply(message.id, cfg)
 
 
-def _wait_reply(message_id: str, cfg: Config,
-                enqueued: AsyncResult | None = None) -> tuple[dict[str, Any], int]:
-    """Wait for the send's reply: on ``enqueued``, the result this request's own send task
-    was enqueued with, when it enqueued one (see :func:`ring`)."""
-    waited = enqueued if enqueued is not None else dispatch.result_of(send_task_id(message_id))
-    reply = dispatch.wait(waited, cfg.send_wait_timeout)
+def _wait_reply(message_id: str, cfg: Config, rang: bool = False) -> tuple[dict[str, Any], int]:
+    """Wait for the send's reply: on its reply list when this request rang for it (see
+    :func:`ring`), else on its task's result (an Idempotency-Key retry)."""
+    if rang:
+        try:
+            reply = doorbell.wait_answer(send_task_id(message_id), cfg.send_wait_timeout)
+        except dispatch.BROKER_ERRORS as error:
+            log.warning("result store unavailable while waiting: %s", type(error).__name__)
+            reply = None
+    else:
+        reply = dispatch.wait(dispatch.result_of(send_task_id(message_id)), cfg.send_wait_timeout)
     if reply is None:
         return {"id": message_id, "status": MessageStatus.PENDING.value}, 202
     result = dispatch.unwrap(reply)
@@ -127,19 +131,17 @@ def send(session: Session, key: ApiKey, kind: str, payload: dict[str, Any],
 
 def commit_ring_and_wait(session: Session, key: ApiKey, message_id: str, payload: dict[str, Any],
                          idempotency_key: str | None, cfg: Config) -> tuple[dict[str, Any], int]:
-    """Commit the staged send, ring its session's doorbell and wait for the reply (or answer
-    as the concurrent request that won its Idempotency-Key). The wait is on the result the
-    send task was enqueued with, when this request enqueued it (see :func:`ring`)."""
+    """Commit the staged send, ring its session's doorbell and wait for the reply on its
+    reply list (or answer as the concurrent request that won its Idempotency-Key)."""
     # Read before the commit expires the row: after it, `session.id` is a SELECT and a
     # transaction left open until the request ends (make bench-profile: as dear as the insert).
     session_id = session.id
-    enqueued: list[AsyncResult | None] = []
     replay = commit_and_enqueue(
         session, key, message_id, payload, idempotency_key, cfg,
-        lambda: enqueued.append(ring(session_id, message_id, session_queue(session_id))))
+        lambda: ring(session_id, message_id, session_queue(session_id)))
     if replay is not None:
         return replay
-    return _wait_reply(message_id, cfg, *enqueued)
+    return _wait_reply(message_id, cfg, rang=True)
 
 
 def stage(session: Session, message_id: str, kind: str, payload: dict[str, Any],
@@ -189,27 +191,26 @@ def commit_and_enqueue(session: Session, key: ApiKey, message_id: str, payload: 
 
 
 # -- scale (issue 18): the session queue as a doorbell (app/services/doorbell.py) -----------
-def ring(session_id: str, message_id: str, queue: str) -> AsyncResult | None:
+def ring(session_id: str, message_id: str, queue: str) -> None:
     """Enqueue a committed send: the send task only when no task of the session is on its
     way to take it (the doorbell); a broker failure is 503 ``BROKER_UNAVAILABLE``.
 
-    Returns the enqueued task's result, for the request to wait on (None when it enqueued
-    none). Celery's result unsubscribes from its reply when it is dropped, so dropping it
-    here and waiting on a new one unsubscribed and subscribed again for every send (two more
-    writes to Redis), and between the two a reply was found only by the wait's read of its
-    key."""
+    The request waits for the reply on the send's own reply list (``doorbell.wait_answer``),
+    so the task is sent without subscribing to its Celery result: a subscription, a read of
+    the result key and an unsubscription per send that the list does not need."""
     task_id = send_task_id(message_id)
     try:
-        first = doorbell.ring(session_id, message_id, task_id)
+        first = doorbell.ring(session_id, message_id)
     except (*dispatch.BROKER_ERRORS, RuntimeError) as error:
         # As dispatch.send: Redis down, or Celery's result store gave up reconnecting.
         if isinstance(error, RuntimeError) and not dispatch._result_store_gave_up(error):
             raise
         raise ServiceUnavailable("Message broker is unavailable", code="BROKER_UNAVAILABLE") from None
     if not first:
-        return None
+        return
     try:
-        return dispatch.send(SEND_TEXT_TASK, [message_id, session_id], queue, task_id=task_id)
+        dispatch.send(SEND_TEXT_TASK, [message_id, session_id], queue, task_id=task_id,
+                      ignore_result=True)
     except ApiError:
         try:
             doorbell.unring(session_id, message_id)

@@ -2,7 +2,6 @@
 pending and answers 202), Idempotency-Key, and the stored history."""
 from __future__ import annotations
 
-import gc
 import threading
 import time
 
@@ -10,7 +9,7 @@ import pytest
 import redis as redis_lib
 
 from app.extensions import celery_app
-from app.services import dispatch, doorbell, replies
+from app.services import doorbell, replies
 from tests.conftest import auth
 from tests.factories import (
     assert_error,
@@ -477,49 +476,93 @@ def test_history_total_with_a_time_or_type_filter_counts_the_matching_rows(
     assert history(client, viewer_key, ready)["total"] == 4
 
 
-def test_a_send_subscribes_to_its_reply_once_and_keeps_it_until_answered(
-        app, client, operator_key, ready, monkeypatch):
-    """Scale (issue 18): the request waits on the result its send task was enqueued with.
-    Dropping that result unsubscribed from the reply, and the wait subscribed again: two
-    more writes to Redis per send, and a moment in which the reply was found only by reading
-    its key. Here a stand-in host answers the send as a pass does (``doorbell.answer``)."""
+def _spy_on_reply_waits(monkeypatch) -> list[tuple[str, str]]:
+    """Record every subscription and every BLPOP the API makes (name, key)."""
     seen: list[tuple[str, str]] = []
-    for name in ("subscribe", "unsubscribe"):
-        real = getattr(redis_lib.client.PubSub, name)
+    for cls, name in ((redis_lib.client.PubSub, "subscribe"), (redis_lib.client.PubSub, "psubscribe"),
+                      (redis_lib.Redis, "blpop")):
+        real = getattr(cls, name)
 
-        def spy(pubsub, *channels, _name=name, _real=real, **kwargs):
-            seen.extend((_name, channel.decode() if isinstance(channel, bytes) else channel)
-                        for channel in channels)
-            return _real(pubsub, *channels, **kwargs)
-        monkeypatch.setattr(redis_lib.client.PubSub, name, spy)
+        def spy(obj, *keys, _name=name, _real=real, **kwargs):
+            flat = keys[0] if keys and isinstance(keys[0], list) else keys
+            seen.extend((_name, key.decode() if isinstance(key, bytes) else key) for key in flat)
+            return _real(obj, *keys, **kwargs)
+        monkeypatch.setattr(cls, name, spy)
+    return seen
 
-    def host() -> None:
+
+def _answer_as_a_pass(app, session_id: str) -> None:
+    """A stand-in session host: waits for the send on the bell, answers it as a pass does."""
+    with app.app_context():
+        bell = celery_app.backend.client
+        deadline = time.monotonic() + 5
+        while not (rung := bell.lrange(f"openwa:bell:{session_id}", 0, -1)):
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        message_id = rung[0].decode()
+        doorbell.answer([(f"send-{message_id}", replies.ok(
+            {"messageId": f"true_{CHAT}_{message_id}", "timestamp": 1700000000}))])
+
+
+@pytest.mark.parametrize("answered", ["while the request waits", "before it starts waiting"])
+def test_a_send_waits_for_its_reply_on_its_own_list_without_subscribing(
+        app, client, operator_key, ready, monkeypatch, answered):
+    """Scale (issue 18): the request that rang waits with one BLPOP on its send's reply list;
+    it subscribes to nothing (Celery's result wait was a SUBSCRIBE, a GET of the result key
+    and an UNSUBSCRIBE per send). A reply stored before the wait begins is not missed, and
+    the list is empty once the reply is taken."""
+    monkeypatch.setattr(app.config["OPENWA"], "send_wait_timeout", 10.0)
+    seen = _spy_on_reply_waits(monkeypatch)
+    stand_in = threading.Thread(target=_answer_as_a_pass, args=(app, ready.id))
+    if answered == "before it starts waiting":
+        real_wait = doorbell.wait_answer
+
+        def wait_after_the_answer(task_id, timeout):
+            stand_in.start()
+            stand_in.join()
+            return real_wait(task_id, timeout)
+        monkeypatch.setattr(doorbell, "wait_answer", wait_after_the_answer)
+    else:
+        stand_in.start()
+    started = time.monotonic()
+    response = client.post(send_url(ready), json={"chatId": CHAT, "text": "hello"},
+                           headers=auth(operator_key))
+    stand_in.join()
+    assert response.status_code == 201, response.get_json()
+    assert time.monotonic() - started < 5
+    [row] = messages_of(app, ready.id)
+    assert response.get_json()["messageId"] == f"true_{CHAT}_{row.id}"
+    assert seen == [("blpop", f"openwa:reply:send-{row.id}")]
+    with app.app_context():
+        assert celery_app.backend.client.exists(f"openwa:reply:send-{row.id}") == 0
+        # Celery's result is still written, for any other waiter (an Idempotency-Key retry).
+        assert celery_app.AsyncResult(f"send-{row.id}").state == "SUCCESS"
+
+
+def test_a_send_whose_task_failed_answers_202_at_once(app, client, operator_key, ready, monkeypatch):
+    """The send task raised (Celery stores its error): its failure hook tells the request on
+    the reply list, which answers 202 pending without waiting out SEND_WAIT_TIMEOUT."""
+    from tasks.sessions import send_message
+
+    monkeypatch.setattr(app.config["OPENWA"], "send_wait_timeout", 30.0)
+
+    def failing_host() -> None:
         with app.app_context():
             bell = celery_app.backend.client
             deadline = time.monotonic() + 5
             while not (rung := bell.lrange(f"openwa:bell:{ready.id}", 0, -1)):
                 assert time.monotonic() < deadline
                 time.sleep(0.005)
-            message_id = rung[0].decode()
-            doorbell.answer([(f"send-{message_id}", replies.ok(
-                {"messageId": f"true_{CHAT}_{message_id}", "timestamp": 1700000000}))])
+            task_id = f"send-{rung[0].decode()}"
+            send_message.on_failure(RuntimeError("database down"), task_id, [], {}, None)
 
-    real_wait = dispatch.wait
-
-    def wait_after_a_collection(result, timeout):
-        gc.collect()  # as the collector may at any moment: a dropped result unsubscribes then
-        return real_wait(result, timeout)
-    monkeypatch.setattr(dispatch, "wait", wait_after_a_collection)
-    stand_in = threading.Thread(target=host)
+    stand_in = threading.Thread(target=failing_host)
     stand_in.start()
+    started = time.monotonic()
     response = client.post(send_url(ready), json={"chatId": CHAT, "text": "hello"},
                            headers=auth(operator_key))
     stand_in.join()
-    assert response.status_code == 201, response.get_json()
+    assert time.monotonic() - started < 10
+    assert response.status_code == 202, response.get_json()
     [row] = messages_of(app, ready.id)
-    assert response.get_json()["messageId"] == f"true_{CHAT}_{row.id}"
-    channel = f"celery-task-meta-send-{row.id}"
-    # Subscribed once, before the task was sent; the unsubscribe that follows the reply
-    # may come after the response (Celery defers it while its consumer is busy).
-    calls = [name for name, key in seen if key == channel]
-    assert calls in (["subscribe"], ["subscribe", "unsubscribe"]), calls
+    assert response.get_json() == {"id": row.id, "status": "pending"}

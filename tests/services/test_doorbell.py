@@ -43,17 +43,17 @@ def _sent_log(engine: MockEngine) -> list[str]:
 def test_only_the_send_that_finds_no_task_on_its_way_enqueues_one(app: Flask) -> None:
     sid = f"s-{uuid.uuid4().hex}"
     with app.app_context():
-        assert doorbell.ring(sid, "m1", "send-m1") is True
-        assert doorbell.ring(sid, "m2", "send-m2") is False  # the task of m1 will take it
-        assert doorbell.ring(sid, "m3", "send-m3") is False
+        assert doorbell.ring(sid, "m1") is True
+        assert doorbell.ring(sid, "m2") is False  # the task of m1 will take it
+        assert doorbell.ring(sid, "m3") is False
         assert doorbell.take(sid) == ["m1", "m2", "m3"]
         assert doorbell.take(sid) == []
         # Taken: the flag is down, so the next send enqueues a task of its own.
-        assert doorbell.ring(sid, "m4", "send-m4") is True
+        assert doorbell.ring(sid, "m4") is True
         # Its task could not be enqueued (503): off the list, flag down.
         doorbell.unring(sid, "m4")
         assert doorbell.take(sid) == []
-        assert doorbell.ring(sid, "m5", "send-m5") is True
+        assert doorbell.ring(sid, "m5") is True
         doorbell.put_back(sid, ["m6", "m7"])
         assert doorbell.take(sid) == ["m5", "m6", "m7"]
 
@@ -73,13 +73,19 @@ def test_a_pass_sends_every_rung_message_oldest_first_and_answers_each(
     first, second, third = (_pending(app, session.id, t) for t in ("one", "two", "three"))
     with app.app_context():
         # Rung out of order (concurrent API requests): the pass still sends by seq.
-        assert doorbell.ring(session.id, third, messages.send_task_id(third)) is True
-        doorbell.ring(session.id, first, messages.send_task_id(first))
-        doorbell.ring(session.id, second, messages.send_task_id(second))
+        assert doorbell.ring(session.id, third) is True
+        doorbell.ring(session.id, first)
+        doorbell.ring(session.id, second)
         reply = _run_pass(monkeypatch, engine, session.id, third)
         assert doorbell.take(session.id) == []
         answers = {m: celery_app.backend.get_task_meta(messages.send_task_id(m)) for m in (first, second)}
+        # Each request that rang waits on its own reply list (the API's wait): one reply each.
+        on_lists = {m: doorbell.wait_answer(messages.send_task_id(m), 1.0) for m in (first, second, third)}
+        assert all(doorbell.wait_answer(messages.send_task_id(m), 0) is None for m in on_lists)
     rows = {m.id: m for m in messages_of(app, session.id)}
+    for m, on_list in on_lists.items():
+        assert on_list == {"ok": True, "result": {"messageId": rows[m].wa_message_id,
+                                                  "timestamp": rows[m].timestamp}}
     assert engine.sends == [first, second, third]
     assert _sent_log(engine) == [first, second, third]
     assert all(row.status == MessageStatus.SENT for row in rows.values())
@@ -107,7 +113,9 @@ def test_an_answer_reads_as_celerys_own_result_and_expires_with_it(app: Flask) -
         assert result.date_done is not None
         backend = celery_app.backend
         ttl = backend.client.ttl(backend.get_key_for_task(task_id))
+        list_ttl = backend.client.ttl(f"openwa:reply:{task_id}")
     assert 0 < ttl <= celery_app.conf.result_expires
+    assert 0 < list_ttl <= doorbell.REPLY_TTL  # a reply nobody takes from its list expires
 
 
 @pytest.mark.parametrize("watermark", ["none yet", "after an earlier pass"])
@@ -125,7 +133,7 @@ def test_a_pass_reads_its_sends_and_the_older_unsettled_ones_in_one_query(
     if watermark == "after an earlier pass":
         earlier = _pending(app, session.id, "earlier")
         with app.app_context():
-            doorbell.ring(session.id, earlier, messages.send_task_id(earlier))
+            doorbell.ring(session.id, earlier)
             task_module.send_message.run(earlier, session.id)
         assert hold.settled_seq > 0
         engine.sends.clear()
@@ -136,7 +144,7 @@ def test_a_pass_reads_its_sends_and_the_older_unsettled_ones_in_one_query(
     try:
         with app.app_context():
             for m in (third, first, second):
-                doorbell.ring(session.id, m, messages.send_task_id(m))
+                doorbell.ring(session.id, m)
             seen.clear()  # the pass's reads only
             reply = task_module.send_message.run(third, session.id)
     finally:
@@ -150,7 +158,7 @@ def test_a_pass_reads_its_sends_and_the_older_unsettled_ones_in_one_query(
     assert status[newer] == MessageStatus.PENDING
     # The next pass goes on from the watermark: the newer send, once.
     with app.app_context():
-        doorbell.ring(session.id, newer, messages.send_task_id(newer))
+        doorbell.ring(session.id, newer)
         task_module.send_message.run(newer, session.id)
     assert engine.sends == [left, first, second, between, third, newer]
 
@@ -160,8 +168,8 @@ def test_a_pass_on_a_host_that_does_not_hold_the_session_puts_the_sends_back(
     session = make_session(app, status="ready")
     own, other = _pending(app, session.id, "own"), _pending(app, session.id, "other")
     with app.app_context():
-        doorbell.ring(session.id, own, messages.send_task_id(own))
-        doorbell.ring(session.id, other, messages.send_task_id(other))
+        doorbell.ring(session.id, own)
+        doorbell.ring(session.id, other)
         with pytest.raises(Reject):
             _run_pass(monkeypatch, None, session.id, own)
         # Its own message goes back with the requeued task; the other one on the list.
@@ -217,7 +225,7 @@ def test_a_pass_records_its_sends_in_one_commit_and_answers_only_after_it(
 
     with app.app_context():
         for m in ids:
-            doorbell.ring(session.id, m, messages.send_task_id(m))
+            doorbell.ring(session.id, m)
         monkeypatch.setattr(engine, "send_text", killed_after_the_last)
         with pytest.raises(SystemExit):
             _run_pass(monkeypatch, engine, session.id, ids[0])
@@ -230,7 +238,7 @@ def test_a_pass_records_its_sends_in_one_commit_and_answers_only_after_it(
     commits: list[int] = []
     with app.app_context():
         for m in ids:
-            doorbell.ring(session.id, m, messages.send_task_id(m))
+            doorbell.ring(session.id, m)
         db.session.commit()  # the rings' own reads done: count the pass's commits only
         sa_event.listen(db.session(), "after_commit", lambda _s: commits.append(1))
         reply = _run_pass(monkeypatch, engine, session.id, ids[0])
@@ -271,8 +279,8 @@ def test_a_pass_nudges_webhooks_and_publishes_live_events_after_its_replies(
     monkeypatch.setattr(webhooks, "kick", spy("kick", webhooks.kick))
     monkeypatch.setattr(live, "publish", spy("live", live.publish))
     with app.app_context():
-        doorbell.ring(session.id, first, messages.send_task_id(first))
-        doorbell.ring(session.id, second, messages.send_task_id(second))
+        doorbell.ring(session.id, first)
+        doorbell.ring(session.id, second)
         _run_pass(monkeypatch, engine, session.id, first)
     assert [name for name, _, _ in announced] == ["kick", "live"]
     assert all(stored for _, _, stored in announced), announced
@@ -280,3 +288,41 @@ def test_a_pass_nudges_webhooks_and_publishes_live_events_after_its_replies(
     assert len(kicked) == 2  # the pass's two message.sent outbox rows, one webhook
     assert [(event, data["id"]) for _, event, data in frames] == [
         ("message.sent", first), ("message.sent", second)]
+
+
+def test_a_send_task_that_raises_tells_the_request_waiting_on_its_reply_list(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scale (issue 18): the request that rang waits on its reply list, which Celery's error
+    result does not reach; the task's failure hook (run by Celery's tracer) puts a failure
+    there, so the wait ends at once (the API answers 202: the send is still not done)."""
+    import tasks.sessions as task_module
+
+    session = make_session(app, status="ready")
+    message_id = _pending(app, session.id, "boom")
+    task_id = messages.send_task_id(message_id)
+
+    def broken_runtime() -> Any:
+        raise RuntimeError("the host's state is gone")
+    monkeypatch.setattr(task_module, "runtime", broken_runtime)
+    with app.app_context():
+        doorbell.ring(session.id, message_id)
+        outcome = task_module.send_message.apply(args=[message_id, session.id], task_id=task_id)
+        assert outcome.failed()
+        client = celery_app.backend.client
+        [raw] = client.lrange(f"openwa:reply:{task_id}", 0, -1)
+        assert celery_app.backend.decode(raw)["status"] == "FAILURE"
+        started = time.monotonic()
+        assert doorbell.wait_answer(task_id, 5.0) is None
+        assert time.monotonic() - started < 1
+
+
+def test_a_reply_wait_ends_inside_the_result_stores_socket_timeout(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SEND_WAIT_TIMEOUT longer than the result store's socket timeout would end the
+    BLPOP with a socket error; the wait stays a second inside it and answers None."""
+    with app.app_context():
+        backend = celery_app.backend
+        monkeypatch.setitem(backend.connparams, "socket_timeout", 1.5)
+        started = time.monotonic()
+        assert doorbell.wait_answer(f"send-{uuid.uuid4().hex}", 30.0) is None
+        assert 0.3 < time.monotonic() - started < 1.5
