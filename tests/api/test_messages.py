@@ -491,15 +491,20 @@ def _spy_on_reply_waits(monkeypatch) -> list[tuple[str, str]]:
     return seen
 
 
+def _rung_message(session_id: str) -> str:
+    """The first message id rung on the session's bell, waited for (up to 5 s)."""
+    bell = celery_app.backend.client
+    deadline = time.monotonic() + 5
+    while not (rung := bell.lrange(f"openwa:bell:{session_id}", 0, -1)):
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    return str(rung[0].decode())
+
+
 def _answer_as_a_pass(app, session_id: str) -> None:
     """A stand-in session host: waits for the send on the bell, answers it as a pass does."""
     with app.app_context():
-        bell = celery_app.backend.client
-        deadline = time.monotonic() + 5
-        while not (rung := bell.lrange(f"openwa:bell:{session_id}", 0, -1)):
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
-        message_id = rung[0].decode()
+        message_id = _rung_message(session_id)
         doorbell.answer([(f"send-{message_id}", replies.ok(
             {"messageId": f"true_{CHAT}_{message_id}", "timestamp": 1700000000}))])
 
@@ -548,12 +553,7 @@ def test_a_send_whose_task_failed_answers_202_at_once(app, client, operator_key,
 
     def failing_host() -> None:
         with app.app_context():
-            bell = celery_app.backend.client
-            deadline = time.monotonic() + 5
-            while not (rung := bell.lrange(f"openwa:bell:{ready.id}", 0, -1)):
-                assert time.monotonic() < deadline
-                time.sleep(0.005)
-            task_id = f"send-{rung[0].decode()}"
+            task_id = f"send-{_rung_message(ready.id)}"
             send_message.on_failure(RuntimeError("database down"), task_id, [], {}, None)
 
     stand_in = threading.Thread(target=failing_host)
