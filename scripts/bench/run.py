@@ -358,7 +358,7 @@ def send_path(b: Bench, levels: list[int], seconds: float) -> dict[str, Any]:
             raise RuntimeError(reply.status_code, reply.text[:200])
 
     out: dict[str, Any] = {"session_id": session["id"], "send_text": [], "bare_flask": [],
-                           "bare_celery": []}
+                           "bare_celery": [], "bare_send": []}
 
     # (a) bare Flask under the same gunicorn settings
     flask_port = free_port()
@@ -391,6 +391,15 @@ def send_path(b: Bench, levels: list[int], seconds: float) -> dict[str, Any]:
     def celery_call(http: requests.Session, i: int, n: int) -> None:
         bare_celery.noop.apply_async(({"n": n},), queue=queue).get(timeout=30)
 
+    # (c) the floor (issue 18): HTTP + a committed insert + the Celery round trip + a
+    # committed update + the reply on a list, with none of the product's work (bare_send.py)
+    floor_url, floor_pids = _start_bare_send(b)
+
+    def floor_call(http: requests.Session, i: int, n: int) -> None:
+        reply = http.post(floor_url, json={"chatId": "15551230009", "text": f"c{i} n{n}"}, timeout=30)
+        if reply.status_code != 201:
+            raise RuntimeError("bare send", reply.status_code)
+
     # Each level measures the three interleaved in short slices (issue 18 item 4), so a
     # ratio compares figures taken within the same seconds: this machine's speed moves by a
     # third between minutes.
@@ -398,23 +407,62 @@ def send_path(b: Bench, levels: list[int], seconds: float) -> dict[str, Any]:
         rows = interleaved({
             "send_text": (send, b.platform_pids(), b.api_session),
             "bare_celery": (celery_call, [b.procs["bare_celery"].pid], None),
-            "bare_flask": (flask_call, [b.procs["bare_flask"].pid], None)}, c, seconds)
+            "bare_flask": (flask_call, [b.procs["bare_flask"].pid], None),
+            "bare_send": (floor_call, floor_pids, None)}, c, seconds)
         for name, row in rows.items():
             out[name].append(row)
-    b.kill("bare_flask")
-    b.kill("bare_celery")
+    for name in ("bare_flask", "bare_celery", "bare_send_http", "bare_send_worker"):
+        b.kill(name)
     by = {name: {r["clients"]: r for r in out[name]} for name in ("send_text", "bare_flask",
-                                                                  "bare_celery")}
+                                                                  "bare_celery", "bare_send")}
 
-    def ratio(c: int, limit: str) -> float:
-        return round(by["send_text"][c]["per_s"] / max(by[limit][c]["per_s"], 1e-9), 3)
+    def ratio(c: int, what: str, limit: str, key: str = "per_s", digits: int = 3) -> float:
+        return round(by[what][c][key] / max(by[limit][c][key], 1e-9), digits)
 
-    out["ratios"] = {str(c): {"send_vs_celery": ratio(c, "bare_celery"),
-                              "send_vs_flask": ratio(c, "bare_flask"),
-                              "p50_vs_celery": round(by["send_text"][c]["p50_ms"]
-                                                     / max(by["bare_celery"][c]["p50_ms"], 1e-9), 2)}
+    out["ratios"] = {str(c): {"send_vs_celery": ratio(c, "send_text", "bare_celery"),
+                              "send_vs_flask": ratio(c, "send_text", "bare_flask"),
+                              "p50_vs_celery": ratio(c, "send_text", "bare_celery", "p50_ms", 2),
+                              "floor_vs_celery": ratio(c, "bare_send", "bare_celery"),
+                              "floor_p50_vs_celery": ratio(c, "bare_send", "bare_celery", "p50_ms", 2),
+                              "send_vs_floor": ratio(c, "send_text", "bare_send"),
+                              "p50_vs_floor": ratio(c, "send_text", "bare_send", "p50_ms", 2)}
                      for c in levels}
     return out
+
+
+def _start_bare_send(b: Bench) -> tuple[str, list[int]]:
+    """The floor's two processes (bare_send.py) on the run's database and Redis: its HTTP
+    side under the API's gunicorn settings, its worker a solo pool like a session host.
+    Answers the send URL and the processes' pids."""
+    # psycopg2, as the platform (SQLAlchemy's plain postgresql:// would pick psycopg 3)
+    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1) + "/" + b.db
+    queue = f"bench.bare_send.{uuid.uuid4().hex[:8]}"
+    extra = {"BARE_SEND_DB": url, "BENCH_QUEUE": queue, "REDIS_URL": REDIS_URL}
+    subprocess.run([sys.executable, "-c", "import bare_send; bare_send.create_table()"],
+                   cwd=BENCH, env={**b.env, **extra}, check=True, capture_output=True)
+    port = free_port()
+    b.spawn("bare_send_http", [sys.executable, "-m", "gunicorn", "-k", "gthread",
+                               "-w", str(b.api_workers), "--threads", str(b.api_threads),
+                               "-b", f"127.0.0.1:{port}", "--chdir", str(BENCH),
+                               "--no-control-socket", "--access-logfile", "/dev/null",
+                               "bare_send:app"], **extra)
+    b.spawn("bare_send_worker", [sys.executable, "-m", "celery", "-A", "bare_send:celery_app",
+                                 "worker", "--pool", "solo", "--concurrency", "1", "-Q", queue,
+                                 "--hostname", f"bench-{queue}@%h", "--without-mingle",
+                                 "--without-gossip", "--loglevel", "WARNING"], cwd=BENCH, **extra)
+    send_url = f"http://127.0.0.1:{port}/send"
+    http = requests.Session()
+    wait(lambda: b.up(f"http://127.0.0.1:{port}/ping"), 30, "bare send (HTTP)")
+    # Up when a send makes the whole round trip (the worker consumes its queue).
+    wait(lambda: _posted(http, send_url), 60, "bare send (worker)")
+    return send_url, [b.procs["bare_send_http"].pid, b.procs["bare_send_worker"].pid]
+
+
+def _posted(http: requests.Session, url: str) -> bool:
+    try:
+        return http.post(url, json={"text": "up?"}, timeout=15).status_code == 201
+    except requests.RequestException:
+        return False
 
 
 def inbound_path(b: Bench, rate: float, seconds: float, sessions: int) -> dict[str, Any]:
@@ -736,20 +784,28 @@ def markdown(r: dict[str, Any]) -> str:
                   "| what | clients | req/s | p50 ms | p95 ms | p99 ms | errors | client CPU | server CPU | load avg |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for name, label in (("send_text", "send-text"), ("bare_celery", "bare Celery round trip"),
-                            ("bare_flask", "bare Flask JSON")):
+                            ("bare_flask", "bare Flask JSON"),
+                            ("bare_send", "bare send (the floor: HTTP, insert, Celery, update)")):
             for row in s[name]:
                 lines.append(f"| {label} | {row['clients']} | {row['per_s']} | {row['p50_ms']} | "
                              f"{row['p95_ms']} | {row['p99_ms']} | {row['errors']} | "
                              f"{row['client_cpu_cores']} | {row['server_cpu_cores']} | "
                              f"{row.get('load_avg', '')} |")
-        lines += ["", "CPU in cores (1.0 = one core busy). Each level's three rows are measured "
+        lines += ["", "CPU in cores (1.0 = one core busy). Each level's four rows are measured "
                   "interleaved (4 slices each, in turn); load avg = 1/5/15 min after the level.", "",
-                  "| clients | send / bare Celery (req/s) | send / bare Flask (req/s) | send p50 / bare Celery p50 |",
-                  "|---:|---:|---:|---:|"]
+                  "| clients | send / bare Celery (req/s) | send / bare Flask (req/s) | send p50 / bare Celery p50 "
+                  "| floor / bare Celery (req/s) | floor p50 / bare Celery p50 | send / floor (req/s) "
+                  "| send p50 / floor p50 |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for c, ratio in s["ratios"].items():
             lines.append(f"| {c} | {ratio['send_vs_celery']:.0%} | {ratio['send_vs_flask']:.0%} | "
-                         f"{ratio['p50_vs_celery']}x |")
-        lines.append("")
+                         f"{ratio['p50_vs_celery']}x | {ratio['floor_vs_celery']:.0%} | "
+                         f"{ratio['floor_p50_vs_celery']}x | {ratio['send_vs_floor']:.0%} | "
+                         f"{ratio['p50_vs_floor']}x |")
+        lines += ["", "The floor (scripts/bench/bare_send.py) is a send with the durability "
+                  "contract and none of the product's work: a committed insert before the "
+                  "enqueue, the Celery round trip to a solo worker that commits `sent` before it "
+                  "replies, the reply on a list; what send-text costs above it is the product's.", ""]
     dc = r.get("compare")
     if dc:
         names = list(dc["send_text"])
@@ -859,8 +915,10 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     if s and "1" in s["ratios"]:
         p50 = s["ratios"]["1"]["p50_vs_celery"]
         was = f" ({BASELINES[0][1]}: {p50 * before[1]['p50_ms']:.2f}x, derived)" if 1 in before else ""
+        floor = s["ratios"]["1"].get("floor_p50_vs_celery")
+        at_floor = f"; the floor alone: {floor}x" if floor is not None else ""
         out.append({"target": "send-text p50 at 1 client within 3x of the bare Celery round trip",
-                    "measured": f"{p50}x{was}", "met": p50 <= 3.0})
+                    "measured": f"{p50}x{was}{at_floor}", "met": p50 <= 3.0})
     ib = r.get("inbound_path")
     if ib:
         out.append({"target": f"inbound-to-webhook p95 < 250 ms at {ib['offered_per_s']:g} messages/s",
