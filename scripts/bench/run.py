@@ -7,7 +7,9 @@ engine. Measured:
 
 - send path: send-text at 1 / 8 / 32 concurrent clients, beside a bare Flask JSON endpoint
   under the same gunicorn settings and a bare Celery round trip (apply_async + get of a
-  no-op task, solo-pool worker, same broker and settings) from the same client threads;
+  no-op task, solo-pool worker, same broker and settings) from the same client threads,
+  and the send path's floor (bare_send.py: a committed insert, the Celery round trip to a
+  worker that commits the row `sent`, the reply on a list; none of the product's work);
 - inbound path: messages dropped into 4 mock sessions' inboxes at 100/s → stored →
   `message.received` at a local receiver, end to end, beside a bare loop of POSTs to it;
 - read path: history (limit 50) newest page, a deep page by keyset (`after`) and by
@@ -400,7 +402,7 @@ def send_path(b: Bench, levels: list[int], seconds: float) -> dict[str, Any]:
         if reply.status_code != 201:
             raise RuntimeError("bare send", reply.status_code)
 
-    # Each level measures the three interleaved in short slices (issue 18 item 4), so a
+    # Each level measures the four interleaved in short slices (issue 18 item 4), so a
     # ratio compares figures taken within the same seconds: this machine's speed moves by a
     # third between minutes.
     for c in levels:
