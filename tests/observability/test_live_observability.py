@@ -47,6 +47,17 @@ def scrape(url: str) -> str:
     return requests.get(url, timeout=5).text
 
 
+def scrape_when_served(url: str, what: str) -> str:
+    """A process's metrics once it serves them: a worker opens its endpoint when it has
+    started, which on a busy machine comes after the sends of the test (seen in CI: refused)."""
+    def attempt() -> str | None:
+        try:
+            return scrape(url)
+        except requests.ConnectionError:
+            return None
+    return wait_for(attempt, 30, 0.2, what)
+
+
 def test_prometheus_scrapes_every_process_and_reads_the_series_back(stack, tmp_path):
     prometheus = require_binary("prometheus", "Debian package prometheus")
     live = stack
@@ -65,7 +76,7 @@ def test_prometheus_scrapes_every_process_and_reads_the_series_back(stack, tmp_p
         "celery-worker": f"http://127.0.0.1:{live.ports['worker']}/metrics",
         "flower": f"http://127.0.0.1:{live.ports['flower']}/metrics",
     }
-    exported = {name: names(scrape(url)) for name, url in targets.items()}
+    exported = {name: names(scrape_when_served(url, f"{name}'s metrics")) for name, url in targets.items()}
     assert not set(METRICS_BY_SOURCE["api"]) - exported["api"]
     celery_names = exported["celery-host"] | exported["celery-worker"]
     assert not set(METRICS_BY_SOURCE["celery"]) - celery_names
