@@ -86,8 +86,3 @@ def send():  # type: ignore[no-untyped-def]
     if client().blpop([reply_key(row_id)], timeout=WAIT_SECONDS) is None:
         return jsonify({"id": row_id, "status": "pending"}), 504
     return jsonify({"id": row_id, "status": "sent"}), 201
-
-
-@app.get("/ping")
-def ping():  # type: ignore[no-untyped-def]
-    return jsonify({"ok": True})
